@@ -1,0 +1,48 @@
+"""The dataset interface every source (embedded shapes, folder, zip, npz) implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class ImageDataset(Dataset, ABC):
+    """Images as uint8 CHW tensors at one power-of-two resolution, with float32 label vectors.
+
+    `identity` is a string that changes whenever the pixels could change (source, size, resolution,
+    seed, ...); it keys every on-disk cache of real-data statistics.
+    """
+
+    name: str = "dataset"
+    resolution: int
+    num_channels: int
+    label_dim: int = 0
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """Cache key for everything derived from these pixels."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def image(self, index: int) -> np.ndarray:
+        """One image as uint8 CHW numpy array."""
+
+    def label(self, index: int) -> np.ndarray:
+        """One label vector (float32, shape [label_dim]); empty when the dataset is unlabelled."""
+        return np.zeros([self.label_dim], dtype=np.float32)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(np.ascontiguousarray(self.image(index))), torch.from_numpy(self.label(index))
+
+    def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0,
+               drop_last: bool = False) -> DataLoader:
+        """A DataLoader yielding (uint8 NCHW, float32 labels [N, label_dim]) batches, seeded when shuffled."""
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(self, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=num_workers, drop_last=drop_last)
