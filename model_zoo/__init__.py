@@ -7,14 +7,13 @@ stores the config describes itself and `load(path)` needs nothing but the file.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ganbench.registry import Registry
+from ganbench.registry import Registry, import_submodules
 
 
 @dataclass
@@ -28,7 +27,6 @@ class ModelSpec:
 
 
 MODELS: Registry[Callable[..., ModelSpec]] = Registry("model")
-_FAMILY_MODULES = ("progan", "stylegan", "stylegan2", "stylegan3")
 
 
 def register(name: str) -> Callable:
@@ -37,12 +35,7 @@ def register(name: str) -> Callable:
 
 
 def _import_families() -> None:
-    for module in _FAMILY_MODULES:
-        try:
-            importlib.import_module(f"model_zoo.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"model_zoo.{module}":
-                raise
+    import_submodules("model_zoo")
 
 
 def list_models() -> list[str]:
