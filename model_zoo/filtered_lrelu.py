@@ -1,0 +1,264 @@
+"""StyleGAN3's filtered leaky ReLU and its filter design, in memory-lean pure PyTorch.
+
+`filtered_lrelu` computes, with the semantics of NVlabs' `filtered_lrelu` reference path,
+
+    x + b  ->  upsample x`up` with filter `fu` (zero insertion, `padding`, gain up**2)
+           ->  leaky ReLU (`slope`) * `gain`, clamped to [-clamp, clamp]
+           ->  filter with `fd` and keep every `down`-th sample.
+
+How it avoids the reference path's cost (which materialises the zero-inserted, padded, filtered and
+activated maps and keeps all of them for backward):
+- upsampling is a depthwise *transposed* convolution with stride `up` (polyphase: only the non-zero
+  input samples are multiplied), the asymmetric padding folded into its `padding`/`output_padding`;
+- downsampling is a depthwise convolution with stride `down`, so only the kept outputs are computed;
+- both run in channels-last layout, where oneDNN's depthwise kernels are several times faster on CPU;
+- autograd keeps one uint8 code per upsampled sample (which branch of the activation/clamp was taken)
+  instead of float maps; backward applies the adjoints (conv <-> transposed conv) of the two resampling
+  steps, so backward costs about as much as forward and allocates nothing that forward did not.
+A separable (1-D) filter is applied as its 2-D outer product: with depthwise kernels in channels-last
+layout that is as fast as two 1-D passes on CPU (benchmarks/sg3_memory.py) and needs half the passes.
+Radially symmetric (jinc) filters are not separable; the strided 2-D convolution is their polyphase form.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_CL = torch.channels_last
+
+
+# ------------------------------------------------------------------------------------------ filter design
+
+def kaiser_lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> torch.Tensor:
+    """Separable Kaiser-windowed sinc low-pass (1-D taps), as scipy.signal.firwin designs it."""
+    import scipy.signal
+
+    taps = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
+    return torch.as_tensor(taps, dtype=torch.float32)
+
+
+def jinc_lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> torch.Tensor:
+    """Radially symmetric jinc low-pass windowed by a separable Kaiser window (2-D taps, sum 1)."""
+    import scipy.signal
+    import scipy.special
+
+    pos = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
+    r = np.hypot(*np.meshgrid(pos, pos))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
+    f = np.where(r == 0, cutoff, f)  # limit of J1(2 pi fc r) / (pi r) at r -> 0
+    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
+    window = np.kaiser(numtaps, beta)
+    f = f * np.outer(window, window)
+    return torch.as_tensor(f / f.sum(), dtype=torch.float32)
+
+
+def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
+                          radial: bool = False) -> torch.Tensor | None:
+    """StyleGAN3's resampling filter: None (identity) for one tap, else Kaiser (1-D) or jinc (2-D)."""
+    if numtaps < 1:
+        raise ValueError(f"numtaps must be >= 1, got {numtaps}")
+    if numtaps == 1:
+        return None
+    if radial:
+        return jinc_lowpass(numtaps, cutoff, width, fs)
+    return kaiser_lowpass(numtaps, cutoff, width, fs)
+
+
+# ----------------------------------------------------------------------------------------- size helpers
+
+def _taps(f: torch.Tensor | None) -> int:
+    return 1 if f is None else int(f.shape[-1])
+
+
+def _as_2d(f: torch.Tensor | None, gain: float) -> torch.Tensor:
+    """A filter as 2-D taps (outer product for a 1-D filter), scaled by `gain`."""
+    if f is None:
+        return torch.full([1, 1], float(gain))
+    if f.ndim == 1:
+        return torch.outer(f, f) * gain
+    return f * gain
+
+
+def output_size(in_size: Sequence[int], up: int, down: int, padding: Sequence[int],
+                up_taps: int, down_taps: int) -> tuple[int, int]:
+    """(height, width) that filtered_lrelu produces from an input of (height, width) `in_size`."""
+    px0, px1, py0, py1 = padding
+    h = in_size[0] * up + py0 + py1 - up_taps + 1
+    w = in_size[1] * up + px0 + px1 - up_taps + 1
+    return (h - down_taps) // down + 1, (w - down_taps) // down + 1
+
+
+def _fix_lengths(x: torch.Tensor, want_h: int, want_w: int, lo_h: int = 0, lo_w: int = 0) -> torch.Tensor:
+    """Crop/zero-pad the last two dims: drop `lo` leading samples (negative = add), then fit `want`."""
+    h, w = x.shape[-2:]
+    if (lo_h, lo_w, h, w) == (0, 0, want_h, want_w):
+        return x
+    pad = [-lo_w, want_w - (w - lo_w), -lo_h, want_h - (h - lo_h)]
+    return F.pad(x, pad).contiguous(memory_format=_CL)
+
+
+# ---------------------------------------------------------------------------------- resampling operators
+
+class _Resampler:
+    """The linear up- and down-sampling steps of one filtered_lrelu call, and their adjoints."""
+
+    def __init__(self, x_shape: Sequence[int], fu: torch.Tensor | None, fd: torch.Tensor | None,
+                 up: int, down: int, padding: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
+        channels = int(x_shape[1])
+        self.in_h, self.in_w = int(x_shape[2]), int(x_shape[3])
+        self.up, self.down = int(up), int(down)
+        self.ku, self.kd = _taps(fu), _taps(fd)
+        px0, px1, py0, py1 = (int(p) for p in padding)
+        # Upsampled-and-padded map: u[m] = sum_k x[k] * fu'[k*up + p0 - m]; its transposed-conv form
+        # starts (ku - 1 - p0) samples into the full transposed-conv output.
+        self.tmp_h = self.in_h * self.up + py0 + py1 - self.ku + 1
+        self.tmp_w = self.in_w * self.up + px0 + px1 - self.ku + 1
+        self.lo_h, self.lo_w = self.ku - 1 - py0, self.ku - 1 - px0
+        self.out_h = (self.tmp_h - self.kd) // self.down + 1
+        self.out_w = (self.tmp_w - self.kd) // self.down + 1
+        if min(self.tmp_h, self.tmp_w, self.out_h, self.out_w) < 1:
+            raise ValueError(f"filtered_lrelu: input {self.in_h}x{self.in_w} with padding {list(padding)} "
+                             f"leaves no output")
+        # Transposed conv computes sum_k x[k] w[n - k*up]; w = fu (unflipped) gives NVlabs' convolution.
+        wu = _as_2d(fu, self.up ** 2).to(device=device, dtype=dtype)
+        # Strided conv is a correlation; NVlabs convolves with fd, i.e. correlates with flipped fd.
+        wd = _as_2d(fd, 1.0).flip([0, 1]).to(device=device, dtype=dtype)
+        self.wu = wu.expand(channels, 1, *wu.shape).contiguous()
+        self.wd = wd.expand(channels, 1, *wd.shape).contiguous()
+        self.groups = channels
+
+    def _up_call_padding(self) -> tuple[int, int, int, int] | None:
+        """(pad_h, pad_w, outpad_h, outpad_w) when one transposed conv yields exactly the tmp map."""
+        ph, pw = self.lo_h, self.lo_w
+        oh = self.tmp_h - ((self.in_h - 1) * self.up + self.ku - 2 * ph)
+        ow = self.tmp_w - ((self.in_w - 1) * self.up + self.ku - 2 * pw)
+        if ph >= 0 and pw >= 0 and 0 <= oh < self.up and 0 <= ow < self.up:
+            return ph, pw, oh, ow
+        return None
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """[N,C,H,W] -> upsampled, padded, filtered [N,C,tmp_h,tmp_w] (channels-last)."""
+        fast = self._up_call_padding()
+        if fast is not None:
+            ph, pw, oh, ow = fast
+            return F.conv_transpose2d(x, self.wu, stride=self.up, padding=(ph, pw),
+                                      output_padding=(oh, ow), groups=self.groups)
+        full = F.conv_transpose2d(x, self.wu, stride=self.up, groups=self.groups)
+        return _fix_lengths(full, self.tmp_h, self.tmp_w, self.lo_h, self.lo_w)
+
+    def upsample_adjoint(self, g: torch.Tensor) -> torch.Tensor:
+        """Adjoint of `upsample`: [N,C,tmp_h,tmp_w] -> [N,C,H,W]."""
+        fast = self._up_call_padding()
+        if fast is not None:
+            ph, pw, _, _ = fast
+            out = F.conv2d(g, self.wu, stride=self.up, padding=(ph, pw), groups=self.groups)
+        else:
+            full_h = (self.in_h - 1) * self.up + self.ku
+            full_w = (self.in_w - 1) * self.up + self.ku
+            g = _fix_lengths(g, full_h, full_w, -self.lo_h, -self.lo_w)
+            out = F.conv2d(g, self.wu, stride=self.up, groups=self.groups)
+        return out[:, :, :self.in_h, :self.in_w]
+
+    def downsample(self, v: torch.Tensor) -> torch.Tensor:
+        """[N,C,tmp_h,tmp_w] -> filtered, decimated [N,C,out_h,out_w]."""
+        return F.conv2d(v, self.wd, stride=self.down, groups=self.groups)
+
+    def downsample_adjoint(self, g: torch.Tensor) -> torch.Tensor:
+        """Adjoint of `downsample`: [N,C,out_h,out_w] -> [N,C,tmp_h,tmp_w]."""
+        oh = self.tmp_h - ((self.out_h - 1) * self.down + self.kd)
+        ow = self.tmp_w - ((self.out_w - 1) * self.down + self.kd)
+        return F.conv_transpose2d(g, self.wd, stride=self.down, output_padding=(oh, ow), groups=self.groups)
+
+
+# --------------------------------------------------------------------------------------- the activation
+
+_CLAMPED, _NEGATIVE, _POSITIVE = 0, 1, 2
+
+
+def _activate(u: torch.Tensor, gain: float, slope: float, clamp: float | None,
+              want_codes: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Leaky ReLU * gain, clamped, in place on `u`; optionally the uint8 branch code per sample."""
+    codes = None
+    if want_codes:
+        codes = (u > 0).to(torch.uint8) + 1  # _NEGATIVE or _POSITIVE
+    v = F.leaky_relu_(u, slope) if slope != 1 else u
+    if gain != 1:
+        v.mul_(gain)
+    if clamp is not None:
+        if codes is not None:
+            codes.masked_fill_(v.abs() > clamp, _CLAMPED)
+        v.clamp_(-clamp, clamp)
+    return v, codes
+
+
+def _activation_grad(g: torch.Tensor, codes: torch.Tensor, gain: float, slope: float) -> torch.Tensor:
+    """Gradient through the activation from the stored branch codes."""
+    pos = torch.tensor(gain, dtype=g.dtype, device=g.device)
+    scale = torch.where(codes == _POSITIVE, pos, pos * slope)
+    return g * scale.masked_fill_(codes == _CLAMPED, 0.0)
+
+
+class _FilteredLReLU(torch.autograd.Function):
+    """Custom autograd: keeps only uint8 branch codes; backward applies the resampling adjoints."""
+
+    @staticmethod
+    def forward(ctx, x, b, fu, fd, up, down, padding, gain, slope, clamp):  # type: ignore[override]
+        rs = _Resampler(x.shape, fu, fd, up, down, padding, x.device, x.dtype)
+        a = x.contiguous(memory_format=_CL)
+        if b is not None:
+            a = a + b.to(x.dtype).reshape(1, -1, 1, 1)
+        u = rs.upsample(a)
+        del a
+        v, codes = _activate(u, gain, slope, clamp, want_codes=True)
+        y = rs.downsample(v)
+        ctx.save_for_backward(codes)
+        ctx.rs, ctx.gain, ctx.slope, ctx.has_bias = rs, gain, slope, b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):  # type: ignore[override]
+        (codes,) = ctx.saved_tensors
+        rs = ctx.rs
+        gv = rs.downsample_adjoint(gy.contiguous(memory_format=_CL))
+        gu = _activation_grad(gv, codes, ctx.gain, ctx.slope)
+        del gv
+        gx = rs.upsample_adjoint(gu)
+        gb = gx.sum(dim=[0, 2, 3]) if ctx.has_bias and ctx.needs_input_grad[1] else None
+        return gx, gb, None, None, None, None, None, None, None, None
+
+
+def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
+                   b: torch.Tensor | None = None, up: int = 1, down: int = 1,
+                   padding: Sequence[int] = (0, 0, 0, 0), gain: float = float(np.sqrt(2)),
+                   slope: float = 0.2, clamp: float | None = None) -> torch.Tensor:
+    """Bias, upsample, leaky ReLU, clamp, downsample an [N,C,H,W] map (NVlabs `filtered_lrelu` semantics).
+
+    `fu`/`fd` are 1-D (separable) or 2-D filter taps or None (identity); `padding` is
+    [x_lo, x_hi, y_lo, y_hi] applied on the upsampled grid. Output is channels-last.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"filtered_lrelu expects an [N,C,H,W] tensor, got shape {list(x.shape)}")
+    if len(padding) != 4:
+        raise ValueError(f"padding must be [x_lo, x_hi, y_lo, y_hi], got {padding}")
+    clamp = None if clamp is None or clamp < 0 else float(clamp)
+    if fu is None and fd is None and up == 1 and down == 1 and not any(padding):
+        # Plain bias + activation (the ToRGB layer): autograd on two small maps is cheapest.
+        y = x if b is None else x + b.to(x.dtype).reshape(1, -1, 1, 1)
+        y = F.leaky_relu(y, slope) if slope != 1 else y
+        y = y * gain if gain != 1 else y
+        return y.clamp(-clamp, clamp) if clamp is not None else y
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    if needs_grad:
+        return _FilteredLReLU.apply(x, b, fu, fd, int(up), int(down), tuple(int(p) for p in padding),
+                                    float(gain), float(slope), clamp)
+    rs = _Resampler(x.shape, fu, fd, up, down, padding, x.device, x.dtype)
+    a = x.contiguous(memory_format=_CL)
+    if b is not None:
+        a = a + b.to(x.dtype).reshape(1, -1, 1, 1)
+    v, _ = _activate(rs.upsample(a), float(gain), float(slope), clamp, want_codes=False)
+    return rs.downsample(v)
