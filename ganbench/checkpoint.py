@@ -59,7 +59,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], metadata: di
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
         raise CheckpointError(f"checkpoint metadata for {path} lacks {', '.join(missing)}")
-    meta = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__, **metadata}
+    meta = {"ganbench_version": ganbench.__version__, "torch_version": str(torch.__version__), **metadata}
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": meta, "state": state}
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
     return Path(path)
