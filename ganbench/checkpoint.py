@@ -8,7 +8,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -38,8 +38,19 @@ def snapshot_name(kimg: int) -> str:
     return f"network-snapshot-{int(kimg):06d}.pt"
 
 
-def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
-    """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`."""
+def default_file_mode(directory: bool = False) -> int:
+    """The mode a plainly created file (0o666) or folder (0o777) gets under the umask; mkstemp's 0o600 is too tight."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`.
+
+    Readers see either the old file or the complete new one; on any error the temp file is removed
+    and the old file is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -48,6 +59,7 @@ def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,5 +2,6 @@
 
 from ganbench.data.base import ImageDataset
 from ganbench.data.shapes import ShapesDataset
+from ganbench.data.sources import EMBEDDED, FORMATS, open_dataset
 
-__all__ = ["ImageDataset", "ShapesDataset"]
+__all__ = ["EMBEDDED", "FORMATS", "ImageDataset", "ShapesDataset", "open_dataset"]

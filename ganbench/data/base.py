@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -36,6 +37,28 @@ class ImageDataset(Dataset, ABC):
     def label(self, index: int) -> np.ndarray:
         """One label vector (float32, shape [label_dim]); empty when the dataset is unlabelled."""
         return np.zeros([self.label_dim], dtype=np.float32)
+
+    def annotations(self, index: int) -> dict[str, Any] | None:
+        """Per-image ground truth beyond the label (e.g. shapes attributes), or None when unknown."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """What `ganbench datasets info` prints: size, resolution, channels, label_dim, identity."""
+        return {"name": self.name, "source": self.source, "images": len(self), "resolution": self.resolution,
+                "channels": self.num_channels, "label_dim": self.label_dim, "identity": self.identity}
+
+    @property
+    def source(self) -> str:
+        """Where the pixels come from (a path, or `embedded`)."""
+        return "embedded"
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> None:
+        """Decode every image and label once, raising DataError at the first bad one; `progress(k)` per image."""
+        for i in range(len(self)):
+            self.image(i)
+            self.label(i)
+            if progress is not None:
+                progress(1)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(np.ascontiguousarray(self.image(index))), torch.from_numpy(self.label(index))

@@ -8,6 +8,7 @@ known exactly; that makes recall, precision and linear separability testable aga
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -184,6 +185,9 @@ class ShapesDataset(ImageDataset):
         """All attributes as columns (name -> array of length n)."""
         rows = [asdict(self.attributes(i)) for i in range(self.n)]
         return {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
+
+    def annotations(self, index: int) -> dict[str, Any]:
+        return asdict(self.attributes(index))
 
     def image(self, index: int) -> np.ndarray:
         return render(self.attributes(index), self.resolution)
