@@ -55,7 +55,7 @@ def _filter_size(f: torch.Tensor | None) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------------------------
 # FIR filtering.
 
-def setup_filter(f: Any, device: torch.device | str = "cpu", normalize: bool = True, flip_filter: bool = False,
+def setup_filter(f: Any, device: torch.device | str | None = None, normalize: bool = True, flip_filter: bool = False,
                  gain: float = 1, separable: bool | None = None) -> torch.Tensor:
     """Turn filter taps into a float32 tensor for `upfirdn2d`: 1-D (separable) or 2-D (outer product)."""
     f = torch.as_tensor(1.0 if f is None else f, dtype=torch.float32)
@@ -72,7 +72,7 @@ def setup_filter(f: Any, device: torch.device | str = "cpu", normalize: bool = T
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[int] = 1, down: int | Sequence[int] = 1,

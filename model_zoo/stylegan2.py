@@ -1,0 +1,436 @@
+"""StyleGAN2 (Karras et al. 2020) and StyleGAN2-ADA (Karras et al. 2020b) networks and training defaults.
+
+Same parameter structure as NVlabs' stylegan2-ada-pytorch `training/networks.py` (config F: skip generator,
+residual discriminator), so parameter counts agree exactly. Mixed precision (num_fp16_res) only takes effect
+on CUDA; on CPU everything runs in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from model_zoo import ModelSpec, register
+from model_zoo._options import Family, resolve
+from model_zoo.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, bias_act,
+                              check_noise_mode, downsample2d, modulated_conv2d, setup_filter, upsample2d)
+
+SQRT_HALF = math.sqrt(0.5)
+
+
+def _block_dtype(use_fp16: bool, x: torch.Tensor | None, force_fp32: bool) -> torch.dtype:
+    """float16 only for fp16 blocks on CUDA; CPU half convolutions are slow or unsupported."""
+    on_cuda = x is not None and x.device.type == "cuda"
+    return torch.float16 if use_fp16 and on_cuda and not force_fp32 else torch.float32
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Generator.
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally 2x upsampling) + noise + bias + lrelu."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, kernel_size: int = 3,
+                 up: int = 1, use_noise: bool = True, activation: str = "lrelu",
+                 resample_filter: list[float] = (1, 3, 3, 1), conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.resolution, self.up, self.use_noise = resolution, up, use_noise
+        self.activation, self.conv_clamp = activation, conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.padding = kernel_size // 2
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
+                gain: float = 1.0) -> torch.Tensor:
+        styles = self.affine(w)
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
+                                dtype=x.dtype) * self.noise_strength.to(x.dtype)
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const.to(x.dtype) * self.noise_strength.to(x.dtype)
+        x = modulated_conv2d(x, self.weight.to(x.dtype), styles.to(x.dtype), noise=noise, up=self.up,
+                             padding=self.padding, resample_filter=self.resample_filter,
+                             flip_weight=(self.up == 1), fused_modconv=fused_modconv)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=math.sqrt(2) * gain, clamp=clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv to image channels, without demodulation."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
+                 conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight.to(x.dtype), styles.to(x.dtype), demodulate=False,
+                             fused_modconv=fused_modconv)
+        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis network: (const or upsampling conv) + conv + toRGB (skip architecture)."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
+                 is_last: bool, architecture: str = "skip", resample_filter: list[float] = (1, 3, 3, 1),
+                 conv_clamp: float | None = None, use_fp16: bool = False, **layer_kwargs: Any) -> None:
+        super().__init__()
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"unknown synthesis architecture {architecture!r}")
+        self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
+        self.architecture, self.use_fp16 = architecture, use_fp16
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.num_conv = self.num_torgb = 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+            self.num_conv += 1
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp,
+                                    **layer_kwargs)
+        self.num_conv += 1
+        if is_last or architecture == "skip":
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+            self.num_torgb += 1
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
+                                    resample_filter=resample_filter)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                noise_mode: str = "random", force_fp32: bool = False,
+                fused_modconv: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        w_iter = iter(ws.unbind(dim=1))
+        dtype = _block_dtype(self.use_fp16, ws, force_fp32)
+        if fused_modconv is None:
+            fused_modconv = (not self.training) and (dtype == torch.float32 or ws.shape[0] == 1)
+        if self.in_channels == 0:
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+        else:
+            x = x.to(dtype)
+        if self.in_channels == 0:
+            x = self.conv1(x, next(w_iter), noise_mode, fused_modconv)
+        elif self.architecture == "resnet":
+            y = self.skip(x, gain=SQRT_HALF)
+            x = self.conv0(x, next(w_iter), noise_mode, fused_modconv)
+            x = self.conv1(x, next(w_iter), noise_mode, fused_modconv, gain=SQRT_HALF)
+            x = y + x
+        else:
+            x = self.conv0(x, next(w_iter), noise_mode, fused_modconv)
+            x = self.conv1(x, next(w_iter), noise_mode, fused_modconv)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        if self.is_last or self.architecture == "skip":
+            y = self.torgb(x, next(w_iter), fused_modconv).to(torch.float32)
+            img = img + y if img is not None else y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> images, one block per resolution from 4x4 up."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
+                 channel_max: int = 512, num_fp16_res: int = 0, **block_kwargs: Any) -> None:
+        super().__init__()
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        log2 = int(math.log2(img_resolution))
+        self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
+                                   is_last=(res == img_resolution), use_fp16=(res >= fp16_resolution),
+                                   **block_kwargs)
+            self.num_ws += block.num_conv
+            if res == img_resolution:
+                self.num_ws += block.num_torgb
+            setattr(self, f"b{res}", block)
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", **block_kwargs: Any) -> torch.Tensor:
+        check_noise_mode(noise_mode)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        ws = ws.to(torch.float32)
+        x = img = None
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), noise_mode=noise_mode,
+                           **block_kwargs)
+            w_idx += block.num_conv
+        return img
+
+
+class Generator(nn.Module):
+    """Mapping + synthesis: G(z, c, truncation_psi, noise_mode) -> images in about [-1, 1]."""
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
+                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None) -> None:
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.w_avg
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "random", update_emas: bool = True,
+                **synthesis_kwargs: Any) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Discriminator.
+
+class DiscriminatorBlock(nn.Module):
+    """One resolution of D: (fromRGB) + conv + downsampling conv, residual by default."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
+                 architecture: str = "resnet", activation: str = "lrelu",
+                 resample_filter: list[float] = (1, 3, 3, 1), conv_clamp: float | None = None,
+                 use_fp16: bool = False) -> None:
+        super().__init__()
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"unknown discriminator architecture {architecture!r}")
+        self.in_channels, self.resolution, self.architecture, self.use_fp16 = (in_channels, resolution,
+                                                                              architecture, use_fp16)
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        if in_channels == 0 or architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, activation=activation,
+                                       conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, activation=activation,
+                                 conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, activation=activation, down=2,
+                                 resample_filter=resample_filter, conv_clamp=conv_clamp)
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
+                                    resample_filter=resample_filter)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
+                force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dtype = _block_dtype(self.use_fp16, img if img is not None else x, force_fp32)
+        if x is not None:
+            x = x.to(dtype)
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img.to(dtype))
+            x = x + y if x is not None else y
+            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=SQRT_HALF)
+            x = self.conv0(x)
+            x = self.conv1(x, gain=SQRT_HALF)
+            x = y + x
+        else:
+            x = self.conv1(self.conv0(x))
+        return x, img
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 head: minibatch stddev, conv, fc, output (projected onto the label embedding when conditional)."""
+
+    def __init__(self, in_channels: int, cmap_dim: int, resolution: int, img_channels: int,
+                 architecture: str = "resnet", mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
+                 activation: str = "lrelu", conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.cmap_dim, self.architecture = cmap_dim, architecture
+        if architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation,
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
+        x = x.to(torch.float32)
+        if self.architecture == "skip":
+            x = x + self.fromrgb(img.to(torch.float32))
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.out(self.fc(self.conv(x).flatten(1)))
+        if self.cmap_dim > 0:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x
+
+
+class Discriminator(nn.Module):
+    """D(img, c) -> logits [N, 1]: blocks from full resolution down to 4x4, then the epilogue."""
+
+    def __init__(self, c_dim: int, img_resolution: int, img_channels: int, architecture: str = "resnet",
+                 channel_base: int = 32768, channel_max: int = 512, num_fp16_res: int = 0,
+                 conv_clamp: float | None = None, cmap_dim: int | None = None, mbstd_group_size: int | None = 4,
+                 mbstd_num_channels: int = 1, mapping_kwargs: dict | None = None) -> None:
+        super().__init__()
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        log2 = int(math.log2(img_resolution))
+        self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        if cmap_dim is None:
+            cmap_dim = channels[4]
+        if c_dim == 0:
+            cmap_dim = 0
+        for res in self.block_resolutions:
+            block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res],
+                                       channels[res // 2], res, img_channels, architecture=architecture,
+                                       conv_clamp=conv_clamp, use_fp16=(res >= fp16_resolution))
+            setattr(self, f"b{res}", block)
+        if c_dim > 0:
+            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, img_channels=img_channels,
+                                        architecture=architecture, mbstd_group_size=mbstd_group_size,
+                                        mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **block_kwargs: Any) -> torch.Tensor:
+        expected = (self.img_channels, self.img_resolution, self.img_resolution)
+        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+            raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img, **block_kwargs)
+        cmap = None
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this discriminator is conditional (c_dim={self.c_dim}); pass labels c")
+            cmap = self.mapping(None, c)
+        return self.b4(x, img, cmap)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Registry entries.
+
+NET_DEFAULTS: dict[str, Any] = dict(
+    img_channels=3, c_dim=0, z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_multiplier=0.01,
+    w_avg_beta=0.995, channel_base=32768, channel_max=512, g_architecture="skip", d_architecture="resnet",
+    num_fp16_res=0, conv_clamp=None, mbstd_group_size=4, mbstd_num_channels=1,
+)
+
+# StyleGAN2 training defaults (NVlabs loss and loop): lazy regularization, path length, style mixing, EMA.
+TRAIN_DEFAULTS: dict[str, Any] = dict(
+    loss="stylegan2", batch=32, kimg=25000, ref_gpus=8, lr_g=0.002, lr_d=0.002, betas=(0.0, 0.99), eps=1e-8,
+    r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_decay=0.01, pl_batch_shrink=2,
+    style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05, augment=None, ada_target=None, ada_kimg=500,
+    progressive=None,
+)
+
+# The tiny preset trains a few kimg on CPU in about a minute at 32x32.
+TINY_NET = dict(z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024, channel_max=64, mbstd_group_size=4)
+TINY_TRAIN = dict(ref_gpus=1, batch=16, kimg=50, ema_kimg=16 * 10 / 32, ema_rampup=0.05, r1_gamma=1.0)
+
+
+def _tiny(resolution: int) -> tuple[dict, dict]:
+    return dict(TINY_NET), dict(TINY_TRAIN)
+
+
+STYLEGAN2 = Family("stylegan2", NET_DEFAULTS, TRAIN_DEFAULTS, presets={"tiny": _tiny})
+
+
+def _ada_spec(ref_gpus: int, kimg: int, mb: int, mbstd: int, fmaps: float, lrate: float, gamma: float, ema: float,
+              ramp: float | None, map: int) -> tuple[dict, dict]:
+    """Map one stylegan2-ada-pytorch `cfg_specs` row onto our network and training options."""
+    net = dict(channel_base=int(fmaps * 32768), channel_max=512, mapping_layers=map, mbstd_group_size=mbstd)
+    train = dict(ref_gpus=ref_gpus, kimg=kimg, batch=mb, lr_g=lrate, lr_d=lrate, r1_gamma=gamma, ema_kimg=ema,
+                 ema_rampup=ramp)
+    return net, train
+
+
+def _ada_auto(resolution: int) -> tuple[dict, dict]:
+    """The 'auto' heuristics of stylegan2-ada-pytorch train.py, for one GPU."""
+    gpus = 1
+    mb = max(min(gpus * min(4096 // resolution, 32), 64), gpus)
+    return _ada_spec(ref_gpus=gpus, kimg=25000, mb=mb, mbstd=min(mb // gpus, 4),
+                     fmaps=1 if resolution >= 512 else 0.5, lrate=0.002 if resolution >= 1024 else 0.0025,
+                     gamma=0.0002 * resolution ** 2 / mb, ema=mb * 10 / 32, ramp=0.05, map=2)
+
+
+def _ada_cifar(resolution: int) -> tuple[dict, dict]:
+    net, train = _ada_spec(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500,
+                           ramp=0.05, map=2)
+    net["d_architecture"] = "orig"                  # no residual connections in D
+    train.update(pl_weight=0.0, style_mixing=0.0)   # no path length regularization, no style mixing
+    return net, train
+
+
+ADA_PRESETS = {
+    "auto": _ada_auto,
+    "stylegan2": lambda r: _ada_spec(8, 25000, 32, 4, 1, 0.002, 10, 10, None, 8),
+    "paper256": lambda r: _ada_spec(8, 25000, 64, 8, 0.5, 0.0025, 1, 20, None, 8),
+    "paper512": lambda r: _ada_spec(8, 25000, 64, 8, 1, 0.0025, 0.5, 20, None, 8),
+    "paper1024": lambda r: _ada_spec(8, 25000, 32, 4, 1, 0.002, 2, 10, None, 8),
+    "cifar": _ada_cifar,
+    "tiny": _tiny,
+}
+
+STYLEGAN2_ADA = Family("stylegan2-ada", NET_DEFAULTS,
+                       {**TRAIN_DEFAULTS, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500},
+                       presets=ADA_PRESETS, default_preset="auto")
+
+
+def build_networks(resolution: int, net: dict[str, Any]) -> tuple[Generator, Discriminator]:
+    """Construct G and D from resolved network options."""
+    conv_clamp = net["conv_clamp"]
+    if conv_clamp is None and net["num_fp16_res"] > 0:
+        conv_clamp = 256  # NVlabs clamps activations whenever mixed precision is on
+    G = Generator(
+        z_dim=net["z_dim"], c_dim=net["c_dim"], w_dim=net["w_dim"], img_resolution=resolution,
+        img_channels=net["img_channels"],
+        mapping_kwargs=dict(num_layers=net["mapping_layers"], lr_multiplier=net["mapping_lr_multiplier"],
+                            w_avg_beta=net["w_avg_beta"]),
+        synthesis_kwargs=dict(channel_base=net["channel_base"], channel_max=net["channel_max"],
+                              num_fp16_res=net["num_fp16_res"], conv_clamp=conv_clamp,
+                              architecture=net["g_architecture"]),
+    )
+    D = Discriminator(
+        c_dim=net["c_dim"], img_resolution=resolution, img_channels=net["img_channels"],
+        architecture=net["d_architecture"], channel_base=net["channel_base"], channel_max=net["channel_max"],
+        num_fp16_res=net["num_fp16_res"], conv_clamp=conv_clamp, mbstd_group_size=net["mbstd_group_size"],
+        mbstd_num_channels=net["mbstd_num_channels"],
+    )
+    return G, D
+
+
+def _build(family: Family, resolution: int, preset: str | None, overrides: dict[str, Any]) -> ModelSpec:
+    opts = resolve(family, resolution, preset, overrides)
+    G, D = build_networks(resolution, opts.net)
+    return ModelSpec(G=G, D=D, config=opts.config, train=opts.train)
+
+
+@register("stylegan2")
+def build_stylegan2(resolution: int, preset: str | None = None, **overrides: Any) -> ModelSpec:
+    """StyleGAN2 config F networks with the paper's training defaults (or the `tiny` preset)."""
+    return _build(STYLEGAN2, resolution, preset, overrides)
+
+
+build_stylegan2.family = STYLEGAN2  # read by `ganbench zoo` to list presets and defaults
+
+
+@register("stylegan2-ada")
+def build_stylegan2_ada(resolution: int, preset: str | None = None, **overrides: Any) -> ModelSpec:
+    """StyleGAN2 networks with stylegan2-ada-pytorch presets (default `auto`) and ADA ('bgc', target 0.6)."""
+    return _build(STYLEGAN2_ADA, resolution, preset, overrides)
+
+
+build_stylegan2_ada.family = STYLEGAN2_ADA
