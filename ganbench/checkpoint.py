@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -66,32 +69,84 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]
         raise
 
 
+# Exactly these types load under torch.load(weights_only=True); subclasses (e.g. torch's TorchVersion,
+# a str subclass, or numpy scalars) do not, so save checks types exactly.
+PLAIN_TYPES: tuple[type, ...] = (str, int, float, bool, bytes, type(None), torch.Size, torch.dtype, torch.device)
+CONTAINER_TYPES: tuple[type, ...] = (dict, OrderedDict, list, tuple)
+TENSOR_TYPES: tuple[type, ...] = (torch.Tensor, torch.nn.Parameter)
+
+
+def check_loadable(obj: Any, where: str = "state") -> None:
+    """Raise CheckpointError naming the first value that torch.load(weights_only=True) would refuse."""
+    kind = type(obj)
+    if kind in TENSOR_TYPES or kind in PLAIN_TYPES:
+        return
+    if kind in (dict, OrderedDict):
+        for key, value in obj.items():
+            if type(key) not in PLAIN_TYPES:
+                raise CheckpointError(f"checkpoint {where} has a key of type {type(key).__name__}; use str or int")
+            check_loadable(value, f"{where}[{key!r}]")
+        return
+    if kind in (list, tuple):
+        for i, value in enumerate(obj):
+            check_loadable(value, f"{where}[{i}]")
+        return
+    raise CheckpointError(f"checkpoint {where} is a {kind.__module__}.{kind.__qualname__}, which a weights-only "
+                          f"load refuses; store tensors, numbers, strings, lists or dicts instead")
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], metadata: dict[str, Any]) -> Path:
-    """Write `state` + `metadata` atomically; metadata must let `model_zoo.load` rebuild the networks."""
+    """Write `state` + `metadata` atomically; metadata must let `model_zoo.load` rebuild the networks.
+
+    Every value is checked first, so a checkpoint that could not be loaded back is never written.
+    """
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
         raise CheckpointError(f"checkpoint metadata for {path} lacks {', '.join(missing)}")
     meta = {"ganbench_version": ganbench.__version__, "torch_version": str(torch.__version__), **metadata}
+    check_loadable(meta, "metadata")
+    check_loadable(state, "state")
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": meta, "state": state}
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
     return Path(path)
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint with weights_only=True: a file that would need to run code is refused."""
+    """Load a checkpoint with weights_only=True: a file that would need to run code is refused.
+
+    Only PyTorch's zip format is read (what save_checkpoint writes); a bare pickle is refused unread.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc.strerror or type(exc).__name__})") from None
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is empty (truncated write?)")
+    if head != ZIP_MAGIC:
+        raise CheckpointError(f"{path} is not a ganbench checkpoint (not a PyTorch zip archive)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing them
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors and plain data "
-                              f"({first[:160]})") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it would import {found.group(1)}" if found else "it holds objects other than tensors and plain data"
+        raise CheckpointError(f"refusing to load {path}: {what}; only tensors and plain data are allowed") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ganbench checkpoint (no '{FORMAT}' header)")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer ganbench (format {payload['format_version']})")
-    return Checkpoint(path=path, metadata=dict(payload["metadata"]), state=dict(payload["state"]))
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer ganbench (format {version!r}); upgrade ganbench")
+    metadata, state = payload.get("metadata"), payload.get("state")
+    if not isinstance(metadata, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
+    return Checkpoint(path=path, metadata=dict(metadata), state=dict(state))
