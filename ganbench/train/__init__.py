@@ -1,0 +1,34 @@
+"""Training: `run_training` drives the generic loop (loop.py) with a family's networks, loss and schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ganbench.train.loop import TRAIN_DEFAULTS, TrainOptions, Trainer
+
+LOOP_OPTIONS = ("cond", "augment", "device", "tick_kimg", "grid", "progress", "stop_kimg")
+
+
+def run_training(model: str, data: str, resolution: int, kimg: float, batch: int, seed: int, out: Path,
+                 preset: str | None = None, snapshot_kimg: float = 4.0, resume: bool = True,
+                 **overrides: Any) -> Path:
+    """Train `model` on `data` for `kimg` thousand images into `out` (resuming its newest snapshot).
+
+    `overrides` holds loop options (cond, augment, device, tick_kimg, grid, progress, stop_kimg),
+    training settings (any `spec.train` key such as lr_g, r1_gamma, ema_kimg; or a dict `train=`),
+    and network options passed to `model_zoo.build` (anything else; or a dict `network=`).
+    Returns the run folder holding network-snapshot-*.pt, fakes*.png and stats.jsonl.
+    """
+    loop = {k: overrides.pop(k) for k in LOOP_OPTIONS if k in overrides}
+    train = dict(overrides.pop("train", None) or {})
+    network = dict(overrides.pop("network", None) or {})
+    for k, v in overrides.items():
+        (train if k in TRAIN_DEFAULTS else network)[k] = v
+    opts = TrainOptions(model=model, data=data, resolution=int(resolution), kimg=float(kimg), batch=int(batch),
+                        seed=int(seed), out=Path(out), preset=preset, snapshot_kimg=float(snapshot_kimg),
+                        resume=resume, network=network, train=train, **loop)
+    return Trainer(opts).run()
+
+
+__all__ = ["run_training", "Trainer", "TrainOptions"]

@@ -1,0 +1,596 @@
+"""The generic training loop: the family supplies networks, loss and schedule; the loop does the rest.
+
+Per minibatch, phases run in StyleGAN2-ADA's order (G main, G reg, D main, D reg); a regulariser with
+interval k runs every k-th minibatch with gain k, and its optimizer gets the lazy-regularisation
+correction lr * r, betas ** r with r = k / (k + 1). Then the EMA generator moves towards G with a
+half-life of `ema_kimg` thousand images (ramped up over the first images), ADA's p is updated, and
+ticks (a stats line), snapshots (a checkpoint and an image grid) and the progress bar follow.
+
+Everything a run depends on (weights, optimizers, augment p, ADA statistics, pl_mean, image count,
+minibatch index, every RNG, the data order) is in each snapshot, so a resumed run continues exactly.
+Multi-process runs (torchrun) all-reduce gradients, shard the data and seed each rank differently;
+only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganbench.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint, snapshot_name
+from ganbench.errors import CheckpointError, ConfigError
+from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
+from ganbench.train.data_stream import DataStream
+from ganbench.train.losses import GANLoss, build_loss
+from ganbench.train.progressive import LodSchedule, has_lod, make_schedule, process_reals, set_lod
+
+# Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "loss": "ns-r1", "lr_g": 0.002, "lr_d": 0.002, "betas": (0.0, 0.99),
+    "r1_gamma": 10.0, "r1_interval": None, "pl_weight": None, "pl_interval": None, "pl_decay": 0.01,
+    "pl_batch_shrink": 2, "style_mixing": 0.0, "ema_kimg": 10.0, "ema_rampup": 0.05,
+    "augment": None, "ada_target": 0.6, "ada_interval": 4, "ada_kimg": 500.0, "augment_p": 0.0,
+    "progressive": None, "blur_sigma": 0.0, "blur_fade_kimg": 0.0,
+    "gp_lambda": 10.0, "drift": 1e-3,
+}
+DEFAULT_AUGMENT_PIPE = "bgc"
+
+
+@dataclass
+class TrainOptions:
+    """Everything that defines a run besides the family's own defaults."""
+
+    model: str
+    data: str
+    resolution: int
+    kimg: float
+    batch: int
+    seed: int
+    out: Path
+    preset: str | None = None
+    snapshot_kimg: float = 4.0
+    resume: bool = True
+    cond: bool = False
+    augment: bool | str | None = None       # None: family default; True: family pipe or bgc; str: pipe name
+    device: str | None = None
+    tick_kimg: float | None = None           # stats line interval (default min(1, snapshot_kimg))
+    grid: tuple[int, int] = (8, 4)
+    progress: bool = False
+    stop_kimg: float | None = None           # stop after the first snapshot at or past this (time-boxed runs)
+    network: dict[str, Any] = field(default_factory=dict)   # model_zoo.build overrides
+    train: dict[str, Any] = field(default_factory=dict)     # spec.train overrides
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small pure helpers.
+
+def lazy_adam_params(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
+    """Adam lr and betas corrected for a regulariser that runs every `interval` minibatches."""
+    if not interval or interval <= 1:
+        return lr, (float(betas[0]), float(betas[1]))
+    ratio = interval / (interval + 1)
+    return lr * ratio, (float(betas[0]) ** ratio, float(betas[1]) ** ratio)
+
+
+def ema_beta(batch: int, cur_nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
+    """Per-step EMA decay giving a half-life of `ema_kimg` thousand images (shorter early with ramp-up)."""
+    ema_nimg = ema_kimg * 1000
+    if ema_rampup:
+        ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+    return 0.5 ** (batch / max(ema_nimg, 1e-8))
+
+
+@torch.no_grad()
+def update_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
+    """Move G_ema's parameters towards G's by (1 - beta); copy buffers."""
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)
+
+
+def images_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] to uint8 the NVlabs way: clamp(x * 127.5 + 128), truncate."""
+    return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def grid_png(images: torch.Tensor, grid_w: int) -> Callable[[Any], None]:
+    """A writer of a PNG tiling uint8 NCHW `images` in rows of `grid_w`."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    grid_h = (n + grid_w - 1) // grid_w
+    canvas = torch.zeros([c, grid_h * h, grid_w * w], dtype=torch.uint8)
+    for i in range(n):
+        r, col = divmod(i, grid_w)
+        canvas[:, r * h:(r + 1) * h, col * w:(col + 1) * w] = images[i]
+    arr = canvas.permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[:, :, 0] if c == 1 else arr, "L" if c == 1 else "RGB")
+    return lambda f: img.save(f, format="PNG")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG this process uses, as tensors and plain data (loadable with weights_only)."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(state["torch"].cpu())
+    npst = state["numpy"]
+    np.random.set_state(("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and python random."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    random.seed(seed)
+
+
+def latest_snapshot(out: Path) -> Path | None:
+    """The newest `network-snapshot-*.pt` in `out`, or None."""
+    snaps = sorted(out.glob("network-snapshot-*.pt"))
+    return snaps[-1] if snaps else None
+
+
+def open_training_data(spec: str, resolution: int) -> Any:
+    """The dataset behind `spec` at `resolution` (shapes, shapes:N or a path)."""
+    try:
+        from ganbench.data import open_dataset
+    except ImportError:   # data package without the opener: only the embedded set is available
+        from ganbench.data import ShapesDataset
+
+        if spec == "shapes" or spec.startswith("shapes:"):
+            n = int(spec.split(":", 1)[1]) if ":" in spec else 10000
+            return ShapesDataset(n=n, resolution=resolution)
+        raise ConfigError(f"dataset {spec!r}: only 'shapes' is available in this build") from None
+    return open_dataset(spec, resolution=resolution)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Distributed helpers (no-ops in a single process).
+
+@dataclass
+class Dist:
+    """Rank, world size and the collectives the loop needs."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @classmethod
+    def from_env(cls, device_type: str) -> "Dist":
+        """Join the torchrun process group when WORLD_SIZE > 1."""
+        import torch.distributed as dist
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        owns = False
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+            owns = True
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+
+    def all_reduce_grads(self, module: nn.Module) -> None:
+        """Average gradients over processes (missing grads count as zero); sanitise non-finite values."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        if self.world > 1 and params:
+            import torch.distributed as dist
+
+            flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+            dist.all_reduce(flat)
+            flat /= self.world
+            torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+            for p, g in zip(params, flat.split([p.numel() for p in params])):
+                p.grad = g.reshape(p.shape).clone()
+        else:
+            for p in params:
+                if p.grad is not None:
+                    torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+
+    def sum_floats(self, values: list[float]) -> list[float]:
+        """Sum a list of floats over processes."""
+        if self.world <= 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def broadcast_module(self, module: nn.Module) -> None:
+        """Give every process rank 0's parameters and buffers."""
+        if self.world <= 1:
+            return
+        import torch.distributed as dist
+
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj`, in rank order."""
+        if self.world <= 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    """One optimisation phase: which network, which optimizer, every how many minibatches."""
+
+    name: str
+    module: nn.Module
+    opt: torch.optim.Optimizer
+    interval: int
+
+
+class Trainer:
+    """One run: built from TrainOptions, resumed from the newest snapshot if asked, then `run()`."""
+
+    def __init__(self, opts: TrainOptions) -> None:
+        import model_zoo
+
+        self.opts = opts
+        self.out = Path(opts.out)
+        dev = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {dev}: CUDA is not available on this machine")
+        if dev not in ("cpu",) and not dev.startswith("cuda"):
+            raise ConfigError(f"--device must be cpu or cuda, got {dev!r}")
+        self.dist = Dist.from_env("cuda" if dev.startswith("cuda") else "cpu")
+        if dev == "cuda" and self.dist.world > 1:
+            dev = f"cuda:{self.dist.local_rank}"
+        self.device = torch.device(dev)
+        if opts.batch < 1 or opts.batch % self.dist.world:
+            raise ConfigError(f"--batch {opts.batch} must be a positive multiple of the process count "
+                              f"{self.dist.world}")
+        if opts.kimg <= 0:
+            raise ConfigError(f"--kimg must be positive, got {opts.kimg}")
+        if opts.snapshot_kimg <= 0:
+            raise ConfigError(f"--snapshot-kimg must be positive, got {opts.snapshot_kimg}")
+        self.batch_gpu = opts.batch // self.dist.world
+
+        self.dataset = open_training_data(opts.data, opts.resolution)
+        if self.dataset.resolution != opts.resolution:
+            raise ConfigError(f"dataset {opts.data} has resolution {self.dataset.resolution}, "
+                              f"not --resolution {opts.resolution}")
+        if opts.cond and self.dataset.label_dim == 0:
+            raise ConfigError(f"--cond needs labels, but dataset {opts.data} has none")
+
+        net_kw = {"img_channels": self.dataset.num_channels, **dict(opts.network)}
+        if opts.cond:
+            net_kw["c_dim"] = self.dataset.label_dim
+        if opts.preset is not None:
+            net_kw["preset"] = opts.preset
+        seed_everything(opts.seed)     # identical initial weights on every rank
+        try:
+            spec = model_zoo.build(opts.model, opts.resolution, **net_kw)
+        except TypeError as exc:
+            raise ConfigError(f"model {opts.model!r}: bad option ({exc})") from None
+        self.config = spec.config
+        self.G, self.D = spec.G.to(self.device).train(), spec.D.to(self.device).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        for m in (self.G, self.D, self.G_ema):
+            self.dist.broadcast_module(m)
+        self.c_dim = int(getattr(self.G, "c_dim", 0) or 0)
+
+        unknown = [k for k in opts.train if k not in TRAIN_DEFAULTS and k not in spec.train]
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: "
+                              f"{', '.join(sorted(set(TRAIN_DEFAULTS) | set(spec.train)))}")
+        self.train_cfg = {**TRAIN_DEFAULTS, **spec.train, **opts.train}
+        tc = self.train_cfg
+
+        pipe_name = tc["augment"]
+        if opts.augment is False:
+            pipe_name = None
+        elif opts.augment is True:
+            pipe_name = pipe_name or DEFAULT_AUGMENT_PIPE
+        elif isinstance(opts.augment, str):
+            pipe_name = opts.augment
+        self.augment_name = pipe_name
+        self.augment_pipe: AugmentPipe | None = None
+        self.ada: AdaController | None = None
+        if pipe_name:
+            self.augment_pipe = build_augment_pipe(pipe_name, p=float(tc["augment_p"])).to(self.device)
+            if tc["ada_target"] is not None:
+                self.ada = AdaController(self.augment_pipe, float(tc["ada_target"]), int(tc["ada_interval"]),
+                                         float(tc["ada_kimg"]))
+
+        loss_kw = {k: v for k, v in tc.items() if k != "loss" and v is not None}   # None: the loss's default
+        self.loss: GANLoss = build_loss(tc["loss"], self.G, self.D, self.augment_pipe, **loss_kw)
+        if self.ada is not None:
+            self.loss.on_real_logits = self.ada.accumulate
+        intervals = self.loss.reg_intervals()
+        self.phases: list[Phase] = []
+        for name, module, lr in (("G", self.G, float(tc["lr_g"])), ("D", self.D, float(tc["lr_d"]))):
+            interval = intervals[name]
+            lr_, betas = lazy_adam_params(lr, tuple(tc["betas"]), interval)
+            opt = torch.optim.Adam(module.parameters(), lr=lr_, betas=betas, eps=1e-8)
+            if interval is None:
+                self.phases.append(Phase(name + "both", module, opt, 1))
+            else:
+                self.phases += [Phase(name + "main", module, opt, 1), Phase(name + "reg", module, opt, interval)]
+        self.optimizers = {"G": self.phases[0].opt, "D": self.phases[-1].opt}
+
+        self.progressive = has_lod(self.G) or has_lod(self.D)
+        self.schedule: LodSchedule | None = (make_schedule(tc["progressive"], opts.resolution, opts.kimg)
+                                             if self.progressive else None)
+        self.lod = 0.0
+
+        self.stream = DataStream(self.dataset, self.batch_gpu, opts.seed, self.dist.rank, self.dist.world)
+        self.labels = (torch.from_numpy(np.stack([self.dataset.label(i) for i in range(len(self.dataset))]))
+                       if self.c_dim else None)
+        self.cur_nimg = 0
+        self.batch_idx = 0
+        self.total_nimg = int(round(opts.kimg * 1000))
+        self.resumed_from: Path | None = None
+        seed_everything(opts.seed * self.dist.world + self.dist.rank)
+        if opts.resume:
+            snap = latest_snapshot(self.out)
+            if snap is not None:
+                self._restore(snap)
+
+    # -- state ---------------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """Self-description stored with every snapshot."""
+        train = {k: v for k, v in self.train_cfg.items()}
+        train.update({"batch": self.opts.batch, "total_kimg": self.opts.kimg, "augment_pipe": self.augment_name,
+                      "world_size": self.dist.world, "data": self.opts.data})
+        return {"arch": self.opts.model, "config": self.config, "dataset": self.dataset.identity,
+                "resolution": self.opts.resolution, "seed": self.opts.seed, "kimg": self.cur_nimg / 1000,
+                "train": train}
+
+    def state(self, rng: list[Any], data: list[Any]) -> dict[str, Any]:
+        """Everything needed to continue exactly (weights, optimizers, schedules, RNGs, data order)."""
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+            "ada": self.ada.state_dict() if self.ada is not None else None,
+            "loss": self.loss.state_dict(),
+            "pl_mean": float(self.loss.state_dict().get("pl_mean", torch.zeros([]))),
+            "cur_nimg": int(self.cur_nimg), "batch_idx": int(self.batch_idx),
+            "rng": rng, "data_order": data, "world_size": self.dist.world,
+        }
+
+    def _restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, map_location=self.device)
+        meta = ckpt.metadata
+        if meta.get("arch") != self.opts.model or meta.get("resolution") != self.opts.resolution:
+            raise CheckpointError(f"{path} is a {meta.get('arch')} run at {meta.get('resolution')}px, not "
+                                  f"{self.opts.model} at {self.opts.resolution}px; use another --out or --no-resume")
+        if meta.get("config") != self.config:
+            raise CheckpointError(f"{path} was trained with network config {meta.get('config')}, not "
+                                  f"{self.config}; use another --out or --no-resume")
+        st = ckpt.state
+        try:
+            self.G.load_state_dict(st["G"])
+            self.D.load_state_dict(st["D"])
+            self.G_ema.load_state_dict(st["G_ema"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(st["optimizers"][k])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path} cannot be resumed: {str(exc).splitlines()[0][:200]}") from None
+        if self.augment_pipe is not None:
+            self.augment_pipe.p.fill_(float(st.get("augment_p", 0.0)))
+            if self.ada is not None and st.get("ada"):
+                self.ada.load_state_dict(st["ada"])
+        self.loss.load_state_dict(st.get("loss") or {})
+        self.cur_nimg, self.batch_idx = int(st["cur_nimg"]), int(st.get("batch_idx", 0))
+        if st.get("world_size") == self.dist.world:
+            set_rng_state(st["rng"][self.dist.rank])
+            self.stream.load_state_dict(st["data_order"][self.dist.rank])
+        else:   # different process count: continue deterministically, but not identically
+            seed_everything(self.opts.seed * self.dist.world + self.dist.rank + self.cur_nimg)
+            self.stream.load_state_dict({"epoch": self.cur_nimg // max(len(self.dataset), 1) + 1, "pos": 0})
+        self.resumed_from = path
+
+    # -- one minibatch -------------------------------------------------------------------------------
+    def _sample_c(self, n: int) -> torch.Tensor | None:
+        if not self.c_dim or self.labels is None:
+            return None
+        idx = torch.randint(len(self.labels), [n])
+        return self.labels[idx].to(self.device)
+
+    def step(self) -> dict[str, float]:
+        """Train on one minibatch (all due phases), update EMA and ADA; returns the phases' stats."""
+        if self.schedule is not None:
+            self.lod = self.schedule.lod(self.cur_nimg / 1000)
+            set_lod([self.G, self.D, self.G_ema], self.lod)
+        self.loss.set_progress(self.cur_nimg)
+        images, labels = self.stream.next()
+        real = images.to(self.device).to(torch.float32) / 127.5 - 1
+        real = process_reals(real, self.lod)
+        real_c = labels.to(self.device) if self.c_dim else None
+        z_dim = int(self.G.z_dim)
+        gen = [(torch.randn([self.batch_gpu, z_dim]).to(self.device), self._sample_c(self.batch_gpu))
+               for _ in self.phases]
+
+        stats: dict[str, float] = {}
+        for phase, (gen_z, gen_c) in zip(self.phases, gen):
+            if self.batch_idx % phase.interval != 0:
+                continue
+            self.G.requires_grad_(phase.module is self.G)
+            self.D.requires_grad_(phase.module is self.D)
+            phase.opt.zero_grad(set_to_none=True)
+            stats.update(self.loss.accumulate_gradients(phase.name, real, real_c, gen_z, gen_c,
+                                                        gain=float(phase.interval)))
+            self.dist.all_reduce_grads(phase.module)
+            phase.opt.step()
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(False)
+
+        tc = self.train_cfg
+        beta = ema_beta(self.opts.batch, self.cur_nimg, float(tc["ema_kimg"]), tc["ema_rampup"])
+        update_ema(self.G_ema, self.G, beta)
+        self.cur_nimg += self.opts.batch
+        self.batch_idx += 1
+        if self.ada is not None:
+            rt = self.ada.step(self.opts.batch, reduce=self.dist.sum_floats)
+            if rt is not None:
+                stats["ada/rt"] = rt
+        return stats
+
+    # -- outputs -------------------------------------------------------------------------------------
+    def _grid_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        n = self.opts.grid[0] * self.opts.grid[1]
+        z = torch.randn([n, int(self.G.z_dim)], generator=torch.Generator().manual_seed(self.opts.seed))
+        c = None
+        if self.c_dim:
+            c = torch.eye(self.c_dim)[torch.arange(n) % self.c_dim]
+        return z.to(self.device), (c.to(self.device) if c is not None else None)
+
+    @torch.no_grad()
+    def write_grid(self, name: str) -> None:
+        """G_ema on the fixed grid latents (const noise), as a PNG written atomically."""
+        z, c = self._grid_inputs()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            imgs = torch.cat([self.G_ema(zb, None if c is None else c[i:i + len(zb)], noise_mode="const")
+                              for i, zb in zip(range(0, len(z), 16), z.split(16))])
+        atomic_write_bytes(self.out / name, grid_png(images_to_uint8(imgs).cpu(), self.opts.grid[0]))
+
+    def write_reals(self) -> None:
+        """The first grid's worth of real images, for comparison with the fakes grids."""
+        n = min(self.opts.grid[0] * self.opts.grid[1], len(self.dataset))
+        imgs = torch.from_numpy(np.stack([self.dataset.image(i) for i in range(n)]))
+        atomic_write_bytes(self.out / "reals.png", grid_png(imgs, self.opts.grid[0]))
+
+    def snapshot(self) -> Path | None:
+        """Checkpoint + grid (rank 0 writes; every rank contributes its RNG and data-order state)."""
+        rng = self.dist.gather(rng_state())
+        data = self.dist.gather(self.stream.state_dict())
+        if self.dist.rank != 0:
+            return None
+        kimg = self.cur_nimg / 1000
+        path = save_checkpoint(self.out / snapshot_name(int(kimg)), self.state(rng, data), self.metadata())
+        self.write_grid(f"fakes{int(kimg):06d}.png")
+        return path
+
+    def _rewrite_stats(self) -> None:
+        """Drop stats lines past the resumed image count (they belong to the interrupted attempt)."""
+        path = self.out / "stats.jsonl"
+        lines = []
+        if path.exists() and self.cur_nimg > 0:
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("cur_nimg", 0) <= self.cur_nimg:
+                        lines.append(line)
+                except json.JSONDecodeError:
+                    continue
+        text = "".join(line + "\n" for line in lines).encode()
+        atomic_write_bytes(path, lambda f: f.write(text))
+
+    def _append_stats(self, record: dict[str, Any]) -> None:
+        with open(self.out / "stats.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Train until `kimg` (or `stop_kimg`); returns the run folder."""
+        opts = self.opts
+        rank0 = self.dist.rank == 0
+        if rank0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._rewrite_stats()
+            if self.cur_nimg == 0:
+                self.write_reals()
+                self.write_grid("fakes_init.png")
+        snap_nimg = int(round(opts.snapshot_kimg * 1000))
+        tick_nimg = int(round((opts.tick_kimg or min(1.0, opts.snapshot_kimg)) * 1000))
+        next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
+        tick_start_nimg, tick = self.cur_nimg, 0
+        t_start = t_tick = time.time()
+        cpu_tick = time.process_time()
+        acc: dict[str, list[float]] = {}
+        progress = self._progress() if (opts.progress and rank0) else None
+        task = progress.add_task("train", total=self.total_nimg / 1000, completed=self.cur_nimg / 1000,
+                                 info="") if progress else None
+        try:
+            if progress:
+                progress.start()
+            while self.cur_nimg < self.total_nimg:
+                for k, v in self.step().items():
+                    a = acc.setdefault(k, [0.0, 0])
+                    a[0] += v
+                    a[1] += 1
+                done = self.cur_nimg >= self.total_nimg
+                if progress:
+                    info = " ".join(f"{k.split('/')[-1]}={v[0] / max(v[1], 1):.3f}" for k, v in acc.items()
+                                    if k in ("loss/G", "loss/D"))
+                    progress.update(task, completed=self.cur_nimg / 1000, info=info)
+                if done or self.cur_nimg >= tick_start_nimg + tick_nimg:
+                    now, cpu_now = time.time(), time.process_time()
+                    kimg_tick = max(self.cur_nimg - tick_start_nimg, 1) / 1000
+                    record = {
+                        "tick": tick, "kimg": self.cur_nimg / 1000, "cur_nimg": self.cur_nimg,
+                        "sec": round(now - t_start, 3), "sec_per_tick": round(now - t_tick, 3),
+                        "s_per_kimg": round((now - t_tick) / kimg_tick, 3),
+                        "cpu_sec_per_kimg": round((cpu_now - cpu_tick) / kimg_tick, 3),
+                        "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                        "lod": self.lod, "blur_sigma": self.loss.blur_sigma,
+                        "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                        **{k: v[0] / max(v[1], 1) for k, v in acc.items()},
+                    }
+                    if rank0:
+                        self._append_stats(record)
+                    acc, tick = {}, tick + 1
+                    tick_start_nimg, t_tick, cpu_tick = self.cur_nimg, now, cpu_now
+                if done or self.cur_nimg >= next_snap:
+                    self.snapshot()
+                    next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
+                    if opts.stop_kimg is not None and self.cur_nimg >= opts.stop_kimg * 1000:
+                        break
+        finally:
+            if progress:
+                progress.stop()
+            self.dist.close()
+        return self.out
+
+    def _progress(self) -> Any:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        return Progress(TextColumn(f"[bold]{self.opts.model}[/]"), BarColumn(),
+                        TextColumn("{task.completed:.3f}/{task.total:.3f} kimg"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
