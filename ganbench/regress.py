@@ -62,7 +62,7 @@ def read_baseline(path: str | os.PathLike) -> pd.DataFrame:
 def write_baseline(path: str | os.PathLike, results: pd.DataFrame) -> pd.DataFrame:
     """Summarise `results` and write it atomically as the new baseline; returns what was written."""
     base = summarize(results)
-    data = base.to_csv(index=False, float_format="%.10g").encode("utf-8")
+    data = base.to_csv(index=False).encode("utf-8")
     atomic_write_bytes(path, lambda f: f.write(data))
     return base
 

@@ -79,7 +79,7 @@ def read_many(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
 def write_results(path: str | os.PathLike, df: pd.DataFrame) -> None:
     """Write the whole table atomically (temp file + rename), so readers never see half a file."""
     buf = io.StringIO()
-    normalise(df).to_csv(buf, index=False, float_format="%.10g")
+    normalise(df).to_csv(buf, index=False)
     data = buf.getvalue().encode("utf-8")
     atomic_write_bytes(path, lambda f: f.write(data))
 

@@ -1,0 +1,266 @@
+"""The evaluation orchestrator: checkpoints x metrics -> rows of the results table, resumable.
+
+Each checkpoint gets one MetricContext, so every metric shares one generator pass per extractor and
+the cached real statistics. Rows are appended atomically after each metric, so an interrupted
+evaluation keeps everything it finished, and a rerun skips computations whose rows already exist.
+Under `torchrun` (WORLD_SIZE > 1) `init_distributed` joins the process group, MetricContext shards
+each feature pass across the processes and gathers the outputs, and only rank 0 writes the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+import ganbench
+from ganbench.errors import ConfigError
+from ganbench.results import append_rows, done_keys, identity_key, read_results
+
+SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d+)\.pt$")
+RESULTS_NAME = "results.csv"
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A checkpoint file found on disk: its run (folder name), path and training progress."""
+
+    run: str
+    path: Path
+    kimg: float
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+
+@dataclass
+class EvalOptions:
+    """What to measure and how: metric names (+ parameters), real data, sample count, extractor, seed."""
+
+    metrics: list[str]
+    real: Any = None                      # dataset spec for ganbench.data.open_dataset, or an ImageDataset
+    n: int = 10000
+    n_real: int | None = None
+    extractor: str = "shapes-net"
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 64
+    metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache_dir: str | os.PathLike | None = None
+
+
+@dataclass
+class EvalSummary:
+    """What an evaluation did: rows added (as a table), computations skipped, files written."""
+
+    added: pd.DataFrame
+    skipped: int
+    outputs: list[Path]
+
+
+def _snapshots(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and SNAPSHOT_RE.match(p.name)]
+
+
+def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef]:
+    """Checkpoints named by `targets` (files, run folders, or folders of run folders), sorted by kimg per run."""
+    found: list[CheckpointRef] = []
+    for target in targets:
+        target = Path(target)
+        if target.is_file():
+            m = SNAPSHOT_RE.match(target.name)
+            if not m and target.suffix != ".pt":
+                raise ConfigError(f"{target} is not a checkpoint (expected network-snapshot-*.pt)")
+            kimg = float(m.group(1)) if m else _kimg_from_metadata(target)
+            found.append(CheckpointRef(run=target.resolve().parent.name, path=target, kimg=kimg))
+            continue
+        if not target.is_dir():
+            raise ConfigError(f"{target} does not exist")
+        files = _snapshots(target)
+        if not files:
+            files = [p for sub in sorted(target.iterdir()) if sub.is_dir() for p in _snapshots(sub)]
+        if not files:
+            raise ConfigError(f"no network-snapshot-*.pt in {target} or its subfolders")
+        for p in files:
+            found.append(CheckpointRef(run=p.resolve().parent.name, path=p,
+                                       kimg=float(SNAPSHOT_RE.match(p.name).group(1))))
+    unique = {ref.path.resolve(): ref for ref in found}
+    runs: dict[str, Path] = {}
+    for ref in unique.values():
+        if runs.setdefault(ref.run, ref.run_dir.resolve()) != ref.run_dir.resolve():
+            raise ConfigError(f"two run folders share the name {ref.run!r} ({runs[ref.run]} and {ref.run_dir}); "
+                              "rename one so their rows can be told apart")
+    order = list(dict.fromkeys(ref.run for ref in found))
+    return sorted(unique.values(), key=lambda r: (order.index(r.run), r.kimg, r.path.name))
+
+
+def _kimg_from_metadata(path: Path) -> float:
+    from ganbench.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    return float(ckpt.metadata.get("kimg", ckpt.kimg))
+
+
+def default_output(ref: CheckpointRef) -> Path:
+    """Where a checkpoint's rows go without --out: the run folder's results.csv."""
+    return ref.run_dir / RESULTS_NAME
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
+                outputs: dict[str, Any], described: dict[str, Any], options: EvalOptions, dataset: str,
+                wall_s: float) -> list[dict[str, Any]]:
+    """One row per result key of one metric computed on one checkpoint."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rows = []
+    for key, value in values.items():
+        direction = outputs.get(key)
+        rows.append({
+            "run": ref.run, "checkpoint": ref.path.name, "kimg": ref.kimg, "metric": key, "value": float(value),
+            "metric_group": name, "direction": direction or "", "n_samples": options.n,
+            "n_real": described.get("n_real", options.n_real), "extractor": options.extractor,
+            "extractor_sha256": described.get("weights_sha256", ""), "resize_mode": described.get("resize_mode", ""),
+            "dataset": dataset, "seed": options.seed, "params": params_json, "wall_s": round(wall_s, 3),
+            "ganbench_version": ganbench.__version__, "timestamp": stamp, "run_dir": str(ref.run_dir.resolve()),
+        })
+    return rows
+
+
+def _open_real(real: Any, resolution: int, cache: dict[int, Any]) -> Any:
+    if real is None:
+        raise ConfigError("no real data given (pass --real, e.g. --real shapes)")
+    if not isinstance(real, str):
+        return real
+    if resolution not in cache:
+        from ganbench.data import open_dataset
+
+        cache[resolution] = open_dataset(real, resolution=resolution)
+    return cache[resolution]
+
+
+def _describe(ctx: Any) -> dict[str, Any]:
+    """Extractor hash, resize mode and N of a context; {} when the extractor cannot be built (unused by the metric)."""
+    from ganbench.errors import GanbenchError
+
+    try:
+        return dict(ctx.describe())
+    except GanbenchError:
+        return {}
+
+
+def _identity(ref: CheckpointRef, name: str, params_json: str, options: EvalOptions) -> tuple:
+    return identity_key({"run": ref.run, "checkpoint": ref.path.name, "metric_group": name,
+                         "extractor": options.extractor, "n_samples": options.n, "seed": options.seed,
+                         "params": params_json})
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of the current process group, (0, 1) outside torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str = "cpu") -> tuple[int, int]:
+    """Join the torchrun process group (gloo on CPU, nccl on CUDA) when WORLD_SIZE > 1; returns (rank, world)."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+    return dist_info()
+
+
+def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], options: EvalOptions,
+             out: str | os.PathLike | None = None, progress: Any = None,
+             on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> EvalSummary:
+    """Evaluate every metric on every checkpoint, appending rows to `out` (default: each run's results.csv)."""
+    import torch
+
+    import model_zoo
+    from ganbench.metrics import get_metric
+    from ganbench.metrics.context import MetricContext
+
+    refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
+    if options.n < 2:
+        raise ConfigError(f"--n must be at least 2, got {options.n}")
+    metrics = {name: get_metric(name, **options.metric_params.get(name, {})) for name in options.metrics}
+    unknown = sorted(set(options.metric_params) - set(metrics))
+    if unknown:
+        raise ConfigError(f"parameters given for metric {unknown[0]!r}, which is not among --metrics")
+    params_json = {name: _json(m.params()) for name, m in metrics.items()}
+    rank, world = dist_info()
+    outputs: dict[Path, set[tuple]] = {}
+    for ref in refs:
+        path = Path(out) if out is not None else default_output(ref)
+        if path not in outputs:
+            outputs[path] = done_keys(read_results(path)) if path.is_file() else set()
+    added: list[dict[str, Any]] = []
+    skipped = 0
+    datasets: dict[int, Any] = {}
+    ckpt_task = progress.add_task("checkpoints", total=len(refs)) if progress is not None else None
+    for ref in refs:
+        path = Path(out) if out is not None else default_output(ref)
+        done = outputs[path]
+        todo = [n for n in metrics if _identity(ref, n, params_json[n], options) not in done]
+        skipped += len(metrics) - len(todo)
+        if not todo:
+            if progress is not None:
+                progress.advance(ckpt_task)
+            continue
+        before = set(progress.task_ids) if progress is not None else set()
+        G = model_zoo.load(str(ref.path), device=options.device)
+        real = _open_real(options.real, int(G.img_resolution), datasets)
+        ctx = MetricContext(generator=G, real=real, n_gen=options.n, n_real=options.n_real,
+                                 extractor=options.extractor, seed=options.seed, batch_size=options.batch_size,
+                                 device=options.device, cache_dir=options.cache_dir, progress=progress)
+        dataset_id = getattr(real, "identity", str(options.real))
+        described: dict[str, Any] | None = None
+        metric_task = (progress.add_task(f"{ref.run} @ {ref.kimg:g} kimg", total=len(todo))
+                       if progress is not None else None)
+        for name in todo:
+            metric = metrics[name]
+            if progress is not None:
+                progress.update(metric_task, description=f"{ref.run} @ {ref.kimg:g} kimg: {name}")
+            start = time.perf_counter()
+            devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(options.seed)
+                values = metric.compute(ctx)
+            wall = time.perf_counter() - start
+            if described is None:
+                described = _describe(ctx)
+            rows = metric_rows(ref, name, params_json[name], values, dict(metric.outputs), described, options,
+                               dataset_id, wall)
+            if rank == 0:
+                append_rows(path, rows)
+            done.add(_identity(ref, name, params_json[name], options))
+            added.extend(rows)
+            if on_rows is not None:
+                on_rows(rows)
+            if progress is not None:
+                progress.advance(metric_task)
+        if progress is not None:
+            for task in set(progress.task_ids) - before:
+                progress.remove_task(task)
+            progress.advance(ckpt_task)
+        del ctx, G
+    if world > 1:
+        torch.distributed.barrier()
+    return EvalSummary(added=pd.DataFrame(added), skipped=skipped, outputs=sorted(outputs))

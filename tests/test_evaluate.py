@@ -1,0 +1,159 @@
+"""`ganbench eval`: rows per checkpoint and metric, skip on rerun, resume after a crash or a kill, determinism."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ganbench.cli import app
+from ganbench.data.shapes import ShapesDataset
+from ganbench.errors import ConfigError
+from ganbench.evaluate import EvalOptions, evaluate, find_checkpoints
+from ganbench.results import read_results
+
+from orchestrator_helpers import make_run, register_toys
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TOY_FAIL", raising=False)
+    register_toys()
+
+
+def options(**kw) -> EvalOptions:
+    base = dict(metrics=["toy-stat", "toy-score"], real=ShapesDataset(n=48, resolution=16, seed=1), n=40,
+                extractor="toy-pixels", seed=3, batch_size=16)
+    return EvalOptions(**{**base, **kw})
+
+
+def values(df: pd.DataFrame) -> dict:
+    return {(r.run, r.kimg, r.metric): r.value for r in df.itertuples()}
+
+
+def test_find_checkpoints_sorts_by_kimg(tmp_path):
+    make_run(tmp_path / "runA", kimgs=(10, 2, 1))
+    refs = find_checkpoints([tmp_path / "runA"])
+    assert [r.kimg for r in refs] == [1.0, 2.0, 10.0]
+    assert {r.run for r in refs} == {"runA"}
+    assert [r.kimg for r in find_checkpoints([tmp_path])] == [1.0, 2.0, 10.0]  # a folder of runs
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no network-snapshot"):
+        find_checkpoints([tmp_path / "empty"])
+
+
+def test_two_checkpoints_give_expected_rows_and_rerun_adds_none(tmp_path):
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    summary = evaluate([run], options())
+    table = read_results(run / "results.csv")
+    assert len(summary.added) == len(table) == 2 * 3   # 2 checkpoints x (toy_gap, toy_spread, toy_score)
+    assert sorted(set(table["metric"])) == ["toy_gap", "toy_score", "toy_spread"]
+    assert list(table["kimg"].unique()) == [1.0, 2.0]
+    row = table[table["metric"] == "toy_gap"].iloc[0]
+    assert (row["run"], row["checkpoint"], row["direction"], row["metric_group"]) == \
+        ("runA", "network-snapshot-000001.pt", "lower", "toy-stat")
+    assert (row["n_samples"], row["seed"], row["extractor"], row["n_real"]) == (40, 3, "toy-pixels", 48)
+    assert row["extractor_sha256"] == "0" * 64 and row["resize_mode"] == "adaptive-avg-4"
+    assert table[table["metric"] == "toy_spread"]["direction"].iloc[0] == ""
+    # the two checkpoints differ, so their numbers do
+    gaps = table[table["metric"] == "toy_gap"]["value"]
+    assert gaps.iloc[0] != gaps.iloc[1]
+
+    again = evaluate([run], options())
+    assert len(again.added) == 0 and again.skipped == 4
+    assert len(read_results(run / "results.csv")) == 6
+
+    # deterministic for a seed; another seed or another n is a new computation
+    other = evaluate([run], options(), out=tmp_path / "other.csv")
+    assert values(other.added) == values(summary.added)
+    reseeded = evaluate([run], options(seed=4), out=tmp_path / "other.csv")
+    assert len(reseeded.added) == 6
+    assert values(reseeded.added) != values(summary.added)
+
+
+def test_exception_after_first_metric_resumes_only_missing_rows(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    monkeypatch.setenv("TOY_FAIL", "1")
+    with pytest.raises(RuntimeError, match="injected"):
+        evaluate([run], options())
+    partial = read_results(run / "results.csv")
+    assert sorted(partial["metric"]) == ["toy_gap", "toy_spread"] and set(partial["kimg"]) == {1.0}
+    monkeypatch.delenv("TOY_FAIL")
+    resumed = evaluate([run], options())
+    assert len(resumed.added) == 4 and resumed.skipped == 1
+    full = evaluate([run], options(), out=tmp_path / "fresh.csv")
+    assert values(read_results(run / "results.csv")) == values(full.added)
+
+
+def test_killed_eval_resumes_only_missing_rows(tmp_path):
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    script = (
+        "import os, sys, time; sys.path.insert(0, %r)\n"
+        "from orchestrator_helpers import register_toys; register_toys()\n"
+        "from ganbench.metrics.base import METRICS\n"
+        "cls = METRICS.get('toy-score'); orig = cls.compute\n"
+        "def slow(self, ctx):\n"
+        "    time.sleep(120)\n"
+        "cls.compute = slow\n"
+        "from ganbench.data.shapes import ShapesDataset\n"
+        "from ganbench.evaluate import EvalOptions, evaluate\n"
+        "evaluate([%r], EvalOptions(metrics=['toy-stat', 'toy-score'], real=ShapesDataset(n=48, resolution=16, seed=1),"
+        " n=40, extractor='toy-pixels', seed=3, batch_size=16))\n" % (str(HERE), str(run)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    results = run / "results.csv"
+    try:
+        deadline = time.time() + 60
+        while not results.is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert results.is_file(), proc.stderr.read().decode() if proc.poll() is not None else "no rows after 60 s"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert sorted(read_results(results)["metric"]) == ["toy_gap", "toy_spread"]
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    resumed = evaluate([run], options())
+    assert len(resumed.added) == 4 and resumed.skipped == 1
+    assert len(read_results(results)) == 6
+
+
+def test_bad_inputs_are_config_errors(tmp_path):
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    with pytest.raises(ConfigError, match="unknown metric 'nope'"):
+        evaluate([run], options(metrics=["nope"]))
+    with pytest.raises(ConfigError, match="bad parameters for metric 'toy-stat'"):
+        evaluate([run], options(metric_params={"toy-stat": {"bogus": 1}}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        evaluate([tmp_path / "missing"], options())
+
+
+def test_cli_eval(tmp_path):
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    out = tmp_path / "res.csv"
+    args = ["eval", str(run), "--metrics", "toy-stat,toy-score", "--n", "20", "--real", "shapes:32",
+            "--extractor", "toy-pixels", "--out", str(out), "--batch-size", "10"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "added 6 rows" in r.output
+    assert len(read_results(out)) == 6
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "added 0 rows" in r.output
+    r = CliRunner().invoke(app, args[:-4] + ["--param", "toy-stat.bogus=1"])
+    assert r.exit_code == 2 and "bogus" in r.output and "toy-stat" in r.output
+    r = CliRunner().invoke(app, args + ["--param", "toy-stat.scale=2"])   # new parameters: new rows
+    assert r.exit_code == 0 and "added 4 rows" in r.output, r.output
+    table = read_results(out)
+    gap = table[(table["metric"] == "toy_gap") & (table["kimg"] == 1.0)].sort_values("params")
+    assert gap["value"].iloc[1] == pytest.approx(2 * gap["value"].iloc[0], rel=1e-12)
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "nothing"), "--real", "shapes"])
+    assert r.exit_code == 2 and "does not exist" in r.output
