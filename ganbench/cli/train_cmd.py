@@ -1,12 +1,71 @@
-"""`ganbench train`."""
+"""`ganbench train`: a thin wrapper over `ganbench.train.run_training`."""
 
 from __future__ import annotations
 
+import ast
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
 from ganbench.cli import app
-from ganbench.cli.common import fail
+from ganbench.cli.common import console, handle_errors
+from ganbench.errors import ConfigError
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings to a dict; values are Python literals when they parse as one, else strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value: Any = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        out[key.strip()] = value
+    return out
 
 
 @app.command("train")
-def train() -> None:
-    """Not available yet: lands with issue 3 (model zoo I)."""
-    fail("`ganbench train` is not available in this build yet (issue 3 (model zoo I))")
+@handle_errors
+def train(
+    model: str = typer.Option(..., "--model", "-m", help="Family: progan, stylegan, stylegan2, stylegan2-ada, "
+                                                          "stylegan3-t, stylegan3-r (see `ganbench zoo`)."),
+    data: str = typer.Option("shapes", "--data", help="`shapes`, `shapes:N`, or a folder / .zip / .npz of images."),
+    resolution: int = typer.Option(32, "--resolution", "-r", help="Image resolution (power of two)."),
+    kimg: float = typer.Option(10.0, "--kimg", help="Length of the run in thousands of real images shown to D."),
+    batch: int = typer.Option(16, "--batch", help="Total minibatch size (split across torchrun processes)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (weights, data order, latents)."),
+    out: Path = typer.Option(..., "--out", help="Run folder for snapshots, image grids and stats.jsonl."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Network preset, e.g. `tiny` for CPU runs, or an "
+                                                                 "ADA preset (auto, stylegan2, paper256, cifar...)."),
+    snapshot_kimg: float = typer.Option(4.0, "--snapshot-kimg", help="Checkpoint + image grid every K kimg."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the newest snapshot in --out."),
+    cond: bool = typer.Option(False, "--cond", help="Class-conditional training on the dataset's labels."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
+                                           help="Force ADA on (family pipeline or bgc) or off; default: family's."),
+    augpipe: Optional[str] = typer.Option(None, "--augpipe", help="ADA pipeline: blit, geom, color, filter, noise, "
+                                                                   "cutout, bg, bgc, bgcf, bgcfn, bgcfnc."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE training or network option, e.g. "
+                                                           "--set r1_gamma=1 --set channel_base=4096 (repeatable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train a GAN family on a dataset, writing snapshots, image grids and a stats log into --out."""
+    from ganbench.train import run_training
+
+    aug: bool | str | None = augpipe if (augpipe and augment is not False) else augment
+    folder = run_training(model, data, resolution, kimg, batch, seed, out, preset=preset,
+                          snapshot_kimg=snapshot_kimg, resume=resume, cond=cond, augment=aug, device=device,
+                          progress=progress, **parse_overrides(overrides))
+    stats = folder / "stats.jsonl"
+    last = stats.read_text().strip().splitlines()[-1] if stats.exists() and stats.read_text().strip() else None
+    if last:
+        rec = json.loads(last)
+        losses = ", ".join(f"{k}={v:.4g}" for k, v in rec.items() if k.startswith("loss/"))
+        console.print(f"done: {rec['kimg']:.3f} kimg, {rec['s_per_kimg']:.2f} s/kimg, {losses}; "
+                      f"augment p={rec['augment_p']:.3f}", highlight=False)
+    typer.echo(str(folder))

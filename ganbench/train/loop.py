@@ -37,7 +37,7 @@ from ganbench.train.progressive import LodSchedule, has_lod, make_schedule, proc
 
 # Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "loss": "ns-r1", "lr_g": 0.002, "lr_d": 0.002, "betas": (0.0, 0.99),
+    "loss": "ns-r1", "lr_g": 0.002, "lr_d": 0.002, "betas": (0.0, 0.99), "eps": 1e-8,
     "r1_gamma": 10.0, "r1_interval": None, "pl_weight": None, "pl_interval": None, "pl_decay": 0.01,
     "pl_batch_shrink": 2, "style_mixing": 0.0, "ema_kimg": 10.0, "ema_rampup": 0.05,
     "augment": None, "ada_target": 0.6, "ada_interval": 4, "ada_kimg": 500.0, "augment_p": 0.0,
@@ -45,6 +45,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "gp_lambda": 10.0, "drift": 1e-3,
 }
 DEFAULT_AUGMENT_PIPE = "bgc"
+TRAIN_DEFAULTS_ADA_TARGET = 0.6
 
 
 @dataclass
@@ -333,8 +334,11 @@ class Trainer:
         self.ada: AdaController | None = None
         if pipe_name:
             self.augment_pipe = build_augment_pipe(pipe_name, p=float(tc["augment_p"])).to(self.device)
-            if tc["ada_target"] is not None:
-                self.ada = AdaController(self.augment_pipe, float(tc["ada_target"]), int(tc["ada_interval"]),
+            target = tc["ada_target"]
+            if target is None and opts.augment not in (None, False):
+                target = TRAIN_DEFAULTS_ADA_TARGET   # ADA forced on for a family without its own target
+            if target is not None:
+                self.ada = AdaController(self.augment_pipe, float(target), int(tc["ada_interval"]),
                                          float(tc["ada_kimg"]))
 
         loss_kw = {k: v for k, v in tc.items() if k != "loss" and v is not None}   # None: the loss's default
@@ -346,7 +350,7 @@ class Trainer:
         for name, module, lr in (("G", self.G, float(tc["lr_g"])), ("D", self.D, float(tc["lr_d"]))):
             interval = intervals[name]
             lr_, betas = lazy_adam_params(lr, tuple(tc["betas"]), interval)
-            opt = torch.optim.Adam(module.parameters(), lr=lr_, betas=betas, eps=1e-8)
+            opt = torch.optim.Adam(module.parameters(), lr=lr_, betas=betas, eps=float(tc["eps"]))
             if interval is None:
                 self.phases.append(Phase(name + "both", module, opt, 1))
             else:
