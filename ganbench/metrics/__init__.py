@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ganbench.metrics.base import METRICS, Metric, make_metric
 from ganbench.registry import import_submodules
+from ganbench.metrics.api import compute  # noqa: E402  (after base: api builds on it)
 
 
 def list_metrics() -> list[str]:
@@ -18,4 +19,4 @@ def get_metric(name: str, **params) -> Metric:
     return make_metric(name, **params)
 
 
-__all__ = ["METRICS", "Metric", "get_metric", "list_metrics", "make_metric"]
+__all__ = ["METRICS", "Metric", "compute", "get_metric", "list_metrics", "make_metric"]

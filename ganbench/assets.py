@@ -1,0 +1,259 @@
+"""Pretrained weight files: a registry (name -> file, URL, sha256, loader) and a verified local cache.
+
+`resolve(name, path=None)` looks, in order, at: the explicit `path`; the `$GANBENCH_ASSETS` folder;
+the cache `$GANBENCH_CACHE/assets` (default `~/.cache/ganbench/assets`); files shipped with the
+package (`ganbench/assets_data`); and finally downloads the URL with a progress bar into the cache
+(temp file, sha256 check, atomic rename). Nothing happens at import time.
+
+Hashes: where the publisher's full sha256 is not known to us, the entry records the sha256 prefix
+that torch.hub-style file names embed (`...-6726825d.pth`) and verification checks that prefix; the
+NVlabs TorchScript files carry no published hash, so they are recorded as unverifiable (`assets
+list` says so) and the sha256 of whatever file is used is recorded with every result instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ganbench.errors import AssetError
+from ganbench.registry import Registry
+
+Loader = Literal["torchscript", "state_dict", "safetensors"]
+IMPORT_HINT = "ganbench assets import PATH"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One pretrained file: where it comes from and how to check it."""
+
+    name: str
+    filename: str
+    url: str | None
+    sha256: str | None = None          # full hex digest, when published
+    sha256_prefix: str | None = None   # torch.hub-style prefix embedded in the file name
+    loader: Loader = "state_dict"
+    description: str = ""
+    bundled: bool = False              # shipped in ganbench/assets_data
+
+    def check(self, digest: str) -> bool | None:
+        """True/False when a hash is known for this asset, None when it cannot be verified."""
+        if self.sha256:
+            return digest == self.sha256
+        if self.sha256_prefix:
+            return digest.startswith(self.sha256_prefix)
+        return None
+
+    @property
+    def expected(self) -> str:
+        """The recorded hash (or prefix) as text, for messages."""
+        return self.sha256 or (f"{self.sha256_prefix}..." if self.sha256_prefix else "(none published)")
+
+
+ASSETS: Registry[Asset] = Registry("asset")
+
+
+def _add(asset: Asset) -> None:
+    ASSETS.register(asset.name)(asset)
+
+
+_NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
+_add(Asset("inception-nvlabs", "inception-2015-12-05.pt", f"{_NV}/inception-2015-12-05.pt",
+           loader="torchscript",
+           description="NVlabs/clean-fid TorchScript FID Inception (TF 2015-12-05 weights); used by clean-fid"))
+_add(Asset("inception-torch-fidelity", "weights-inception-2015-12-05-6726825d.pth",
+           "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+           "weights-inception-2015-12-05-6726825d.pth",
+           sha256_prefix="6726825d", loader="state_dict",
+           description="torch-fidelity's FID Inception state dict (same TF weights)"))
+_add(Asset("inception-pytorch-fid", "pt_inception-2015-12-05-6726825d.pth",
+           "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+           "pt_inception-2015-12-05-6726825d.pth",
+           sha256_prefix="6726825d", loader="state_dict",
+           description="pytorch-fid's FID Inception state dict (same TF weights, pytorch-fid module names)"))
+_add(Asset("vgg16-nvlabs", "vgg16.pt", f"{_NV}/vgg16.pt", loader="torchscript",
+           description="NVlabs TorchScript VGG16 used for precision/recall (fc2 4096-d features)"))
+_add(Asset("vgg16-torchvision", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
+           sha256_prefix="397923af", loader="state_dict",
+           description="torchvision ImageNet VGG16 (used by lpips; fc2 features for PR)"))
+_add(Asset("shapes-net", "shapes_net.safetensors", None,
+           sha256="ca476f751f530c38346c33a65a4c3ba6938f84043f505aaf4432721dbe3a8ba0",
+           loader="safetensors", bundled=True,
+           description="embedded shapes-net (trained by ganbench/features/_train_shapes_net.py)"))
+
+
+def cache_root() -> Path:
+    """`$GANBENCH_CACHE`, default `~/.cache/ganbench`."""
+    return Path(os.environ.get("GANBENCH_CACHE") or Path.home() / ".cache" / "ganbench").expanduser()
+
+
+def cache_dir() -> Path:
+    """Where downloaded and imported weight files live."""
+    return cache_root() / "assets"
+
+
+def bundled_dir() -> Path:
+    """Package data folder holding the shipped weight files."""
+    return Path(__file__).resolve().parent / "assets_data"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def get_asset(name: str | Asset) -> Asset:
+    """The registry entry for `name` (an Asset passes through)."""
+    return name if isinstance(name, Asset) else ASSETS.get(name)
+
+
+def _verified(asset: Asset, path: Path) -> Path:
+    """Return `path` if its hash matches the registry (or none is known); else a one-line AssetError."""
+    digest = sha256_file(path)
+    if asset.check(digest) is False:
+        where = asset.url or "the ganbench package"
+        raise AssetError(f"{path} has sha256 {digest[:16]}..., expected {asset.expected} for {asset.filename} "
+                         f"({where}); replace it with the right file via `{IMPORT_HINT}`")
+    return path
+
+
+def candidates(asset: Asset) -> list[Path]:
+    """Where `resolve` looks for an asset before downloading, in order."""
+    out = []
+    if os.environ.get("GANBENCH_ASSETS"):
+        out.append(Path(os.environ["GANBENCH_ASSETS"]).expanduser() / asset.filename)
+    out.append(cache_dir() / asset.filename)
+    if asset.bundled:
+        out.append(bundled_dir() / asset.filename)
+    return out
+
+
+def resolve(name: str | Asset, path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Local path of asset `name`: explicit path, $GANBENCH_ASSETS, cache, package data, then download."""
+    asset = get_asset(name)
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise AssetError(f"weight file {p} for {asset.name} does not exist")
+        return p  # an explicit file is the user's choice; its own sha256 is recorded with results
+    for p in candidates(asset):
+        if p.is_file():
+            return _verified(asset, p)
+    if asset.url is None:
+        raise AssetError(f"{asset.filename} is missing from the ganbench package and has no download URL; "
+                         f"reinstall ganbench or place it with `{IMPORT_HINT}`")
+    if not download:
+        raise AssetError(f"{asset.filename} is not in {cache_dir()}; download it from {asset.url} "
+                         f"and place it with `{IMPORT_HINT}`")
+    return download_asset(asset)
+
+
+def download_asset(name: str | Asset) -> Path:
+    """Download into the cache with a progress bar: temp file, sha256 check, atomic rename."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    asset = get_asset(name)
+    dest = cache_dir() / asset.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{asset.filename}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            try:
+                response = urllib.request.urlopen(asset.url, timeout=30)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise AssetError(f"cannot download {asset.filename} from {asset.url} ({reason}); download it "
+                                 f"elsewhere and place it with `{IMPORT_HINT}`") from None
+            with response, Progress(TextColumn(f"downloading {asset.filename}"), BarColumn(), DownloadColumn(),
+                                    TransferSpeedColumn(), transient=True) as progress:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                task = progress.add_task("download", total=total)
+                try:
+                    for block in iter(lambda: response.read(1 << 20), b""):
+                        f.write(block)
+                        h.update(block)
+                        progress.advance(task, len(block))
+                except OSError as exc:
+                    raise AssetError(f"download of {asset.filename} from {asset.url} broke off ({exc}); "
+                                     f"place the file by hand with `{IMPORT_HINT}`") from None
+            f.flush()
+            os.fsync(f.fileno())
+        digest = h.hexdigest()
+        if asset.check(digest) is False:
+            raise AssetError(f"{asset.filename} downloaded from {asset.url} has sha256 {digest[:16]}..., expected "
+                             f"{asset.expected}; place a good copy with `{IMPORT_HINT}`")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _match(path: Path, digest: str, name: str | None) -> Asset:
+    if name is not None:
+        return get_asset(name)
+    by_hash = [ASSETS.get(n) for n in ASSETS if ASSETS.get(n).check(digest)]
+    if by_hash:
+        return by_hash[0]
+    by_name = [ASSETS.get(n) for n in ASSETS if ASSETS.get(n).filename == path.name]
+    if by_name:
+        return by_name[0]
+    raise AssetError(f"{path} matches no registered asset by hash or file name; pass --name "
+                     f"(known: {', '.join(ASSETS.names())})")
+
+
+def import_asset(path: str | os.PathLike, name: str | None = None) -> Path:
+    """Copy a hand-downloaded file into the cache after checking its sha256 against the registry."""
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise AssetError(f"{src} does not exist or is not a file")
+    digest = sha256_file(src)
+    asset = _match(src, digest, name)
+    if asset.check(digest) is False:
+        raise AssetError(f"{src} has sha256 {digest[:16]}..., expected {asset.expected} for {asset.name} "
+                         f"({asset.filename}); refusing to import it")
+    dest = cache_dir() / asset.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{asset.filename}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest
+
+
+def status() -> list[dict[str, str]]:
+    """One row per registered asset: where it would be found, whether it is present and verified."""
+    rows = []
+    for name in ASSETS:
+        asset = ASSETS.get(name)
+        found = next((p for p in candidates(asset) if p.is_file()), None)
+        if found is None:
+            present, verified = "no", "-"
+        else:
+            ok = asset.check(sha256_file(found))
+            present, verified = "yes", {True: "yes", False: "NO (hash mismatch)", None: "unknown (no published hash)"}[ok]
+        rows.append({"name": name, "file": asset.filename, "path": str(found or cache_dir() / asset.filename),
+                     "present": present, "verified": verified, "url": asset.url or "(bundled)",
+                     "description": asset.description})
+    return rows
+
+
+__all__ = ["ASSETS", "Asset", "AssetError", "cache_dir", "cache_root", "download_asset", "get_asset",
+           "import_asset", "resolve", "sha256_file", "status"]

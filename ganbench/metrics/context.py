@@ -1,0 +1,360 @@
+"""`MetricContext`: everything metrics read, computed once per (source, extractor) and shared.
+
+One streaming pass over the generated (or real) images per extractor yields every output of that
+extractor (features, logits, attributes) plus float64 running moments of the features; metrics
+then work on the memoised arrays. Real-data outputs are also cached on disk under
+`$GANBENCH_CACHE/stats/`, keyed by a readable name plus a hash of (dataset identity, resolution,
+extractor, weights sha256, resize mode, N), and written atomically.
+
+Generated images follow NVlabs: z ~ N(0, I) from a torch.Generator seeded with `seed`, no truncation,
+noise_mode='random' (the global RNG is seeded per batch inside `torch.random.fork_rng`, so noise is
+deterministic too), labels drawn from the real dataset for conditional generators, and images
+converted with (x * 127.5 + 128).clamp(0, 255) then truncated to uint8. Single-channel images are
+repeated to three channels before any extractor sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from ganbench.errors import ConfigError, DataError
+from ganbench.features import FeatureExtractor, get_extractor
+
+ImageSource = Any  # an ImageDataset, a uint8 NCHW tensor / ndarray, or a dataset spec string (reals)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Float64 running sums of a feature set: mean and covariance under either convention."""
+
+    n: int
+    total: np.ndarray   # [d] sum of x
+    outer: np.ndarray   # [d, d] sum of x x^T
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / self.n
+
+    def cov(self, covariance: str = "biased") -> np.ndarray:
+        """Covariance: 'biased' divides by N (NVlabs), 'unbiased' by N-1 (pytorch-fid, clean-fid, torch-fidelity)."""
+        mu = self.mean
+        scatter = self.outer - self.n * np.outer(mu, mu)
+        if covariance == "biased":
+            return scatter / self.n
+        if covariance == "unbiased":
+            if self.n < 2:
+                raise ConfigError("unbiased covariance needs at least 2 samples")
+            return scatter / (self.n - 1)
+        raise ConfigError(f"covariance must be 'biased' or 'unbiased', got {covariance!r}")
+
+
+class _Images:
+    """Uniform batch access to a dataset, tensor or array of uint8 NCHW images."""
+
+    def __init__(self, source: ImageSource, what: str) -> None:
+        from ganbench.data.base import ImageDataset
+
+        self.dataset = source if isinstance(source, ImageDataset) else None
+        if self.dataset is None:
+            arr = torch.as_tensor(np.asarray(source)) if not isinstance(source, torch.Tensor) else source
+            if arr.ndim != 4 or arr.dtype != torch.uint8:
+                raise DataError(f"{what} images must be uint8 NCHW, got {tuple(arr.shape)} {arr.dtype}")
+            self.array = arr
+        self.what = what
+
+    def __len__(self) -> int:
+        return len(self.dataset) if self.dataset is not None else int(self.array.shape[0])
+
+    @property
+    def identity(self) -> str:
+        if self.dataset is not None:
+            return self.dataset.identity
+        h = hashlib.sha256(self.array.contiguous().numpy().tobytes()).hexdigest()[:16]
+        return f"array-{tuple(self.array.shape)}-{h}"
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name if self.dataset is not None else "array"
+
+    @property
+    def resolution(self) -> int:
+        return int(self.dataset.resolution if self.dataset is not None else self.array.shape[-1])
+
+    def batch(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.dataset is None:
+            return self.array[start:stop], None
+        items = [self.dataset[i] for i in range(start, stop)]
+        return torch.stack([im for im, _ in items]), torch.stack([lb for _, lb in items])
+
+    def label(self, index: int) -> np.ndarray:
+        return self.dataset.label(index)
+
+
+def _three_channels(images: torch.Tensor) -> torch.Tensor:
+    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> uint8, exactly as NVlabs: clamp(x*127.5+128) then truncate."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+class MetricContext:
+    """Shared inputs of one evaluation: generator, real data, extractors and memoised feature passes.
+
+    `generator` is a generator network (called as G(z, c, truncation_psi=1, noise_mode='random')) or
+    already-generated uint8 NCHW images (tensor, ndarray or ImageDataset). `real` is an ImageDataset,
+    uint8 images, or a dataset spec for `ganbench.data.open_dataset`. `n_real=None` uses every real.
+    `cache_dir` is the folder of cached real outputs (default `$GANBENCH_CACHE/stats`; False disables).
+    `progress` is a rich Progress (a task per pass) or a callable(stage, done, total).
+    """
+
+    def __init__(self, generator: Any = None, real: ImageSource = None, n_gen: int = 10000,
+                 n_real: int | None = None, extractor: str | FeatureExtractor = "shapes-net", seed: int = 0,
+                 batch_size: int = 64, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None | bool = None,
+                 progress: Any = None) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        if isinstance(real, str):
+            from ganbench.data import open_dataset
+
+            real = open_dataset(real)
+        self.generator = generator
+        self.real = real
+        self._real = _Images(real, "real") if real is not None else None
+        self._gen_images = None
+        if generator is not None and not isinstance(generator, torch.nn.Module):
+            self._gen_images = _Images(generator, "generated")
+        self.n_gen = int(n_gen)
+        self.n_real = n_real
+        self.default_extractor = extractor.name if isinstance(extractor, FeatureExtractor) else extractor
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        if cache_dir is None or cache_dir is True:
+            from ganbench.assets import cache_root
+
+            cache_dir = cache_root() / "stats"
+        self.cache_dir = Path(cache_dir) if cache_dir is not False else None
+        self.progress = progress
+        self._extractors: dict[str, FeatureExtractor] = {}
+        if isinstance(extractor, FeatureExtractor):
+            self._extractors[extractor.name] = extractor
+        self._outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._moments: dict[tuple[str, str], Moments] = {}
+
+    # ---- extractors -------------------------------------------------------------------------
+    def extractor_model(self, name: str | None = None) -> FeatureExtractor:
+        """The extractor `name` (default: the context's), built once per context."""
+        name = name or self.default_extractor
+        if name not in self._extractors:
+            self._extractors[name] = get_extractor(name, device=self.device)
+        return self._extractors[name]
+
+    def describe(self, extractor: str | None = None) -> dict[str, Any]:
+        """What to record next to a number: extractor, weights hash, resize mode, N, seed."""
+        return {**self.extractor_model(extractor).describe(), "n_gen": self.num_gen(), "n_real": self.num_real(),
+                "seed": self.seed}
+
+    # ---- sample counts ----------------------------------------------------------------------
+    def num_gen(self) -> int:
+        """How many generated images the metrics see."""
+        if self._gen_images is not None and self.n_gen > len(self._gen_images):
+            raise ConfigError(f"n_gen={self.n_gen} but only {len(self._gen_images)} generated images were given")
+        return self.n_gen
+
+    def num_real(self) -> int:
+        """How many real images the metrics see (all when n_real is None, capped at the dataset size)."""
+        if self._real is None:
+            raise ConfigError("this metric needs real images but the context has no real dataset")
+        total = len(self._real)
+        return total if self.n_real is None else min(int(self.n_real), total)
+
+    # ---- image streams ----------------------------------------------------------------------
+    def generated_batches(self, n: int | None = None, seed: int | None = None
+                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+        """(uint8 NCHW images, z, c) batches of `n` generated images, deterministic in `seed`."""
+        n = self.num_gen() if n is None else int(n)
+        if self._gen_images is not None:
+            if n > len(self._gen_images):
+                raise ConfigError(f"asked for {n} generated images but only {len(self._gen_images)} were given")
+            for start in range(0, n, self.batch_size):
+                yield self._gen_images.batch(start, min(start + self.batch_size, n))[0], None, None
+            return
+        G = self.generator
+        if G is None:
+            raise ConfigError("this metric needs generated images but the context has no generator")
+        seed = self.seed if seed is None else int(seed)
+        gen = torch.Generator().manual_seed(seed)
+        c_dim = int(getattr(G, "c_dim", 0) or 0)
+        if c_dim and self._real is None:
+            raise ConfigError("a conditional generator needs a real dataset to draw labels from")
+        devices = [self.device] if self.device.type == "cuda" else []
+        for k, start in enumerate(range(0, n, self.batch_size)):
+            b = min(self.batch_size, n - start)
+            z = torch.randn([b, G.z_dim], generator=gen)
+            c = None
+            if c_dim:
+                idx = torch.randint(len(self._real), [b], generator=gen)
+                c = torch.from_numpy(np.stack([self._real.label(int(i)) for i in idx]))
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed * 1000003 + k)
+                images = G(z.to(self.device), None if c is None else c.to(self.device),
+                           truncation_psi=1.0, noise_mode="random")
+            yield to_uint8(images), z, c
+
+    def real_batches(self, n: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(uint8 NCHW images, labels) batches of the first `n` reals (default: num_real())."""
+        n = self.num_real() if n is None else min(int(n), len(self._real))
+        for start in range(0, n, self.batch_size):
+            yield self._real.batch(start, min(start + self.batch_size, n))
+
+    # ---- feature passes ---------------------------------------------------------------------
+    def gen_outputs(self, extractor: str | None = None) -> dict[str, np.ndarray]:
+        """Every output of `extractor` on the n_gen generated images (one pass, memoised)."""
+        return self._ensure("gen", extractor)[0]
+
+    def real_outputs(self, extractor: str | None = None) -> dict[str, np.ndarray]:
+        """Every output of `extractor` on the reals (memoised, cached on disk)."""
+        return self._ensure("real", extractor)[0]
+
+    def gen_moments(self, extractor: str | None = None) -> Moments:
+        """Float64 moments of the generated 'features' (accumulated during the same pass)."""
+        return self._ensure("gen", extractor)[1]
+
+    def real_moments(self, extractor: str | None = None) -> Moments:
+        """Float64 moments of the real 'features' (cached on disk with the outputs)."""
+        return self._ensure("real", extractor)[1]
+
+    def outputs(self, source: str, output: str = "features", extractor: str | None = None,
+                n: int | None = None) -> np.ndarray:
+        """The first `n` rows (default all) of one output of `source` ('gen' or 'real')."""
+        allout = self._ensure(_check_source(source), extractor)[0]
+        if output not in allout:
+            ext = self.extractor_model(extractor)
+            raise ConfigError(f"extractor {ext.name!r} has no output {output!r}; it has {', '.join(allout)}")
+        return allout[output][:_check_n(n, len(allout[output]), source)]
+
+    def moments(self, source: str, extractor: str | None = None, n: int | None = None) -> Moments:
+        """Float64 feature moments of the first `n` rows of `source` (the streamed sums when n covers all)."""
+        full = self._ensure(_check_source(source), extractor)[1]
+        n = _check_n(n, full.n, source)
+        if n == full.n:
+            return full
+        feats = self.outputs(source, "features", extractor, n)
+        total = np.zeros(feats.shape[1])
+        outer = np.zeros((feats.shape[1], feats.shape[1]))
+        for start in range(0, n, 4096):
+            block = feats[start:start + 4096].astype(np.float64)
+            total += block.sum(0)
+            outer += block.T @ block
+        return Moments(n=n, total=total, outer=outer)
+
+    def real_cache_path(self, extractor: str | None = None) -> Path | None:
+        """Cache file of the real outputs for `extractor` (None when caching is off)."""
+        if self.cache_dir is None:
+            return None
+        ext = self.extractor_model(extractor)
+        n = self.num_real()
+        key = {"dataset": self._real.identity, "resolution": self._real.resolution, "extractor": ext.name,
+               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 1}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        readable = f"{self._real.name}-r{self._real.resolution}-{ext.name}-{ext.resize_mode}-n{n}"
+        return self.cache_dir / f"{readable}-{digest}.npz"
+
+    def _ensure(self, source: str, extractor: str | None) -> tuple[dict[str, np.ndarray], Moments]:
+        name = extractor or self.default_extractor
+        key = (source, name)
+        if key not in self._outputs:
+            cache = self.real_cache_path(name) if source == "real" else None
+            loaded = _load_cache(cache) if cache is not None else None
+            if loaded is None:
+                batches = ((imgs for imgs, *_ in self.generated_batches()) if source == "gen"
+                           else (imgs for imgs, _ in self.real_batches()))
+                total = self.num_gen() if source == "gen" else self.num_real()
+                loaded = self._pass(self.extractor_model(name), batches, total, f"{source} {name}")
+                if cache is not None:
+                    _save_cache(cache, *loaded)
+            self._outputs[key], self._moments[key] = loaded
+        return self._outputs[key], self._moments[key]
+
+    def _pass(self, ext: FeatureExtractor, batches: Iterator[torch.Tensor], total: int,
+              stage: str) -> tuple[dict[str, np.ndarray], Moments]:
+        """Run `ext` over the batches; collect every output and float64 feature moments."""
+        chunks: dict[str, list[np.ndarray]] = {}
+        s = so = None
+        done = 0
+        report = _progress(self.progress, stage, total)
+        for images in batches:
+            out = ext.extract(_three_channels(images).to(self.device))
+            for k, v in out.items():
+                chunks.setdefault(k, []).append(v.detach().float().cpu().numpy())
+            f64 = out["features"].detach().cpu().double()
+            s = f64.sum(0) if s is None else s + f64.sum(0)
+            so = f64.T @ f64 if so is None else so + f64.T @ f64
+            done += images.shape[0]
+            report(done)
+        if done == 0:
+            raise ConfigError(f"no images for the {stage} feature pass")
+        outputs = {k: np.concatenate(v) for k, v in chunks.items()}
+        return outputs, Moments(n=done, total=s.numpy(), outer=so.numpy())
+
+
+def _check_source(source: str) -> str:
+    if source not in ("gen", "real"):
+        raise ConfigError(f"source must be 'gen' or 'real', got {source!r}")
+    return source
+
+
+def _check_n(n: int | None, available: int, source: str) -> int:
+    if n is None:
+        return available
+    if source == "real" and int(n) > 0:
+        return min(int(n), available)  # as NVlabs: asking for more reals than exist uses them all
+    if not 0 < int(n) <= available:
+        raise ConfigError(f"a metric asks for {n} {source} samples but the context holds {available}; "
+                          f"raise the context's n_{source}")
+    return int(n)
+
+
+def _progress(progress: Any, stage: str, total: int) -> Callable[[int], None]:
+    if progress is None:
+        return lambda done: None
+    if hasattr(progress, "add_task"):
+        task = progress.add_task(f"features: {stage}", total=total)
+        return lambda done: progress.update(task, completed=done)
+    return lambda done: progress(stage, done, total)
+
+
+def _load_cache(path: Path) -> tuple[dict[str, np.ndarray], Moments] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            outputs = {k[4:]: z[k] for k in z.files if k.startswith("out_")}
+            moments = Moments(n=int(z["mom_n"]), total=z["mom_total"], outer=z["mom_outer"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # a damaged cache is recomputed and rewritten
+    return outputs, moments
+
+
+def _save_cache(path: Path, outputs: dict[str, np.ndarray], moments: Moments) -> None:
+    from ganbench.checkpoint import atomic_write_bytes
+
+    arrays = {f"out_{k}": v for k, v in outputs.items()}
+    arrays.update(mom_n=np.int64(moments.n), mom_total=moments.total, mom_outer=moments.outer)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
+
+
+__all__ = ["MetricContext", "Moments", "to_uint8"]
