@@ -20,12 +20,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """ganbench: one CLI for training and evaluating GANs."""
-    if debug:
+    if debug and not os.environ.get("GANBENCH_DEBUG"):
+        # For this invocation only: an in-process caller (tests, notebooks) keeps its environment.
         os.environ["GANBENCH_DEBUG"] = "1"
+        ctx.call_on_close(lambda: os.environ.pop("GANBENCH_DEBUG", None))
 
 
 # Each module below adds its commands to `app`; one module per command group.

@@ -79,7 +79,7 @@ class FileImageDataset(ImageDataset):
             message = (f"{self._where(unknown[0])} is not an image{_plural(unknown)}; expected "
                        f"{' '.join(IMAGE_EXTENSIONS)}")
             if not skip_unknown:
-                raise DataError(message + " (remove it, or skip such files with skip_unknown=True)")
+                raise DataError(message + " (remove it, or skip such files with --skip-unknown / skip_unknown=True)")
             warnings.warn(f"skipping {len(unknown)} file(s): {message}", stacklevel=2)
         if not images:
             raise DataError(f"{self.path} holds no images (looked for {' '.join(IMAGE_EXTENSIONS)}, recursively)")

@@ -61,27 +61,25 @@ def _open_shapes(arg: str | None, resolution: int | None, n: int | None = None, 
 _FILE_OPTIONS = ("n", "channels", "use_labels", "skip_unknown")
 _register(EMBEDDED, Source(
     name="shapes",
-    description="one rendered shape (4 classes x 6 colours, known size/position/rotation) per image; "
-                "labels = shape class, attributes exported alongside",
-    usage="shapes | shapes:N  (n=10000, seed=0, resolution 8-256, default 32)",
+    description="procedural shapes (4 classes x 6 colours) with known attributes; labels = shape class",
+    usage="shapes, shapes:N (n 10000, seed 0, res 8-256, default 32)",
     open=_open_shapes, options=("n", "seed", "shapes", "colors")))
 _register(FORMATS, Source(
     name="folder",
-    description=f"images ({' '.join(IMAGE_EXTENSIONS)}) found recursively, sorted by path; labels from dataset.json",
+    description=f"image files ({' '.join(IMAGE_EXTENSIONS)}), recursive, sorted; labels from dataset.json",
     usage="path/to/folder/",
     open=lambda path, resolution, **kw: FolderDataset(path, resolution=resolution, **kw),
     options=_FILE_OPTIONS, matches=lambda path: path.is_dir()))
 _register(FORMATS, Source(
     name="zip",
-    description="a .zip of images (same rules as a folder), read lazily; labels from dataset.json at the root",
+    description="a .zip of image files, same rules as a folder, read lazily",
     usage="path/to/images.zip",
     open=lambda path, resolution, **kw: ZipDataset(path, resolution=resolution, **kw),
     options=_FILE_OPTIONS, matches=lambda path: path.suffix.lower() == ".zip"))
 _register(FORMATS, Source(
     name="npz",
-    description="numpy arrays: 'images' uint8 NHWC/NCHW/NHW (+ optional 'labels' int [N] or float [N, D]); "
-                ".npy = images only",
-    usage="path/to/arrays.npz | arrays.npy",
+    description="'images' uint8 NHWC/NCHW/NHW + optional 'labels' (int [N] or float [N, D])",
+    usage="path/to/arrays.npz, images.npy",
     open=lambda path, resolution, **kw: ArrayDataset(path, resolution=resolution, **kw),
     options=("n", "use_labels"), matches=lambda path: path.suffix.lower() in (".npz", ".npy")))
 
