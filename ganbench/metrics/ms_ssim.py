@@ -114,8 +114,9 @@ def mean_ms_ssim(batches: Iterable[torch.Tensor], **kwargs) -> float:
 @METRICS.register("ms_ssim")
 @dataclass
 class MSSSIM(Metric):
-    """Mean MS-SSIM of consecutive generated pairs; ProGAN used 20k images (10k pairs): run with n=20000."""
+    """Mean MS-SSIM of consecutive generated pairs; ProGAN used 20k images (10k pairs): n_gen=20000."""
 
+    n_gen: int | None = None  # None: the context's n_gen
     weights: tuple[float, ...] = MS_SSIM_WEIGHTS
     win_size: int = 11
     win_sigma: float = 1.5
@@ -137,19 +138,21 @@ class MSSSIM(Metric):
                     k2=self.k2, channels=self.channels)
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
-        images = (imgs for imgs, _z, _c in ctx.generated_batches(seed=ctx.seed))
+        images = (imgs for imgs, _z, _c in ctx.generated_batches(self.n_gen, seed=ctx.seed))
         return {"ms_ssim": mean_ms_ssim(images, **self._kwargs())}
 
 
 @METRICS.register("ms_ssim_real")
 @dataclass
 class MSSSIMReal(MSSSIM):
-    """The same on consecutive pairs of the real images: the value a generator's `ms_ssim` should match."""
+    """The same on consecutive pairs of the first n_real reals: the value a generator's `ms_ssim` should match."""
+
+    n_real: int | None = None  # None: the context's n_real
 
     name = "ms_ssim_real"
     outputs = {"ms_ssim_real": None}
     needs = frozenset({"real_images"})
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
-        images = (imgs for imgs, _labels in ctx.real_batches())
+        images = (imgs for imgs, _labels in ctx.real_batches(self.n_real))
         return {"ms_ssim_real": mean_ms_ssim(images, **self._kwargs())}

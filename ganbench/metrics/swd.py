@@ -174,8 +174,9 @@ def swd(images_a: Iterable[torch.Tensor] | torch.Tensor, images_b: Iterable[torc
 @METRICS.register("swd")
 @dataclass
 class SWD(Metric):
-    """ProGAN's sliced Wasserstein distance on n generated vs n real images (n = ctx.n_gen, capped by the reals)."""
+    """ProGAN's SWD on n generated vs the first n real images (None: the context's n_gen, capped by the reals)."""
 
+    n_gen: int | None = None
     patches_per_image: int = 128
     patch_size: int = 7
     dir_repeats: int = 4
@@ -188,9 +189,7 @@ class SWD(Metric):
     needs = frozenset({"gen_images", "real_images"})
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
-        n = ctx.n_gen if ctx.real is None else min(ctx.n_gen, len(ctx.real))
-        if ctx.n_real is not None:
-            n = min(n, ctx.n_real)
+        n = min(self.n_gen or ctx.num_gen(), ctx.num_real())
         fake = (images for images, _z, _c in ctx.generated_batches(n, seed=ctx.seed))
         real = (images for images, _labels in ctx.real_batches(n))
         return swd(fake, real, ctx.seed, self.patches_per_image, self.patch_size, self.dir_repeats,

@@ -1,0 +1,227 @@
+"""Perceptual path length (Karras et al., StyleGAN): how abruptly images change along latent paths.
+
+For each sample: z0, z1 ~ N(0, I), t ~ U(0, 1) ('full') or t = 0 ('end'); the endpoints t and t + eps
+(eps = 1e-4) are interpolated with slerp in Z or lerp in W (W = the mapping output, all layers), both
+images are generated, optionally centre-cropped to the face region (NVlabs' crop), box-downsampled to
+256 px when larger, and their perceptual distance / eps^2 is the sample's value. Values below the
+1st and above the 99th percentile are dropped and the rest averaged.
+
+Noise is shared within a pair: both images of a batch are generated with noise_mode='random' from
+the same torch RNG state (re-seeded per batch inside `torch.random.fork_rng`), so the i-th pair sees
+identical noise inputs and differs only through its latent; different pairs get different noise.
+Latents, t and labels are drawn per batch from one torch.Generator seeded with `seed`, so a value
+is reproducible for a given (seed, batch_size).
+
+Distance: `distance='auto'` uses LPIPS(VGG16) when its backbone file is available locally and the
+shapes-net feature-map distance otherwise; `params()` names the one actually used
+('lpips-vgg16' or 'shapes-net'), and numbers from the two are not comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import torch
+
+from ganbench.errors import ConfigError
+from ganbench.metrics.base import METRICS, Metric
+
+if TYPE_CHECKING:
+    from ganbench.metrics.context import MetricContext
+
+SPACES = ("z", "w")
+SAMPLINGS = ("full", "end")
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between the directions of a and b (rows), returning unit vectors."""
+    a = a / a.norm(dim=-1, keepdim=True)
+    b = b / b.norm(dim=-1, keepdim=True)
+    d = (a * b).sum(dim=-1, keepdim=True).clamp(-1.0, 1.0)
+    p = t * torch.acos(d)
+    c = b - d * a
+    c = c / c.norm(dim=-1, keepdim=True)
+    out = a * torch.cos(p) + c * torch.sin(p)
+    return out / out.norm(dim=-1, keepdim=True)
+
+
+def has_w_space(G: Any) -> bool:
+    """Whether G exposes the style-based mapping/synthesis split."""
+    return callable(getattr(G, "mapping", None)) and callable(getattr(G, "synthesis", None))
+
+
+def crop_and_downsample(img: torch.Tensor, resolution: int, crop: bool) -> torch.Tensor:
+    """NVlabs' face crop (rows 3/8..7/8, columns 2/8..6/8) and box downsampling to 256 px when larger."""
+    if crop:
+        if img.shape[2] != img.shape[3]:
+            raise ConfigError(f"PPL crop needs square images, got {img.shape[2]}x{img.shape[3]}")
+        c = img.shape[2] // 8
+        img = img[:, :, c * 3:c * 7, c * 2:c * 6]
+    factor = resolution // 256
+    if factor > 1:
+        n, ch, h, w = img.shape
+        img = img.reshape(n, ch, h // factor, factor, w // factor, factor).mean(dim=(3, 5))
+    return img
+
+
+def filtered_mean(dist: np.ndarray) -> float:
+    """Mean of the values between the 1st ('lower') and 99th ('higher') percentiles, as NVlabs."""
+    dist = np.asarray(dist, dtype=np.float64)
+    if dist.size == 0:
+        raise ConfigError("PPL got no samples")
+    lo = np.percentile(dist, 1, method="lower")
+    hi = np.percentile(dist, 99, method="higher")
+    return float(dist[(dist >= lo) & (dist <= hi)].mean())
+
+
+@torch.no_grad()
+def path_lengths(G: Any, distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, space: str = "z",
+                 sampling: str = "full", epsilon: float = 1e-4, crop: bool = False, batch_size: int = 16,
+                 seed: int = 0, device: str | torch.device = "cpu",
+                 labels: Callable[[int, torch.Generator], torch.Tensor | None] | None = None) -> np.ndarray:
+    """Per-sample distance(img(t), img(t + eps)) / eps^2 for `n` random paths of generator G: [n]."""
+    if space not in SPACES or sampling not in SAMPLINGS:
+        raise ConfigError(f"PPL space must be one of {SPACES} and sampling one of {SAMPLINGS}, "
+                          f"got {space!r}, {sampling!r}")
+    if space == "w" and not has_w_space(G):
+        raise ConfigError(f"PPL in W needs a style-based generator with mapping/synthesis; "
+                          f"{type(G).__name__} has no W space (use ppl_zfull / ppl_zend)")
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(seed)
+    devices = [device] if device.type == "cuda" else []
+    out = []
+    for k, start in enumerate(range(0, n, batch_size)):
+        b = min(batch_size, n - start)
+        t = torch.rand([b, 1], generator=gen) * (1.0 if sampling == "full" else 0.0)
+        z0, z1 = torch.randn([2 * b, G.z_dim], generator=gen).to(device).chunk(2)
+        t = t.to(device)
+        c = labels(b, gen) if labels is not None else None
+        c = None if c is None else c.to(device)
+        if space == "w":
+            w0, w1 = G.mapping(torch.cat([z0, z1]), None if c is None else torch.cat([c, c]),
+                               truncation_psi=1.0).chunk(2)
+            inputs = [w0.lerp(w1, t[:, :, None]), w0.lerp(w1, t[:, :, None] + epsilon)]
+            synth: Callable[[torch.Tensor], torch.Tensor] = lambda x: G.synthesis(x, noise_mode="random")  # noqa: E731
+        else:
+            inputs = [slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]
+            synth = lambda x: G(x, c, truncation_psi=1.0, noise_mode="random")  # noqa: E731
+        images = []
+        for x in inputs:  # the same RNG state for both ends: identical noise within each pair
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed * 1000003 + k)
+                img = synth(x).float()
+            img = crop_and_downsample(img, int(G.img_resolution), crop)
+            images.append(img.repeat(1, 3, 1, 1) if img.shape[1] == 1 else img)
+        d = distance(images[0], images[1]).reshape(-1).double().cpu() / epsilon**2
+        out.append(d.numpy())
+    return np.concatenate(out)
+
+
+@dataclass
+class PPL(Metric):  # registered below once per (space, sampling)
+    """Perceptual path length for one (space, sampling); NVlabs used 50k samples (StyleGAN: 100k)."""
+
+    space: str = "z"
+    sampling: str = "full"
+    epsilon: float = 1e-4
+    crop: bool = False
+    distance: str = "auto"
+    distance_weights: str | None = None
+    n_gen: int | None = None  # None: the context's n_gen
+    batch_size: int = 16
+
+    needs = frozenset({"generator", "labels"})
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES or self.sampling not in SAMPLINGS:
+            raise ConfigError(f"PPL space must be one of {SPACES} and sampling one of {SAMPLINGS}, "
+                              f"got {self.space!r}, {self.sampling!r}")
+        if self.name and self.key != self.name:
+            raise ConfigError(f"metric {self.name} fixes its space and sampling; use {self.key} instead")
+
+    @property
+    def key(self) -> str:
+        return f"ppl_{self.space}{self.sampling}"
+
+    def params(self) -> dict[str, Any]:
+        """Parameters, with `distance` resolved to the distance that is (or would be) used."""
+        from ganbench.features.lpips_distance import resolve_distance_name
+
+        out = super().params()
+        out["distance"] = resolve_distance_name(self.distance, self.distance_weights)
+        return out
+
+    def compute(self, ctx: "MetricContext") -> dict[str, float]:
+        from ganbench.features.lpips_distance import perceptual_distance
+
+        G = ctx.generator
+        if not isinstance(G, torch.nn.Module):
+            raise ConfigError(f"{self.key} needs a generator network, not pre-generated images")
+        if self.space == "w" and not has_w_space(G):
+            raise ConfigError(f"{self.key} needs a style-based generator with a W space; "
+                              f"{type(G).__name__} has none (use ppl_z{self.sampling})")
+        dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
+        values = path_lengths(G, dist, self.n_gen or ctx.num_gen(), self.space, self.sampling, self.epsilon,
+                              self.crop, self.batch_size, ctx.seed, ctx.device, _label_sampler(ctx, G))
+        return {self.key: filtered_mean(values)}
+
+
+def _label_sampler(ctx: "MetricContext", G: Any) -> Callable[[int, torch.Generator], torch.Tensor | None] | None:
+    """Labels drawn from the real dataset for a conditional generator (None for unconditional ones)."""
+    if not int(getattr(G, "c_dim", 0) or 0):
+        return None
+    if ctx.real is None or not hasattr(ctx.real, "label"):
+        raise ConfigError("a conditional generator needs a real dataset to draw PPL labels from")
+    real = ctx.real
+
+    def sample(b: int, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(real), [b], generator=gen)
+        return torch.from_numpy(np.stack([real.label(int(i)) for i in idx]))
+
+    return sample
+
+
+@METRICS.register("ppl_zfull")
+@dataclass
+class PPLZFull(PPL):
+    """PPL in Z, t ~ U(0, 1)."""
+
+    space: str = "z"
+    sampling: str = "full"
+    name = "ppl_zfull"
+    outputs = {"ppl_zfull": "lower"}
+
+
+@METRICS.register("ppl_wfull")
+@dataclass
+class PPLWFull(PPL):
+    """PPL in W, t ~ U(0, 1)."""
+
+    space: str = "w"
+    sampling: str = "full"
+    name = "ppl_wfull"
+    outputs = {"ppl_wfull": "lower"}
+
+
+@METRICS.register("ppl_zend")
+@dataclass
+class PPLZEnd(PPL):
+    """PPL in Z at the path ends (t = 0)."""
+
+    space: str = "z"
+    sampling: str = "end"
+    name = "ppl_zend"
+    outputs = {"ppl_zend": "lower"}
+
+
+@METRICS.register("ppl_wend")
+@dataclass
+class PPLWEnd(PPL):
+    """PPL in W at the path ends (t = 0); NVlabs' `ppl2_wend` is this with crop=False."""
+
+    space: str = "w"
+    sampling: str = "end"
+    name = "ppl_wend"
+    outputs = {"ppl_wend": "lower"}

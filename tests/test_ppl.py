@@ -1,0 +1,209 @@
+"""PPL and its perceptual distances: LPIPS equals the lpips package on the same weights; PPL properties."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ganbench.errors import AssetError, ConfigError
+from ganbench.features.lpips_distance import LPIPSDistance, perceptual_distance, resolve_distance_name
+from ganbench.metrics import get_metric
+from ganbench.metrics.context import MetricContext
+from ganbench.metrics.ppl import crop_and_downsample, filtered_mean, path_lengths, slerp
+
+RES = 32
+
+
+class _Mapping(nn.Module):
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int) -> None:
+        super().__init__()
+        self.num_ws = num_ws
+        self.fc = nn.Linear(z_dim, w_dim)
+
+    def forward(self, z, c=None, truncation_psi=1.0):
+        z = z * z.square().mean(dim=1, keepdim=True).add(1e-8).rsqrt()  # pixel norm, as StyleGAN's mapping
+        return self.fc(z).unsqueeze(1).repeat(1, self.num_ws, 1)
+
+
+class _Synthesis(nn.Module):
+    """Smooth images tanh(scale * (w @ basis)) plus per-pixel noise when noise_mode='random'."""
+
+    def __init__(self, w_dim: int, scale: float, uses_latent: bool, noise_strength: float) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        basis = torch.randn(w_dim, 3, 8, 8, generator=g)
+        self.register_buffer("basis", nn.functional.interpolate(basis, size=(RES, RES), mode="bilinear").flatten(1))
+        self.register_buffer("const", torch.randn(3 * RES * RES, generator=g) * 0.5)
+        self.scale, self.uses_latent, self.noise_strength = scale, uses_latent, noise_strength
+
+    def forward(self, ws, noise_mode="const"):
+        w = ws[:, 0] if self.uses_latent else torch.zeros_like(ws[:, 0])
+        x = self.scale * (w @ self.basis) + self.const
+        if noise_mode == "random":
+            x = x + self.noise_strength * torch.randn_like(x)
+        return torch.tanh(x).reshape(-1, 3, RES, RES)
+
+
+class StyleStandIn(nn.Module):
+    """A tiny style-based generator following the Generator interface."""
+
+    def __init__(self, scale: float = 0.3, uses_latent: bool = True, noise_strength: float = 0.3) -> None:
+        super().__init__()
+        self.z_dim, self.w_dim, self.c_dim, self.num_ws = 8, 8, 0, 2
+        self.img_resolution, self.img_channels = RES, 3
+        self.mapping = _Mapping(self.z_dim, self.w_dim, self.num_ws)
+        self.synthesis = _Synthesis(self.w_dim, scale, uses_latent, noise_strength)
+
+    def forward(self, z, c=None, truncation_psi=1.0, noise_mode="const"):
+        return self.synthesis(self.mapping(z, c, truncation_psi), noise_mode=noise_mode)
+
+
+class NoWStandIn(nn.Module):
+    """A ProGAN-like generator: no mapping/synthesis split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.z_dim, self.c_dim, self.img_resolution, self.img_channels = 8, 0, RES, 3
+        self.inner = StyleStandIn()
+
+    def forward(self, z, c=None, truncation_psi=1.0, noise_mode="const"):
+        return self.inner(z, c, truncation_psi, noise_mode)
+
+
+def _mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (x - y).square().mean(dim=(1, 2, 3))
+
+
+@pytest.fixture
+def lpips_file(tmp_path):
+    """A random-backbone lpips model and its VGG16 trunk saved as a torchvision-format state dict."""
+    import lpips
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval()
+    state = {}
+    for name, tensor in ref.net.state_dict().items():
+        _slice, index, kind = name.split(".")
+        state[f"features.{index}.{kind}"] = tensor.clone()
+    path = tmp_path / "vgg16-random.pth"
+    torch.save(state, path)
+    return ref, path
+
+
+def test_lpips_distance_equals_lpips_package(lpips_file):
+    ref, path = lpips_file
+    ours = LPIPSDistance(weights=path)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 48, 48, generator=g) * 2 - 1
+    y = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    with torch.no_grad():
+        expected = ref(x, y).reshape(-1)
+        got = ours(x, y)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+    assert float(ours(x, x).abs().max()) < 1e-9
+    assert ours.weights_sha256 and ours.lin_sha256
+
+
+def test_lpips_bad_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(AssetError, match="missing features.0.bias"):
+        LPIPSDistance(weights=bad)
+    with pytest.raises(AssetError, match="does not exist"):
+        LPIPSDistance(weights=tmp_path / "absent.pth")
+
+
+def test_auto_falls_back_to_shapes_net_offline(tmp_path, monkeypatch, lpips_file):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANBENCH_ASSETS", raising=False)
+    assert resolve_distance_name("auto") == "shapes-net"
+    assert resolve_distance_name("auto", lpips_file[1]) == "lpips-vgg16"
+    assert get_metric("ppl_wend").params()["distance"] == "shapes-net"
+    with pytest.raises(ConfigError, match="unknown perceptual distance"):
+        resolve_distance_name("lpips-alex")
+
+
+def test_slerp_endpoints_and_constant_speed():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
+    unit = lambda v: v / v.norm(dim=1, keepdim=True)  # noqa: E731
+    torch.testing.assert_close(slerp(a, b, torch.zeros(5, 1)), unit(a))
+    torch.testing.assert_close(slerp(a, b, torch.ones(5, 1)), unit(b), atol=1e-6, rtol=0)
+    angle = torch.acos((unit(a) * unit(b)).sum(1))
+    mid = slerp(a, b, torch.full((5, 1), 0.25))
+    torch.testing.assert_close(torch.acos((mid * unit(a)).sum(1).clamp(-1, 1)), 0.25 * angle, atol=1e-5, rtol=0)
+
+
+def test_percentile_filter_matches_hand_count():
+    values = np.arange(1, 201, dtype=np.float64)  # 1st pct 'lower' = 2, 99th 'higher' = 199
+    assert filtered_mean(values) == pytest.approx(np.mean(np.arange(2, 200)))
+    values[-1] = 1e9  # an outlier is dropped
+    assert filtered_mean(values) == pytest.approx(np.mean(np.arange(2, 200)))
+
+
+def test_crop_and_downsample():
+    img = torch.arange(2 * 3 * 512 * 512, dtype=torch.float32).reshape(2, 3, 512, 512)
+    out = crop_and_downsample(img, 512, crop=False)
+    assert out.shape == (2, 3, 256, 256)
+    assert float(out[0, 0, 0, 0]) == pytest.approx(float(img[0, 0, :2, :2].mean()))
+    assert crop_and_downsample(img[:, :, :64, :64], 64, crop=True).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("space", ["z", "w"])
+def test_latent_ignoring_generator_has_zero_ppl_despite_noise(space):
+    G = StyleStandIn(uses_latent=False, noise_strength=0.5).eval()
+    d = path_lengths(G, _mse, 24, space=space, sampling="full", batch_size=8, seed=0)
+    assert d.shape == (24,)
+    assert np.all(d == 0.0)  # identical noise within a pair, no latent dependence
+
+
+@pytest.mark.parametrize("space,sampling", [("z", "full"), ("w", "full"), ("z", "end"), ("w", "end")])
+def test_jumpier_generator_scores_higher(space, sampling):
+    calm = filtered_mean(path_lengths(StyleStandIn(scale=0.2), _mse, 64, space, sampling, batch_size=32, seed=1))
+    jumpy = filtered_mean(path_lengths(StyleStandIn(scale=0.8), _mse, 64, space, sampling, batch_size=32, seed=1))
+    assert 0 < calm < jumpy
+
+
+def test_w_lerp_matches_finite_difference_by_hand():
+    """For a linear synthesis the per-sample value is |d img/dt|^2 eps^2 / eps^2, known in closed form."""
+    G = StyleStandIn(scale=1.0, noise_strength=0.0)
+    G.synthesis.forward = lambda ws, noise_mode="const": (ws[:, 0] @ G.synthesis.basis).reshape(-1, 3, RES, RES)
+    d = path_lengths(G, _mse, 8, "w", "full", epsilon=1e-2, batch_size=8, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    torch.rand([8, 1], generator=gen)
+    z0, z1 = torch.randn([16, G.z_dim], generator=gen).chunk(2)
+    with torch.no_grad():
+        w0, w1 = G.mapping(z0)[:, 0], G.mapping(z1)[:, 0]
+        step = ((w1 - w0) @ G.synthesis.basis) * 1e-2
+    expected = step.square().mean(dim=1) / 1e-4
+    np.testing.assert_allclose(d, expected.double().numpy(), rtol=1e-3)
+
+
+def test_w_space_needs_a_style_generator():
+    with pytest.raises(ConfigError, match="no W space"):
+        path_lengths(NoWStandIn(), _mse, 4, space="w")
+    ctx = MetricContext(generator=NoWStandIn(), n_gen=4, cache_dir=False)
+    with pytest.raises(ConfigError, match="W space"):
+        get_metric("ppl_wend").compute(ctx)
+    with pytest.raises(ConfigError, match="generator network"):
+        get_metric("ppl_zend").compute(MetricContext(generator=torch.zeros(4, 3, RES, RES, dtype=torch.uint8),
+                                                     n_gen=4, cache_dir=False))
+
+
+def test_metric_with_lpips_through_context(lpips_file):
+    _, path = lpips_file
+    torch.manual_seed(0)
+    ctx = MetricContext(generator=StyleStandIn(scale=0.4).eval(), n_gen=16, cache_dir=False)
+    m = get_metric("ppl_wend", distance="lpips-vgg16", distance_weights=str(path), batch_size=8)
+    out = m.compute(ctx)
+    assert set(out) == {"ppl_wend"} and math.isfinite(out["ppl_wend"]) and out["ppl_wend"] > 0
+    assert m.params()["distance"] == "lpips-vgg16"
+    again = get_metric("ppl_wend", distance="lpips-vgg16", distance_weights=str(path), batch_size=8).compute(ctx)
+    assert again["ppl_wend"] == out["ppl_wend"]  # deterministic in the seed
+    flat = MetricContext(generator=StyleStandIn(uses_latent=False).eval(), n_gen=8, cache_dir=False)
+    assert m.compute(flat)["ppl_wend"] == 0.0
