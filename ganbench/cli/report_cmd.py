@@ -1,12 +1,27 @@
-"""`ganbench report`."""
+"""`ganbench report`: results tables -> leaderboard.csv + self-contained leaderboard.html."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
+
 from ganbench.cli import app
-from ganbench.cli.common import fail
+from ganbench.cli.common import handle_errors
 
 
 @app.command("report")
-def report() -> None:
-    """Not available yet: lands with issue 7 (orchestrator)."""
-    fail("`ganbench report` is not available in this build yet (issue 7 (orchestrator))")
+@handle_errors
+def report(
+    results: list[Path] = typer.Argument(..., help="Results CSV file(s) written by `ganbench eval`."),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Folder for leaderboard.csv and leaderboard.html."),
+    title: str = typer.Option("ganbench leaderboard", "--title", help="Page title."),
+) -> None:
+    """Write the leaderboard (best value per run and metric, direction-aware), plots and sample grids."""
+    from ganbench.report import find_run_dirs, write_report
+    from ganbench.results import read_many
+
+    df = read_many(results)
+    files = write_report(df, out, run_dirs=find_run_dirs(df, results), title=title,
+                         sources=[str(p) for p in results])
+    typer.echo(f"wrote {files.csv} and {files.html} ({df['run'].nunique()} runs, {df['metric'].nunique()} metric keys)")
