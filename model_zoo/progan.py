@@ -1,0 +1,163 @@
+"""ProGAN (Karras et al. 2018): progressively grown, mirrored G and D with equalized learning rate.
+
+Follows the paper and its `networks.py` (structure 'linear'): G normalises the latent, then at each
+resolution nearest-upsamples and applies two 3x3 convs with pixel norm; every resolution has a 1x1 toRGB
+and the output is the linear blend of the two highest active levels (alpha = 1 - frac(lod)). D mirrors it
+with 1x1 fromRGB, 3x3 convs and 2x2 average pooling, and ends with a minibatch-stddev 4x4 head. Channels
+are min(fmap_base / 2^stage, fmap_max). The activation gain sits after the leaky ReLU (StyleGAN2 layers),
+which only rescales the bias relative to the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganbench.errors import ConfigError
+from model_zoo import ModelSpec, register
+from model_zoo._options import Family, resolve
+from model_zoo.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, bias_act, normalize_2nd_moment
+
+
+def stage_channels(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
+    """Feature maps at `stage` (stage s holds resolution 2^(s+1)): min(fmap_base / 2^(stage*decay), fmap_max)."""
+    return min(int(fmap_base / 2.0 ** (stage * fmap_decay)), fmap_max)
+
+
+def blend(hi: torch.Tensor, lo: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """hi + (lo - hi) * clamp(t, 0, 1): the fade between a new level and its lower-resolution stand-in."""
+    return hi + (lo - hi) * t.clamp(0, 1)
+
+
+def upscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Nearest-neighbour upsampling."""
+    return x if factor == 1 else x.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
+
+
+def downscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Box-filter (average pool) downsampling."""
+    return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
+class ProGenerator(nn.Module):
+    """z -> pixel-normed latent -> 4x4 dense -> [up, conv, conv] per resolution, faded by the `lod` buffer."""
+
+    def __init__(self, z_dim: int, img_resolution: int, img_channels: int, fmap_base: int = 8192,
+                 fmap_decay: float = 1.0, fmap_max: int = 512, normalize_latents: bool = True,
+                 use_pixelnorm: bool = True) -> None:
+        super().__init__()
+        self.z_dim, self.c_dim, self.img_resolution, self.img_channels = z_dim, 0, img_resolution, img_channels
+        self.normalize_latents, self.use_pixelnorm = normalize_latents, use_pixelnorm
+        self.log2 = int(math.log2(img_resolution))
+
+        def nf(stage: int) -> int:
+            return stage_channels(stage, fmap_base, fmap_decay, fmap_max)
+
+        self.fc = FullyConnectedLayer(z_dim, nf(1) * 16, bias=False, gain=math.sqrt(2) / 4)
+        self.fc_bias = nn.Parameter(torch.zeros([nf(1)]))
+        self.b4 = Conv2dLayer(nf(1), nf(1), 3, activation="lrelu")
+        self.torgb4 = Conv2dLayer(nf(1), img_channels, 1)
+        for r in range(3, self.log2 + 1):
+            res = 2 ** r
+            setattr(self, f"b{res}_conv0", Conv2dLayer(nf(r - 2), nf(r - 1), 3, activation="lrelu"))
+            setattr(self, f"b{res}_conv1", Conv2dLayer(nf(r - 1), nf(r - 1), 3, activation="lrelu"))
+            setattr(self, f"torgb{res}", Conv2dLayer(nf(r - 1), img_channels, 1))
+        self.register_buffer("lod", torch.zeros([]))
+
+    def _pn(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize_2nd_moment(x) if self.use_pixelnorm else x
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                noise_mode: str = "random", **_: Any) -> torch.Tensor:
+        if truncation_psi != 1:
+            raise ValueError("ProGAN has no W space: truncation_psi must be 1")
+        x = normalize_2nd_moment(z) if self.normalize_latents else z
+        x = self.fc(x).reshape(z.shape[0], -1, 4, 4)
+        x = self._pn(bias_act(x, self.fc_bias, act="lrelu"))
+        x = self._pn(self.b4(x))
+        img = self.torgb4(x)
+        for r in range(3, self.log2 + 1):
+            res = 2 ** r
+            x = upscale2d(x)
+            x = self._pn(getattr(self, f"b{res}_conv0")(x))
+            x = self._pn(getattr(self, f"b{res}_conv1")(x))
+            y = getattr(self, f"torgb{res}")(x)
+            img = blend(y, upscale2d(img), self.lod - (self.log2 - r))
+        return img
+
+
+class ProDiscriminator(nn.Module):
+    """Mirror of the generator: fromRGB, [conv, conv, avg-pool] per resolution, mbstd + conv + 2 dense at 4x4."""
+
+    def __init__(self, img_resolution: int, img_channels: int, fmap_base: int = 8192, fmap_decay: float = 1.0,
+                 fmap_max: int = 512, mbstd_group_size: int = 4) -> None:
+        super().__init__()
+        self.c_dim, self.img_resolution, self.img_channels = 0, img_resolution, img_channels
+        self.log2 = int(math.log2(img_resolution))
+
+        def nf(stage: int) -> int:
+            return stage_channels(stage, fmap_base, fmap_decay, fmap_max)
+
+        for r in range(self.log2, 2, -1):
+            res = 2 ** r
+            setattr(self, f"fromrgb{res}", Conv2dLayer(img_channels, nf(r - 1), 1, activation="lrelu"))
+            setattr(self, f"b{res}_conv0", Conv2dLayer(nf(r - 1), nf(r - 1), 3, activation="lrelu"))
+            setattr(self, f"b{res}_conv1", Conv2dLayer(nf(r - 1), nf(r - 2), 3, activation="lrelu"))
+        self.fromrgb4 = Conv2dLayer(img_channels, nf(1), 1, activation="lrelu")
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, 1) if mbstd_group_size > 1 else None
+        self.b4_conv = Conv2dLayer(nf(1) + (1 if self.mbstd else 0), nf(1), 3, activation="lrelu")
+        self.b4_fc0 = FullyConnectedLayer(nf(1) * 16, nf(0), activation="lrelu")
+        self.b4_fc1 = FullyConnectedLayer(nf(0), 1)
+        self.register_buffer("lod", torch.zeros([]))
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        expected = (self.img_channels, self.img_resolution, self.img_resolution)
+        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+            raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
+        x = getattr(self, f"fromrgb{self.img_resolution}")(img)
+        for r in range(self.log2, 2, -1):
+            res = 2 ** r
+            x = getattr(self, f"b{res}_conv0")(x)
+            x = downscale2d(getattr(self, f"b{res}_conv1")(x))
+            img = downscale2d(img)
+            y = getattr(self, f"fromrgb{res // 2}")(img)
+            x = blend(x, y, self.lod - (self.log2 - r))
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.b4_conv(x)
+        return self.b4_fc1(self.b4_fc0(x.flatten(1)))
+
+
+PROGAN = Family(
+    "progan",
+    net=dict(img_channels=3, c_dim=0, z_dim=512, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
+             normalize_latents=True, use_pixelnorm=True, mbstd_group_size=4),
+    # Paper: WGAN-GP (lambda 10, drift 1e-3), Adam(0.001, 0, 0.99); 600 kimg per stable / fade phase from 4x4.
+    train=dict(loss="wgan-gp", gp_lambda=10.0, drift=1e-3, lr_g=0.001, lr_d=0.001, betas=(0.0, 0.99), eps=1e-8,
+               batch=16, style_mixing=0.0, ema_kimg=10.0, ema_rampup=None, augment=None,
+               progressive=dict(start_res=4, kimg_per_phase=600, fade_kimg=600)),
+    presets={"tiny": lambda r: (dict(z_dim=64, fmap_base=512, fmap_max=64),
+                                dict(batch=16))},
+)
+
+
+@register("progan")
+def build_progan(resolution: int, preset: str | None = None, **overrides: Any) -> ModelSpec:
+    """ProGAN G and D (unconditional) with the paper's WGAN-GP training defaults."""
+    opts = resolve(PROGAN, resolution, preset, overrides)
+    net = opts.net
+    if net["c_dim"]:
+        raise ConfigError(f"progan is unconditional; got c_dim={net['c_dim']} (use a style-based family "
+                          f"for labels)")
+    fmaps = dict(fmap_base=net["fmap_base"], fmap_decay=net["fmap_decay"], fmap_max=net["fmap_max"])
+    G = ProGenerator(net["z_dim"], resolution, net["img_channels"], normalize_latents=net["normalize_latents"],
+                     use_pixelnorm=net["use_pixelnorm"], **fmaps)
+    D = ProDiscriminator(resolution, net["img_channels"], mbstd_group_size=net["mbstd_group_size"], **fmaps)
+    return ModelSpec(G=G, D=D, config=opts.config, train=opts.train)
+
+
+build_progan.family = PROGAN  # read by `ganbench zoo` to list presets and defaults
