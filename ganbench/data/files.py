@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ganbench.data.base import ImageDataset
 from ganbench.data.labels import ATTRIBUTE_FILE, LABEL_FILE, normalise_name, parse_attributes, parse_labels
@@ -187,6 +187,8 @@ class FileImageDataset(ImageDataset):
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnidentifiedImageError):
+        return "unrecognised or damaged image data"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 
