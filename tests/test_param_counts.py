@@ -29,3 +29,12 @@ def test_param_counts_match_nvlabs(name: str, resolution: int, overrides: dict, 
     if mapping is not None:
         assert count_params(spec.G.mapping) == mapping
         assert count_params(spec.G.synthesis) == synthesis
+
+
+@pytest.mark.parametrize("name,g_millions,d_millions", [("progan", 23.1, 23.1), ("stylegan", 26.2, 23.1)])
+def test_progressive_families_match_paper_totals(name: str, g_millions: float, d_millions: float) -> None:
+    """ProGAN Table 2 and StyleGAN section 2 report 23.1M (ProGAN G and D) and 26.2M (StyleGAN G) at 1024px."""
+    with torch.device("meta"):
+        spec = model_zoo.build(name, 1024)
+    assert round(count_params(spec.G) / 1e6, 1) == g_millions
+    assert round(count_params(spec.D) / 1e6, 1) == d_millions
