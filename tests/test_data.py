@@ -1,0 +1,421 @@
+"""Image folders, zips and npz arrays through open_dataset: pixels, labels, preprocessing, bad input, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganbench.data import ShapesDataset, open_dataset
+from ganbench.data.export import export_dataset, image_name
+from ganbench.errors import ConfigError, DataError, GanbenchError
+
+
+def rgb_images(n: int, size: int = 16, seed: int = 0) -> list[np.ndarray]:
+    """Random uint8 HWC RGB images."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, [size, size, 3], dtype=np.uint8) for _ in range(n)]
+
+
+def write_folder(root: Path, images: list[np.ndarray], fmt: str = "png", names: list[str] | None = None) -> list[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    names = names or [f"img{i:03d}.{fmt}" for i in range(len(images))]
+    for name, img in zip(names, images):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        extra = {"lossless": True} if name.endswith(".webp") else {}
+        Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[2] == 1 else img).save(root / name, **extra)
+    return names
+
+
+def chw(img: np.ndarray) -> np.ndarray:
+    return img.transpose(2, 0, 1)
+
+
+# -- folders ------------------------------------------------------------------------------------
+
+def test_folder_pixels_order_and_recursion(tmp_path):
+    images = rgb_images(5)
+    names = ["b.png", "a.png", "sub/c.png", "sub/deeper/d.bmp", "e.webp"]
+    write_folder(tmp_path / "data", images, names=names)
+    ds = open_dataset(str(tmp_path / "data"))
+    assert ds.names == sorted(names)  # sorted by relative path, independent of the file system
+    assert (len(ds), ds.resolution, ds.num_channels, ds.label_dim) == (5, 16, 3, 0)
+    for name, img in zip(names, images):
+        assert np.array_equal(ds.image(ds.names.index(name)), chw(img))
+    assert ds.label(0).shape == (0,)
+    x, c = ds[0]
+    assert x.dtype == torch.uint8 and x.shape == (3, 16, 16) and c.dtype == torch.float32
+
+
+def test_jpeg_and_hidden_and_side_files(tmp_path):
+    write_folder(tmp_path, rgb_images(2), fmt="jpg")
+    (tmp_path / ".DS_Store").write_bytes(b"junk")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.txt").write_text("ignored")
+    ds = open_dataset(str(tmp_path))
+    assert len(ds) == 2 and ds.image(1).shape == (3, 16, 16)
+
+
+def test_grayscale_rgba_and_la_channels(tmp_path):
+    gray = [np.random.default_rng(1).integers(0, 256, [8, 8, 1], dtype=np.uint8) for _ in range(2)]
+    write_folder(tmp_path / "g", gray)
+    ds = open_dataset(str(tmp_path / "g"))
+    assert ds.num_channels == 1 and np.array_equal(ds.image(0), chw(gray[0]))
+    rgba = np.random.default_rng(2).integers(0, 256, [8, 8, 4], dtype=np.uint8)
+    (tmp_path / "a").mkdir()
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a" / "x.png")
+    ds = open_dataset(str(tmp_path / "a"))
+    assert ds.num_channels == 3 and np.array_equal(ds.image(0), chw(rgba[:, :, :3]))
+    (tmp_path / "la").mkdir()
+    Image.fromarray(rgba[:, :, :2], "LA").save(tmp_path / "la" / "x.png")
+    ds = open_dataset(str(tmp_path / "la"))
+    assert ds.num_channels == 1 and np.array_equal(ds.image(0)[0], rgba[:, :, 0])
+
+
+def test_mixed_channel_counts_error_names_file_unless_converted(tmp_path):
+    write_folder(tmp_path, rgb_images(1), names=["a.png"])
+    Image.fromarray(np.zeros([16, 16], np.uint8)).save(tmp_path / "b.png")
+    ds = open_dataset(str(tmp_path))
+    with pytest.raises(DataError, match=r"b\.png has 1 channel.*mixed channel"):
+        ds.image(1)
+    converted = open_dataset(str(tmp_path), channels=3)
+    assert converted.image(1).shape == (3, 16, 16) and converted.image(1).max() == 0
+    gray = open_dataset(str(tmp_path), channels=1)
+    assert gray.num_channels == 1 and gray.image(0).shape == (1, 16, 16)
+
+
+def test_empty_folder_and_missing_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no images"):
+        open_dataset(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="not found"):
+        open_dataset(str(tmp_path / "nope"))
+    (tmp_path / "x.tar").write_bytes(b"")
+    with pytest.raises(DataError, match="unsupported dataset file"):
+        open_dataset(str(tmp_path / "x.tar"))
+
+
+def test_stray_non_image_file_is_an_error_or_skipped_with_warning(tmp_path):
+    write_folder(tmp_path, rgb_images(2))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match=r"notes\.txt is not an image"):
+        open_dataset(str(tmp_path))
+    with pytest.warns(UserWarning, match=r"notes\.txt"):
+        ds = open_dataset(str(tmp_path), skip_unknown=True)
+    assert len(ds) == 2
+
+
+def test_corrupt_images_are_errors_naming_the_file(tmp_path):
+    names = write_folder(tmp_path, rgb_images(3))
+    (tmp_path / names[0]).write_bytes(b"this is not a png")
+    with pytest.raises(DataError, match=r"img000\.png is not a readable image"):
+        open_dataset(str(tmp_path))  # the first image is read at open time
+    write_folder(tmp_path, rgb_images(1), names=[names[0]])
+    raw = (tmp_path / names[2]).read_bytes()
+    (tmp_path / names[2]).write_bytes(raw[: len(raw) // 2])  # truncated: header fine, pixels missing
+    ds = open_dataset(str(tmp_path))
+    ds.image(1)
+    with pytest.raises(DataError, match=r"img002\.png is corrupt"):
+        ds.image(2)
+    with pytest.raises(DataError, match=r"img002\.png"):
+        ds.verify()
+    (tmp_path / names[2]).write_bytes(b"")
+    with pytest.raises(DataError, match=r"img002\.png"):
+        open_dataset(str(tmp_path)).image(2)
+
+
+def test_resolution_rules(tmp_path):
+    write_folder(tmp_path / "odd", [np.zeros([24, 24, 3], np.uint8)])
+    with pytest.raises(DataError, match=r"24x24, not a square power-of-two"):
+        open_dataset(str(tmp_path / "odd"))
+    assert open_dataset(str(tmp_path / "odd"), resolution=16).image(0).shape == (3, 16, 16)
+    for bad in (12, 0, -8, 3, 8192, 16.5):
+        with pytest.raises(DataError, match="power of two"):
+            open_dataset(str(tmp_path / "odd"), resolution=bad)
+    with pytest.raises(DataError, match="power of two"):
+        open_dataset("shapes", resolution=48)
+    write_folder(tmp_path / "sizes", [np.zeros([16, 16, 3], np.uint8), np.zeros([32, 32, 3], np.uint8)])
+    ds = open_dataset(str(tmp_path / "sizes"))
+    with pytest.raises(DataError, match=r"img001\.png is 32x32 but the dataset's images are 16x16"):
+        ds.image(1)
+    assert open_dataset(str(tmp_path / "sizes"), resolution=16).image(1).shape == (3, 16, 16)
+
+
+def test_centre_crop_keeps_the_middle_and_resize_preserves_content(tmp_path):
+    wide = np.zeros([32, 64, 3], np.uint8)
+    wide[:, :16] = 255  # left and right quarters are cropped away
+    wide[:, 48:] = 255
+    wide[:, 16:48] = np.arange(32, dtype=np.uint8)[:, None, None] * 8
+    write_folder(tmp_path / "w", [wide])
+    ds = open_dataset(str(tmp_path / "w"), resolution=32)
+    assert np.array_equal(ds.image(0), chw(wide[:, 16:48]))
+    # Downsampling a smooth ramp by 2: Lanczos agrees with 2x2 box averaging to within 1.5 grey levels.
+    ramp = (np.add.outer(np.arange(64), np.arange(64)) * 2).astype(np.uint8)[:, :, None].repeat(3, 2)
+    write_folder(tmp_path / "r", [ramp])
+    small = open_dataset(str(tmp_path / "r"), resolution=32).image(0).astype(np.float64)
+    box = ramp.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3)).transpose(2, 0, 1)
+    assert np.abs(small - box)[:, 2:-2, 2:-2].max() <= 1.5
+
+
+# -- labels -------------------------------------------------------------------------------------
+
+def test_int_labels_become_one_hot(tmp_path):
+    names = write_folder(tmp_path, rgb_images(3), names=["a.png", "sub/b.png", "c.png"])
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": [["c.png", 0], ["a.png", 2], ["sub/b.png", 1]]}))
+    ds = open_dataset(str(tmp_path))
+    assert ds.label_dim == 3 and ds.names == ["a.png", "c.png", "sub/b.png"]
+    assert [int(ds.label(i).argmax()) for i in range(3)] == [2, 0, 1]
+    assert ds.label(0).dtype == np.float32 and ds.label(0).sum() == 1
+    assert open_dataset(str(tmp_path), use_labels=False).label_dim == 0
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": [[n, 0] for n in names], "label_dim": 5}))
+    assert open_dataset(str(tmp_path)).label_dim == 5
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": None}))
+    assert open_dataset(str(tmp_path)).label_dim == 0
+
+
+def test_vector_labels(tmp_path):
+    names = write_folder(tmp_path, rgb_images(2))
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": [[names[0], [0.5, 1]], [names[1], [2, -1.5]]]}))
+    ds = open_dataset(str(tmp_path))
+    assert ds.label_dim == 2 and np.array_equal(ds.label(1), np.array([2, -1.5], np.float32))
+
+
+@pytest.mark.parametrize("doc,match", [
+    ({"labels": [["img000.png", 0], ["img001.png", 1], ["gone.png", 1]]}, r"references 'gone\.png'"),
+    ({"labels": [["img000.png", 0]]}, r"no entry for image 'img001\.png'"),
+    ({"labels": [["img000.png", 0], ["img001.png", [1.0]]]}, "all ints"),
+    ({"labels": [["img000.png", [1, 2]], ["img001.png", [1.0]]]}, "same non-zero length"),
+    ({"labels": [["img000.png", -1], ["img001.png", 1]]}, "negative"),
+    ({"labels": [["img000.png", 0], ["img001.png", 1]], "label_dim": 1}, "label_dim"),
+    ({"labels": [["img000.png", 0], ["img000.png", 1]]}, "twice"),
+    ({"classes": []}, "'labels' key"),
+])
+def test_bad_label_files(tmp_path, doc, match):
+    write_folder(tmp_path, rgb_images(2))
+    (tmp_path / "dataset.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=match) as info:
+        open_dataset(str(tmp_path))
+    assert "dataset.json" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_label_file_that_is_not_json(tmp_path):
+    write_folder(tmp_path, rgb_images(1))
+    (tmp_path / "dataset.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"dataset\.json is not valid JSON"):
+        open_dataset(str(tmp_path))
+
+
+# -- zips ---------------------------------------------------------------------------------------
+
+def test_zip_matches_folder_and_reads_labels(tmp_path):
+    images = rgb_images(4)
+    names = write_folder(tmp_path / "src", images, names=["x/a.png", "x/b.png", "c.png", "d.png"])
+    labels = {"labels": [[n, i % 2] for i, n in enumerate(names)]}
+    (tmp_path / "src" / "dataset.json").write_text(json.dumps(labels))
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as zf:
+        zf.writestr("x/", "")  # explicit directory entry
+        for name in [*names, "dataset.json"]:
+            zf.write(tmp_path / "src" / name, name)
+    folder, archive = open_dataset(str(tmp_path / "src")), open_dataset(str(tmp_path / "data.zip"))
+    assert archive.names == folder.names and archive.label_dim == folder.label_dim == 2
+    for i in range(4):
+        assert np.array_equal(archive.image(i), folder.image(i))
+        assert np.array_equal(archive.label(i), folder.label(i))
+    assert archive.identity != folder.identity and archive.identity.startswith("zip-data-n4-r16")
+    clone = pickle.loads(pickle.dumps(archive))  # what DataLoader workers receive
+    assert np.array_equal(clone.image(3), archive.image(3))
+
+
+def test_bad_zips(tmp_path):
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match=r"bad\.zip is not a readable zip"):
+        open_dataset(str(tmp_path / "bad.zip"))
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as zf:
+        zf.writestr("readme/", "")
+    with pytest.raises(DataError, match="holds no images"):
+        open_dataset(str(tmp_path / "empty.zip"))
+    with zipfile.ZipFile(tmp_path / "junk.zip", "w") as zf:
+        zf.writestr("a.png", b"garbage")
+    with pytest.raises(DataError, match=r"junk\.zip/a\.png is not a readable image"):
+        open_dataset(str(tmp_path / "junk.zip"))
+
+
+# -- npz / npy ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW", "NHW"])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_layouts(tmp_path, layout, compressed):
+    rng = np.random.default_rng(0)
+    nchw = rng.integers(0, 256, [5, 1 if layout == "NHW" else 3, 8, 8], dtype=np.uint8)
+    arr = {"NHWC": nchw.transpose(0, 2, 3, 1), "NCHW": nchw, "NHW": nchw[:, 0]}[layout]
+    labels = np.array([0, 3, 1, 1, 2])
+    (np.savez_compressed if compressed else np.savez)(tmp_path / "d.npz", images=arr, labels=labels)
+    ds = open_dataset(str(tmp_path / "d.npz"))
+    assert (len(ds), ds.resolution, ds.num_channels, ds.label_dim) == (5, 8, nchw.shape[1], 4)
+    assert (ds._offset is None) == compressed  # uncompressed members are memory-mapped
+    for i in range(5):
+        assert np.array_equal(ds.image(i), nchw[i])
+        assert ds.label(i).argmax() == labels[i]
+    assert np.array_equal(pickle.loads(pickle.dumps(ds)).image(4), nchw[4])
+    assert open_dataset(str(tmp_path / "d.npz"), resolution=4).image(0).shape == (nchw.shape[1], 4, 4)
+    assert len(open_dataset(str(tmp_path / "d.npz"), n=2)) == 2
+
+
+def test_npz_rgba_float_labels_and_npy(tmp_path):
+    rgba = np.random.default_rng(1).integers(0, 256, [2, 8, 8, 4], dtype=np.uint8)
+    vectors = np.array([[0.5, 1.0], [2.0, 3.0]], dtype=np.float64)
+    np.savez(tmp_path / "d.npz", images=rgba, labels=vectors)
+    ds = open_dataset(str(tmp_path / "d.npz"))
+    assert ds.num_channels == 3 and np.array_equal(ds.image(1), rgba[1, :, :, :3].transpose(2, 0, 1))
+    assert np.array_equal(ds.label(1), vectors[1].astype(np.float32))
+    np.save(tmp_path / "d.npy", rgba[:, :, :, :3])
+    npy = open_dataset(str(tmp_path / "d.npy"))
+    assert npy.label_dim == 0 and np.array_equal(npy.image(0), rgba[0, :, :, :3].transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("arrays,match", [
+    ({"x": np.zeros([2, 8, 8, 3], np.uint8)}, r"no 'images' array \(found keys: x\)"),
+    ({"images": np.zeros([2, 8, 8, 3], np.float32)}, "must be uint8"),
+    ({"images": np.zeros([2, 8, 8, 7], np.uint8)}, "cannot tell the channel axis"),
+    ({"images": np.zeros([2, 8], np.uint8)}, "must be"),
+    ({"images": np.zeros([0, 8, 8, 3], np.uint8)}, "holds no images"),
+    ({"images": np.zeros([2, 12, 12, 3], np.uint8)}, "not a square power-of-two"),
+    ({"images": np.zeros([2, 8, 8, 3], np.uint8), "labels": np.zeros([3])}, "there are 2 images"),
+    ({"images": np.zeros([2, 8, 8, 3], np.uint8), "labels": np.array([0, -1])}, "negative"),
+])
+def test_bad_npz(tmp_path, arrays, match):
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(DataError, match=match):
+        open_dataset(str(tmp_path / "d.npz"))
+
+
+def test_npz_that_is_not_a_zip(tmp_path):
+    (tmp_path / "d.npz").write_bytes(b"nonsense")
+    with pytest.raises(DataError, match=r"d\.npz is not a readable \.npz"):
+        open_dataset(str(tmp_path / "d.npz"))
+
+
+# -- open_dataset and identity ------------------------------------------------------------------
+
+def test_shapes_specs_and_options():
+    assert len(open_dataset("shapes")) == 10000 and open_dataset("shapes").resolution == 32
+    ds = open_dataset("shapes:50", resolution=16, seed=3)
+    assert (len(ds), ds.resolution, ds.seed) == (50, 16, 3)
+    assert np.array_equal(ds.image(7), ShapesDataset(n=50, resolution=16, seed=3).image(7))
+    assert len(open_dataset("shapes", n=20)) == 20
+    with pytest.raises(DataError, match="number of images"):
+        open_dataset("shapes:many")
+    with pytest.raises(DataError, match="conflicts"):
+        open_dataset("shapes:5", n=6)
+    with pytest.raises(ConfigError, match="seeed"):
+        open_dataset("shapes", seeed=1)
+
+
+def test_options_that_do_not_apply_are_errors(tmp_path):
+    write_folder(tmp_path, rgb_images(1))
+    with pytest.raises(ConfigError, match="seed do not apply to the folder dataset"):
+        open_dataset(str(tmp_path), seed=1)
+    with pytest.raises(DataError, match="channels must be 1 or 3"):
+        open_dataset(str(tmp_path), channels=2)
+    with pytest.raises(DataError, match="n=5"):
+        open_dataset(str(tmp_path), n=5)
+
+
+def test_identity_tracks_content_and_settings(tmp_path):
+    names = write_folder(tmp_path, rgb_images(2))
+    first = open_dataset(str(tmp_path)).identity
+    assert open_dataset(str(tmp_path)).identity == first
+    assert open_dataset(str(tmp_path), resolution=8).identity != first
+    assert open_dataset(str(tmp_path), channels=1).identity != first
+    write_folder(tmp_path, rgb_images(1, seed=9), names=[names[1]])
+    os.utime(tmp_path / names[1], ns=(1, 1))  # a changed file changes its mtime (and here its size may not)
+    assert open_dataset(str(tmp_path)).identity != first
+    assert all(ch.isalnum() or ch in "._-" for ch in first)  # safe inside cache file names
+
+
+# -- export -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["out.zip", "outdir"])
+def test_export_round_trips_pixels_labels_attributes(tmp_path, target):
+    shapes = ShapesDataset(n=12, resolution=16, seed=5)
+    out = export_dataset(shapes, tmp_path / target)
+    back = open_dataset(str(out))
+    assert (len(back), back.resolution, back.num_channels, back.label_dim) == (12, 16, 3, 4)
+    assert back.names == [image_name(i) for i in range(12)]
+    for i in range(12):
+        assert np.array_equal(back.image(i), shapes.image(i))
+        assert np.array_equal(back.label(i), shapes.label(i))
+        assert back.annotations(i) == asdict(shapes.attributes(i))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_export_zip_is_deterministic_and_refuses_to_clobber(tmp_path):
+    shapes = ShapesDataset(n=3, resolution=8)
+    export_dataset(shapes, tmp_path / "a.zip")
+    export_dataset(shapes, tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with pytest.raises(DataError, match="already exists"):
+        export_dataset(shapes, tmp_path / "a.zip")
+    export_dataset(ShapesDataset(n=2, resolution=8), tmp_path / "a.zip", overwrite=True)
+    assert len(open_dataset(str(tmp_path / "a.zip"))) == 2
+
+
+def test_export_grayscale_vector_labels_and_unlabelled(tmp_path):
+    gray = np.random.default_rng(0).integers(0, 256, [3, 8, 8], dtype=np.uint8)
+    np.savez(tmp_path / "g.npz", images=gray, labels=np.array([[0.5], [1.0], [-2.0]]))
+    back = open_dataset(str(export_dataset(open_dataset(str(tmp_path / "g.npz")), tmp_path / "g.zip")))
+    assert back.num_channels == 1 and np.array_equal(back.image(2)[0], gray[2])
+    assert back.label_dim == 1 and back.label(2)[0] == -2.0 and back.annotations(0) is None
+    np.savez(tmp_path / "u.npz", images=gray)
+    back = open_dataset(str(export_dataset(open_dataset(str(tmp_path / "u.npz")), tmp_path / "u")))
+    assert back.label_dim == 0 and json.loads((tmp_path / "u" / "dataset.json").read_text()) == {"labels": None}
+
+
+class Exploding(ShapesDataset):
+    """A dataset whose 5th image cannot be read: exports must fail without leaving partial output."""
+
+    def image(self, index: int) -> np.ndarray:
+        if index == 4:
+            raise DataError("image 4 is broken")
+        return super().image(index)
+
+
+@pytest.mark.parametrize("target", ["out.zip", "outdir"])
+def test_failed_export_leaves_old_output_and_no_temp_files(tmp_path, target):
+    old = export_dataset(ShapesDataset(n=2, resolution=8), tmp_path / target)
+    with pytest.raises(DataError, match="broken"):
+        export_dataset(Exploding(n=8, resolution=8), tmp_path / target, overwrite=True)
+    assert len(open_dataset(str(old))) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target]
+    with pytest.raises(GanbenchError):
+        export_dataset(Exploding(n=8, resolution=8), tmp_path / ("new" + target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target]
+
+
+def test_exported_files_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        export_dataset(ShapesDataset(n=1, resolution=8), tmp_path / "a.zip")
+        export_dataset(ShapesDataset(n=1, resolution=8), tmp_path / "d")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.zip").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_loader_over_a_zip_yields_uint8_nchw(tmp_path):
+    export_dataset(ShapesDataset(n=6, resolution=8), tmp_path / "s.zip")
+    ds = open_dataset(str(tmp_path / "s.zip"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, labels = next(iter(ds.loader(batch_size=6)))
+    assert images.dtype == torch.uint8 and images.shape == (6, 3, 8, 8) and labels.shape == (6, 4)
