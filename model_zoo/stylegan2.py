@@ -332,7 +332,7 @@ NET_DEFAULTS: dict[str, Any] = dict(
 TRAIN_DEFAULTS: dict[str, Any] = dict(
     loss="stylegan2", batch=32, kimg=25000, ref_gpus=8, lr_g=0.002, lr_d=0.002, betas=(0.0, 0.99), eps=1e-8,
     r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_decay=0.01, pl_batch_shrink=2,
-    style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05, augment=None, ada_target=None, ada_kimg=500,
+    style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05, augment=None, ada_target=0.6, ada_kimg=500,
     progressive=None,
 )
 

@@ -259,3 +259,35 @@ def test_explicit_overrides_beat_preset_and_reach_train() -> None:
     assert spec.train["r1_gamma"] == 0.5 and spec.config["r1_gamma"] == 0.5
     assert spec.G.synthesis.b16.conv1.weight.shape[0] == 32
     assert model_zoo.build(**spec.config).train == spec.train
+
+
+# ---- CLI --------------------------------------------------------------------------------------------------------
+
+def test_zoo_cli_list_and_info() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["zoo", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {row["name"]: row for row in json.loads(res.output)}
+    assert set(rows) == set(MODELS)
+    assert {"auto", "cifar", "paper256", "tiny"} <= set(rows["stylegan2-ada"]["presets"])
+    assert all("tiny" in row["presets"] for row in rows.values())
+    res = runner.invoke(app, ["zoo", "info", "stylegan2-ada", "--resolution", "32", "--preset", "cifar", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["params"] == {"G": 19_947_539, "G.mapping": 525_312, "G.synthesis": 19_422_227, "D": 20_720_641}
+    assert data["train"]["r1_gamma"] == 0.01 and data["train"]["augment"] == "bgc"
+    res = runner.invoke(app, ["zoo", "info", "stylegan2", "-r", "32"])
+    assert res.exit_code == 0 and "21,523,475" in res.output and "r1_interval" in res.output
+    res = runner.invoke(app, ["zoo", "info", "progan", "-r", "16", "--set", "fmap_max=32", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["config"]["fmap_max"] == 32
+    for args in (["zoo", "info", "nope", "-r", "32"], ["zoo", "info", "stylegan2", "-r", "30"],
+                 ["zoo", "info", "stylegan2", "-r", "32", "--set", "bogus=1"],
+                 ["zoo", "info", "stylegan2", "-r", "32", "--set", "novalue"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
