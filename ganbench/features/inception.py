@@ -1,0 +1,136 @@
+"""`inception`: the FID Inception-v3 (TF 2015-12-05 weights): pool3 2048-d features + 1008 unbiased logits.
+
+Two weight formats, both resolved through `ganbench.assets`:
+
+- TorchScript (`inception-2015-12-05.pt`, NVlabs; what clean-fid uses). This file is a TorchScript
+  archive loaded with `torch.jit.load` (a serialized graph, not a Python pickle). The network is
+  clean-fid's `InceptionV3W` wrapper and the resizing is clean-fid's `build_resizer`:
+    * `clean` (default): PIL bicubic float resize to 299 outside the network (clean-fid "clean");
+    * `legacy_tensorflow`: the network's own TF-style bilinear resize (NVlabs / TF FID numbers);
+    * `legacy_pytorch`: torch bilinear resize to 299 outside the network (clean-fid "legacy_pytorch").
+- state dict (`weights-inception-2015-12-05-6726825d.pth`, torch-fidelity; pytorch-fid's
+  `pt_inception-2015-12-05-6726825d.pth` is the same file, same hash prefix), mode `torch_fidelity`:
+  torch-fidelity's module definition with its TF1-compatible bilinear resize; the file is read with
+  `torch.load(weights_only=True)`.
+
+IS logits are the 1008 logits computed without the output bias (NVlabs, torch-fidelity's
+'logits_unbiased').
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganbench.errors import AssetError, ConfigError
+from ganbench.features.base import EXTRACTORS, FeatureExtractor
+
+TORCHSCRIPT_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
+MODES = TORCHSCRIPT_MODES + ("torch_fidelity",)
+TORCHSCRIPT_NAME = "inception-2015-12-05.pt"  # the name clean-fid's InceptionV3W loads from its folder
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _load_cleanfid(path: Path, resize_inside: bool) -> torch.nn.Module:
+    """clean-fid's InceptionV3W on `path` (linked under the name it expects when the file is named otherwise)."""
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    if path.name == TORCHSCRIPT_NAME:
+        return InceptionV3W(str(path.parent), download=False, resize_inside=resize_inside)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.symlink(path.resolve(), Path(tmp) / TORCHSCRIPT_NAME)
+        return InceptionV3W(tmp, download=False, resize_inside=resize_inside)
+
+
+def _output_weight(module: torch.nn.Module) -> torch.Tensor | None:
+    """The 1008x2048 output-layer weight of the TorchScript network, if it has one."""
+    for _, p in module.named_parameters():
+        if tuple(p.shape) == (1008, 2048):
+            return p.detach()
+        if tuple(p.shape) == (2048, 1008):
+            return p.detach().T
+    return None
+
+
+@EXTRACTORS.register("inception")
+class InceptionExtractor(FeatureExtractor):
+    """FID Inception-v3: 'features' (pool3, 2048-d) and 'logits' (1008, no output bias)."""
+
+    name = "inception"
+    feature_dim = 2048
+    outputs = ("features", "logits")
+
+    def __init__(self, mode: str = "clean", weights: str | os.PathLike | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        from ganbench import assets
+
+        if mode not in MODES:
+            raise ConfigError(f"unknown inception mode {mode!r}; known: {', '.join(MODES)}")
+        self.mode = self.resize_mode = mode
+        self.device = torch.device(device)
+        asset = "inception-torch-fidelity" if mode == "torch_fidelity" else "inception-nvlabs"
+        path = assets.resolve(asset, weights)
+        self.weights_path = path
+        self.weights_sha256 = assets.sha256_file(path)
+        try:
+            if mode == "torch_fidelity":
+                self.net = _load_torch_fidelity(path)
+                self.fc_weight = None
+            else:
+                from cleanfid.resize import build_resizer
+
+                self.net = _load_cleanfid(path, resize_inside=mode == "legacy_tensorflow")
+                self.fc_weight = _output_weight(self.net.base)
+                self.resizer = build_resizer(mode)
+        except (RuntimeError, KeyError, ValueError, OSError, AttributeError) as exc:
+            raise AssetError(f"{path} is not a usable Inception weight file for mode {mode!r} "
+                             f"({_first_line(exc)})") from None
+        self.net.eval().requires_grad_(False).to(self.device)
+
+    @torch.no_grad()
+    def extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ConfigError(f"inception expects uint8 Nx3xHxW images, got {tuple(images.shape)} {images.dtype}")
+        if self.mode == "torch_fidelity":
+            feats, logits = self.net(images.to(self.device))
+            return {"features": feats.float().cpu(), "logits": logits.float().cpu()}
+        if self.mode == "legacy_tensorflow":
+            x = images.to(self.device).float()
+        else:  # clean-fid resizes each HWC uint8 image outside the network
+            hwc = images.permute(0, 2, 3, 1).cpu().numpy()
+            x = torch.from_numpy(np.stack([self.resizer(im) for im in hwc])).permute(0, 3, 1, 2).to(self.device)
+        feats = self.net(x)
+        if self.fc_weight is not None:
+            logits = feats @ self.fc_weight.to(feats).T
+        else:  # the network only exposes probabilities (computed without the output bias): log recovers the logits
+            probs = self.net.base(x, no_output_bias=True)
+            logits = torch.log(probs.clamp_min(1e-30))
+        return {"features": feats.float().cpu(), "logits": logits.float().cpu()}
+
+
+def _load_torch_fidelity(path: Path) -> torch.nn.Module:
+    """torch-fidelity's Inception module with a state dict read by torch.load(weights_only=True).
+
+    torch-fidelity itself would unpickle the file unrestricted; it is handed an in-memory copy that
+    holds nothing but the tensors we already loaded safely.
+    """
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("expected a flat state dict of tensors")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                       feature_extractor_weights_path=buf)
