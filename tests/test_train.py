@@ -1,0 +1,182 @@
+"""The training loop end to end: CLI, snapshots, exact resume, schedules, ADA on an overfitting D, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import model_zoo
+from _toy_family import build_toy
+from ganbench.checkpoint import load_checkpoint
+from ganbench.cli import app
+from ganbench.data import ShapesDataset
+from ganbench.errors import CheckpointError, ConfigError
+from ganbench.train import Trainer, TrainOptions, run_training
+from ganbench.train.data_stream import DataStream
+from ganbench.train.progressive import LodSchedule, make_schedule, process_reals
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Register the tiny test-only family `toy` for the duration of one test."""
+    model_zoo.list_models()
+    monkeypatch.setitem(model_zoo.MODELS._items, "toy", build_toy)
+    return "toy"
+
+
+@pytest.fixture(scope="module")
+def tiny_cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = runner.invoke(app, ["train", "--model", "stylegan2", "--preset", "tiny", "--data", "shapes:64",
+                                 "--resolution", "16", "--kimg", "0.064", "--batch", "4", "--snapshot-kimg", "0.032",
+                                 "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_cli_help() -> None:
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--model", "--data", "--kimg", "--snapshot-kimg", "--resume", "--cond", "--augment", "--device"):
+        assert flag in result.output
+
+
+def test_tiny_cli_run_writes_snapshot_grid_and_stats(tiny_cli_run: Path) -> None:
+    ckpt = load_checkpoint(tiny_cli_run / "network-snapshot-000000.pt")
+    assert ckpt.state["cur_nimg"] == 64 and ckpt.metadata["arch"] == "stylegan2"
+    assert ckpt.metadata["dataset"] == "shapes-n64-r16-seed0" and ckpt.metadata["seed"] == 0
+    assert {"G", "D", "G_ema", "optimizers", "augment_p", "pl_mean", "rng", "data_order"} <= set(ckpt.state)
+    records = [json.loads(line) for line in (tiny_cli_run / "stats.jsonl").read_text().splitlines()]
+    assert [r["cur_nimg"] for r in records] == [32, 64]
+    assert {"kimg", "s_per_kimg", "sec", "augment_p", "lod", "loss/G", "loss/D"} <= set(records[-1])
+    assert all(np.isfinite(r["loss/G"]) and np.isfinite(r["loss/D"]) for r in records)
+    grid = Image.open(tiny_cli_run / "fakes000000.png")
+    assert grid.size == (8 * 16, 4 * 16) and grid.mode == "RGB"
+    assert (tiny_cli_run / "reals.png").exists() and (tiny_cli_run / "fakes_init.png").exists()
+
+
+def test_saved_G_ema_loads_and_reproduces_output(tmp_path: Path) -> None:
+    opts = TrainOptions(model="stylegan2", data="shapes:32", resolution=16, kimg=0.016, batch=4, seed=1,
+                        out=tmp_path, preset="tiny", snapshot_kimg=1, device="cpu")
+    trainer = Trainer(opts)
+    trainer.run()
+    G = model_zoo.load(tmp_path / "network-snapshot-000000.pt")
+    z = torch.randn([3, G.z_dim], generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = trainer.G_ema(z, None, noise_mode="const")
+        assert torch.equal(G(z, None, noise_mode="const"), expected)
+
+
+def _weights_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _resume_matches(model: str, data: str, resolution: int, tmp_path: Path, stop: float, **kw) -> None:
+    full = run_training(model, data, resolution, out=tmp_path / "full", **kw)
+    part = tmp_path / "part"
+    run_training(model, data, resolution, out=part, stop_kimg=stop, **kw)
+    assert load_checkpoint(sorted(part.glob("network-snapshot-*.pt"))[-1]).state["cur_nimg"] == int(stop * 1000)
+    run_training(model, data, resolution, out=part, **kw)    # resumes by default
+    a = load_checkpoint(sorted(full.glob("network-snapshot-*.pt"))[-1]).state
+    b = load_checkpoint(sorted(part.glob("network-snapshot-*.pt"))[-1]).state
+    assert a["cur_nimg"] == b["cur_nimg"] == int(round(kw["kimg"] * 1000))
+    for net in ("G", "D", "G_ema"):
+        assert _weights_equal(a[net], b[net]), f"{net} differs after resume"
+    assert a["augment_p"] == b["augment_p"] and a["pl_mean"] == b["pl_mean"]
+    sa = [json.loads(x) for x in (full / "stats.jsonl").read_text().splitlines()]
+    sb = [json.loads(x) for x in (part / "stats.jsonl").read_text().splitlines()]
+    assert [r["cur_nimg"] for r in sa] == [r["cur_nimg"] for r in sb]
+    assert [r["loss/G"] for r in sa] == [r["loss/G"] for r in sb]
+
+
+def test_resume_is_bit_exact_with_ada_cond_mixing_and_lazy_regs(toy: str, tmp_path: Path) -> None:
+    _resume_matches(toy, "shapes:40", 16, tmp_path, stop=0.064, kimg=0.192, batch=8, seed=3, snapshot_kimg=0.064,
+                    tick_kimg=0.032, cond=True, augment="bgcfnc", augment_p=0.5, device="cpu")
+
+
+def test_resume_is_bit_exact_for_progressive_progan(tmp_path: Path) -> None:
+    _resume_matches("progan", "shapes:32", 16, tmp_path, stop=0.032, kimg=0.096, batch=8, seed=0,
+                    snapshot_kimg=0.032, preset="tiny", device="cpu")
+    lods = [json.loads(x)["lod"] for x in (tmp_path / "full" / "stats.jsonl").read_text().splitlines()]
+    assert lods[0] > lods[-1] and lods == sorted(lods, reverse=True)
+
+
+def test_lod_schedule_and_compression() -> None:
+    s = LodSchedule(levels=3, train_kimg=600, fade_kimg=600)
+    assert [s.lod(k) for k in (0, 599, 600, 900, 1200, 3600, 4200, 9999)] == [3, 3, 3, 2.5, 2, 0, 0, 0]
+    assert s.schedule_kimg == 3 * 1200 + 600
+    full = make_schedule({"start_res": 4, "kimg_per_phase": 600}, 32, 100_000)
+    assert full == s
+    tiny = make_schedule({"start_res": 4, "kimg_per_phase": 600, "fade_kimg": 600}, 32, 4.2)
+    assert tiny.schedule_kimg == pytest.approx(4.2) and tiny.lod(0) == 3 and tiny.lod(3.6) == 0
+    assert make_schedule(None, 32, 10) is None
+    with pytest.raises(ConfigError, match="start_res"):
+        make_schedule({"start_res": 6}, 32, 10)
+
+
+def test_process_reals_matches_box_downscale() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(process_reals(x, 0.0), x)
+    low = torch.nn.functional.avg_pool2d(x, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert torch.allclose(process_reals(x, 2.0), low, atol=1e-6)
+    half = process_reals(x, 1.5)
+    mid = torch.nn.functional.avg_pool2d(x, 2).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    assert torch.allclose(half, 0.5 * mid + 0.5 * low, atol=1e-6)
+
+
+def test_data_stream_is_deterministic_sharded_and_resumable() -> None:
+    ds = ShapesDataset(n=10, resolution=8)
+    a = DataStream(ds, batch=4, seed=0)
+    first = [a.next_indices() for _ in range(6)]
+    assert sorted(sum(first[:2], []) + first[2][:2]) == list(range(10))     # one epoch = a permutation
+    b = DataStream(ds, batch=4, seed=0)
+    b.next_indices()
+    b.next_indices()
+    c = DataStream(ds, batch=4, seed=0)
+    c.load_state_dict(b.state_dict())
+    assert [c.next_indices() for _ in range(4)] == first[2:]
+    r0, r1 = DataStream(ds, 5, 0, rank=0, world=2), DataStream(ds, 5, 0, rank=1, world=2)
+    assert sorted(r0.next_indices() + r1.next_indices()) == list(range(10))
+    images, labels = DataStream(ds, 3, 0).next()
+    assert images.dtype == torch.uint8 and images.shape == (3, 3, 8, 8) and labels.shape == (3, 4)
+
+
+def test_ada_p_rises_when_D_overfits_a_tiny_dataset(toy: str, tmp_path: Path) -> None:
+    run_training(toy, "shapes:16", 16, kimg=0.512, batch=16, seed=0, out=tmp_path, snapshot_kimg=1,
+                 tick_kimg=0.128, augment="bgc", ada_kimg=5, loss="ns-r1", r1_gamma=0.01, r1_interval=16,
+                 lr_d=0.005, lr_g=0.0005, device="cpu")
+    records = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert max(r["ada/rt"] for r in records) > 0.6          # D is confident on the 16 reals ...
+    assert max(r["augment_p"] for r in records) > 0.02     # ... so ADA raised p
+    ckpt = load_checkpoint(tmp_path / "network-snapshot-000000.pt")
+    assert ckpt.state["augment_p"] == pytest.approx(records[-1]["augment_p"])
+
+
+def test_augment_flags_select_pipeline(toy: str, tmp_path: Path) -> None:
+    base = dict(model=toy, data="shapes:8", resolution=8, kimg=0.008, batch=4, seed=0, out=tmp_path, device="cpu")
+    assert Trainer(TrainOptions(**base)).augment_pipe is None
+    forced = Trainer(TrainOptions(**base, augment=True))
+    assert forced.augment_name == "bgc" and forced.ada is not None and forced.ada.target == 0.6
+    assert Trainer(TrainOptions(**base, augment="blit")).augment_name == "blit"
+    ada = Trainer(TrainOptions(**{**base, "model": "stylegan2-ada"}, preset="tiny", augment=False))
+    assert ada.augment_pipe is None
+
+
+def test_bad_options_are_one_line_errors(toy: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--batch 0"):
+        run_training(toy, "shapes:8", 8, kimg=0.01, batch=0, seed=0, out=tmp_path)
+    with pytest.raises(ConfigError, match="unknown training option"):
+        Trainer(TrainOptions(toy, "shapes:8", 8, 0.01, 4, 0, tmp_path, train={"r1_gama": 1}))
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=tmp_path, snapshot_kimg=1)
+    with pytest.raises(CheckpointError, match="use another --out or --no-resume"):
+        run_training("stylegan2", "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=tmp_path, preset="tiny")
+    result = runner.invoke(app, ["train", "--model", "nosuchgan", "--out", str(tmp_path / "x"), "--kimg", "0.01"])
+    assert result.exit_code == 2 and "unknown model 'nosuchgan'" in result.output
