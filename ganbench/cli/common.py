@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, NoReturn
 
@@ -41,6 +42,18 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(description, total=total)
         yield lambda k=1: bar.advance(task, k)
+
+
+@contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Print Python UserWarnings raised inside the block as one `warning:` line each, not source locations."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                console.print(f"[yellow]warning:[/] {escape(one_line(str(w.message)))}", highlight=False, soft_wrap=True)
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

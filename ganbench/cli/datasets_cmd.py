@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import console, handle_errors, progress_bar
+from ganbench.cli.common import console, handle_errors, progress_bar, warnings_as_lines
 
 datasets_app = typer.Typer(no_args_is_help=True, help="Embedded datasets and on-disk formats: list, info, export.")
 app.add_typer(datasets_app, name="datasets")
@@ -27,7 +27,8 @@ def _open(spec: str, resolution: Optional[int], n: Optional[int], seed: Optional
     kw = {k: v for k, v in (("n", n), ("seed", seed), ("channels", channels)) if v is not None}
     if skip_unknown:
         kw["skip_unknown"] = True
-    return open_dataset(spec, resolution=resolution, **kw)
+    with warnings_as_lines():
+        return open_dataset(spec, resolution=resolution, **kw)
 
 
 @datasets_app.command("list")
