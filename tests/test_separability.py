@@ -96,7 +96,7 @@ def test_ground_truth_labels_separable_vs_scrambled():
     assert ent.shape == (len(BINARY_ATTRIBUTE_NAMES),)
     assert good == pytest.approx(1.0, abs=0.05)
     bad, ent_bad = separability(z, _truth_logits(z, True))
-    assert bad > 30.0  # 8 XOR-like attributes at ~1 bit each
+    assert bad > 30.0  # 7 XOR-like attributes at ~1 bit each
     assert ent_bad[[0, 4, 10, 11, 12]].min() > 0.3
 
 

@@ -164,11 +164,11 @@ class PPL(Metric):  # registered below once per (space, sampling)
                               f"{type(G).__name__} has none (use ppl_z{self.sampling})")
         dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
         values = path_lengths(G, dist, self.n_gen or ctx.num_gen(), self.space, self.sampling, self.epsilon,
-                              self.crop, self.batch_size, ctx.seed, ctx.device, _label_sampler(ctx, G))
+                              self.crop, self.batch_size, ctx.seed, ctx.device, label_sampler(ctx, G))
         return {self.key: filtered_mean(values)}
 
 
-def _label_sampler(ctx: "MetricContext", G: Any) -> Callable[[int, torch.Generator], torch.Tensor | None] | None:
+def label_sampler(ctx: "MetricContext", G: Any) -> Callable[[int, torch.Generator], torch.Tensor | None] | None:
     """Labels drawn from the real dataset for a conditional generator (None for unconditional ones)."""
     if not int(getattr(G, "c_dim", 0) or 0):
         return None
