@@ -1,0 +1,166 @@
+"""FID: the Fréchet distance against hand-computed values, conventions, and MetricContext behaviour."""
+
+import numpy as np
+import pytest
+import torch
+
+from ganbench.data.shapes import SHAPE_CLASSES, ShapesDataset
+from ganbench.errors import ConfigError
+from ganbench.metrics import compute, get_metric
+from ganbench.metrics.context import MetricContext, to_uint8
+from ganbench.metrics.fid import FrechetError, frechet_distance
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_diagonal_gaussians_match_hand_computation():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
+    v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    # |mu1-mu2|^2 = 1 + 0 + 6.25; sum(v1 + v2 - 2 sqrt(v1 v2)) = (1+9-6) + (4+1-4) + (0.25+0.25-0.5)
+    expected = 7.25 + 4.0 + 1.0 + 0.0
+    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, abs=1e-9)
+    assert frechet_distance(mu2, np.diag(v2), mu1, np.diag(v1)) == pytest.approx(expected, abs=1e-9)
+
+
+def test_full_covariance_matches_closed_form_for_commuting_matrices():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    e1, e2 = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
+    s1, s2 = q @ np.diag(e1) @ q.T, q @ np.diag(e2) @ q.T
+    expected = np.sum(e1 + e2 - 2 * np.sqrt(e1 * e2))
+    assert frechet_distance(np.zeros(5), s1, np.zeros(5), s2) == pytest.approx(expected, rel=1e-9)
+
+
+def test_large_imaginary_part_is_an_error():
+    with pytest.raises(FrechetError, match="imaginary"):
+        frechet_distance(np.zeros(2), np.diag([1.0, 1.0]), np.zeros(2), np.diag([-1.0, 1.0]))
+
+
+def test_singular_covariances_stay_finite():
+    a = np.zeros((3, 3))
+    assert frechet_distance(np.ones(3), a, np.zeros(3), a) == pytest.approx(3.0)
+
+
+def _images(ds, n):
+    return torch.from_numpy(np.stack([ds.image(i) for i in range(n)]))
+
+
+def test_fid_of_set_against_itself_is_zero():
+    real = ShapesDataset(n=300, seed=3)
+    value = compute("fid", _images(real, 300), real=real)["fid"]
+    assert abs(value) < 1e-6
+
+
+def test_covariance_conventions_and_streamed_moments():
+    real = ShapesDataset(n=200, seed=4)
+    ctx = MetricContext(generator=_images(ShapesDataset(n=200, seed=5), 200), real=real, n_gen=200, batch_size=37)
+    feats = ctx.gen_outputs()["features"].astype(np.float64)
+    mom = ctx.gen_moments()
+    np.testing.assert_allclose(mom.mean, feats.mean(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(mom.cov("biased"), np.cov(feats, rowvar=False, ddof=0), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(mom.cov("unbiased"), np.cov(feats, rowvar=False, ddof=1), rtol=1e-7, atol=1e-9)
+    sub = ctx.moments("gen", n=50)
+    np.testing.assert_allclose(sub.cov("unbiased"), np.cov(feats[:50], rowvar=False), rtol=1e-7, atol=1e-9)
+    biased = get_metric("fid").compute(ctx)["fid"]
+    unbiased = get_metric("fid", covariance="unbiased").compute(ctx)["fid"]
+    assert biased != unbiased and abs(biased - unbiased) / biased < 0.05
+    assert get_metric("fid").params()["covariance"] == "biased"
+    with pytest.raises(ConfigError):
+        get_metric("fid", covariance="median").compute(ctx)
+    with pytest.raises(ConfigError, match="50000"):
+        get_metric("fid50k_full").compute(ctx)  # the preset needs 50k generated samples
+
+
+def test_presets_record_their_convention():
+    p = get_metric("fid50k_full").params()
+    assert p["n_gen"] == 50000 and p["n_real"] is None and p["covariance"] == "biased"
+    assert get_metric("fid10k").params()["n_real"] == 10000
+    assert set(get_metric("fid50k_full").outputs) == {"fid50k_full"}
+
+
+def test_shapes_real_vs_real_far_below_mode_dropped():
+    real = ShapesDataset(n=1200, seed=21)
+    halves = MetricContext(generator=_images(ShapesDataset(n=600, seed=22), 600), real=real, n_gen=600, n_real=600)
+    dropped_set = ShapesDataset(n=600, seed=23, shapes=SHAPE_CLASSES[1:])
+    dropped = MetricContext(generator=_images(dropped_set, 600), real=real, n_gen=600, n_real=600)
+    same = get_metric("fid").compute(halves)["fid"]
+    drop = get_metric("fid").compute(dropped)["fid"]
+    assert drop > 4 * same, (same, drop)
+
+
+class TinyG(torch.nn.Module):
+    """A stand-in generator with the model_zoo call signature."""
+
+    def __init__(self, c_dim=0):
+        super().__init__()
+        self.z_dim, self.c_dim, self.img_resolution, self.img_channels = 8, c_dim, 16, 3
+        self.fc = torch.nn.Linear(8 + c_dim, 3 * 16 * 16)
+        self.calls = []
+
+    def forward(self, z, c=None, truncation_psi=1.0, noise_mode="const"):
+        self.calls.append((truncation_psi, noise_mode, None if c is None else c.clone()))
+        h = z if c is None else torch.cat([z, c], 1)
+        noise = torch.randn(z.shape[0], 1, 1, 1) * 0.01  # uses the global RNG like noise_mode='random'
+        return torch.tanh(self.fc(h)).view(-1, 3, 16, 16) * 1.2 + noise
+
+
+def test_generated_batches_are_deterministic_and_follow_nvlabs():
+    G = TinyG()
+    ctx = MetricContext(generator=G, real=ShapesDataset(n=20, resolution=16), n_gen=10, batch_size=4, seed=7)
+    a = [b for b in ctx.generated_batches()]
+    b = [b for b in ctx.generated_batches()]
+    assert [x[0].shape[0] for x in a] == [4, 4, 2]
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
+    z = torch.cat([x[1] for x in a])
+    assert torch.equal(z[:4], torch.randn([4, 8], generator=torch.Generator().manual_seed(7)))
+    assert all(call[:2] == (1.0, "random") for call in G.calls)
+    other = torch.cat([x[0] for x in ctx.generated_batches(seed=8)])
+    assert not torch.equal(other, torch.cat([x[0] for x in a]))
+    x = torch.tensor([-2.0, -1.0, -0.004, 0.0, 0.5, 0.99, 1.5])
+    assert to_uint8(x).tolist() == [0, 0, 127, 128, 191, 254, 255]
+
+
+def test_conditional_generator_gets_dataset_labels():
+    G = TinyG(c_dim=4)
+    real = ShapesDataset(n=20, resolution=16)
+    ctx = MetricContext(generator=G, real=real, n_gen=6, batch_size=6)
+    next(ctx.generated_batches())
+    c = G.calls[-1][2]
+    assert c.shape == (6, 4) and torch.all(c.sum(1) == 1)
+    with pytest.raises(ConfigError, match="conditional"):
+        next(MetricContext(generator=G, n_gen=2).generated_batches())
+
+
+def test_generator_pass_runs_once_and_reals_are_cached(cache, monkeypatch):
+    real = ShapesDataset(n=64, resolution=16, seed=1)
+    ctx = MetricContext(generator=TinyG(), real=real, n_gen=32, batch_size=16)
+    out = compute(["fid", "kid", "pr"], TinyG(), real=real, n=32, seed=0)
+    assert set(out) == {"fid", "kid_mean", "kid_std", "precision", "recall"}
+    files = list((cache / "stats").glob("*.npz"))
+    assert len(files) == 1 and files[0].name.startswith("shapes-r16-shapes-net-bilinear-antialias-n64-")
+    ext = ctx.extractor_model()
+    calls = []
+    original = ext.extract
+    monkeypatch.setattr(ext, "extract", lambda imgs: calls.append(len(imgs)) or original(imgs))
+    ctx.real_outputs()  # from the disk cache: no extractor call
+    assert calls == []
+    ctx.gen_outputs(); ctx.gen_outputs(); get_metric("fid").compute(ctx); get_metric("pr").compute(ctx)
+    assert calls == [16, 16]  # one streaming pass over the 32 generated images, shared by every metric
+    n48 = MetricContext(generator=TinyG(), real=real, n_gen=32, n_real=48, batch_size=16)
+    assert n48.real_cache_path() != ctx.real_cache_path()
+
+
+def test_context_errors():
+    real = ShapesDataset(n=10, resolution=16)
+    with pytest.raises(ConfigError, match="only 5"):
+        MetricContext(generator=torch.zeros(5, 3, 16, 16, dtype=torch.uint8), real=real, n_gen=10).gen_outputs()
+    with pytest.raises(ConfigError, match="no real"):
+        MetricContext(generator=TinyG(), n_gen=4).real_outputs()
+    with pytest.raises(ConfigError, match="no generator"):
+        MetricContext(real=real).gen_outputs()
+    with pytest.raises(ConfigError, match="no output"):
+        MetricContext(generator=TinyG(), real=real, n_gen=4).outputs("gen", "pixels")
