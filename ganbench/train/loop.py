@@ -217,6 +217,19 @@ class Dist:
                 if p.grad is not None:
                     torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
 
+    def average_buffers(self, module: nn.Module) -> None:
+        """Average floating-point buffers (w_avg, magnitude EMAs) so every replica holds the same state."""
+        bufs = [b for b in module.buffers() if b.is_floating_point()]
+        if self.world <= 1 or not bufs:
+            return
+        import torch.distributed as dist
+
+        flat = torch.cat([b.detach().flatten().to(torch.float64) for b in bufs])
+        dist.all_reduce(flat)
+        flat /= self.world
+        for b, v in zip(bufs, flat.split([b.numel() for b in bufs])):
+            b.copy_(v.reshape(b.shape).to(b.dtype))
+
     def sum_floats(self, values: list[float]) -> list[float]:
         """Sum a list of floats over processes."""
         if self.world <= 1:
@@ -464,6 +477,8 @@ class Trainer:
             phase.opt.step()
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)
+        self.dist.average_buffers(self.G)
+        self.dist.average_buffers(self.D)
 
         tc = self.train_cfg
         beta = ema_beta(self.opts.batch, self.cur_nimg, float(tc["ema_kimg"]), tc["ema_rampup"])
