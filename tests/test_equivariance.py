@@ -159,3 +159,19 @@ def test_non_stylegan3_generator_is_a_config_error():
     ctx = MetricContext(generator=Plain(), n_gen=2, cache_dir=False)
     with pytest.raises(ConfigError, match="StyleGAN3"):
         get_metric("eqt50k_int", n_gen=2).compute(ctx)
+
+
+def test_real_stylegan3_t_and_r_show_the_papers_pattern():
+    """Alias-Free GANs, table 1: config T is translation- but not rotation-equivariant; config R is both."""
+    model_zoo = pytest.importorskip("model_zoo")
+    scores = {}
+    for name in ("stylegan3-t", "stylegan3-r"):
+        torch.manual_seed(0)
+        G = model_zoo.build(name, RES, preset="tiny").G.eval()
+        scores[name] = equivariance(G, 8, batch_size=4, seed=0)
+    t, r = scores["stylegan3-t"], scores["stylegan3-r"]
+    assert t["int"] > 35 and t["frac"] > 35, scores
+    assert r["rot"] > 50 and r["rot"] > t["rot"] + 20, scores
+    torch.manual_seed(0)
+    with pytest.raises(ConfigError, match="StyleGAN3"):
+        equivariance(model_zoo.build("stylegan2", RES, preset="tiny").G, 2)
