@@ -1,7 +1,17 @@
-"""Checkpoint files: one self-describing file per snapshot, written atomically, loaded without running code."""
+"""Checkpoint files: one self-describing file per snapshot, written atomically, loaded without running code.
+
+Two formats, chosen by the file name:
+- `.pt` (default): a PyTorch zip archive loaded with `torch.load(weights_only=True)`;
+- `.safetensors`: tensors in safetensors, everything else as JSON (tensors replaced by references)
+  inside the safetensors header, so the one file is complete and written atomically; a readable copy
+  of that JSON is written beside it as `<name>.json` for people and tools (it is never read back).
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import pickle
 import re
@@ -106,6 +116,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], metadata: di
     meta = {"ganbench_version": ganbench.__version__, "torch_version": str(torch.__version__), **metadata}
     check_loadable(meta, "metadata")
     check_loadable(state, "state")
+    if Path(path).suffix == SAFETENSORS_SUFFIX:
+        return _save_safetensors(Path(path), state, meta)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": meta, "state": state}
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
     return Path(path)
@@ -120,8 +132,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     Only PyTorch's zip format is read (what save_checkpoint writes); a bare pickle is refused unread.
     """
     path = Path(path)
+    if path.suffix == ".json" and path.with_suffix(SAFETENSORS_SUFFIX).is_file():
+        path = path.with_suffix(SAFETENSORS_SUFFIX)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return _load_safetensors(path, map_location)
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -150,3 +166,111 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
     return Checkpoint(path=path, metadata=dict(metadata), state=dict(state))
+
+
+# -- .safetensors + JSON ------------------------------------------------------------------------
+
+SAFETENSORS_SUFFIX = ".safetensors"
+_HEADER_KEY = "ganbench"
+_TAGS = ("__tensor__", "__tuple__", "__bytes__", "__size__", "__dtype__", "__device__", "__dict__")
+
+
+def encode_plain(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON-able form of a checked state: tensors move into `tensors` and leave a reference behind."""
+    kind = type(obj)
+    if kind in TENSOR_TYPES:
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().to("cpu").contiguous().clone()  # clone: safetensors refuses shared storage
+        return {"__tensor__": key}
+    if kind in (str, int, float, bool, type(None)):
+        return obj
+    if kind is torch.Size:
+        return {"__size__": list(obj)}
+    if kind is torch.dtype:
+        return {"__dtype__": str(obj).removeprefix("torch.")}
+    if kind is torch.device:
+        return {"__device__": str(obj)}
+    if kind is bytes:
+        return {"__bytes__": base64.b64encode(obj).decode("ascii")}
+    if kind is tuple:
+        return {"__tuple__": [encode_plain(v, tensors) for v in obj]}
+    if kind is list:
+        return [encode_plain(v, tensors) for v in obj]
+    if kind in (dict, OrderedDict):
+        if all(type(k) is str for k in obj) and not (len(obj) == 1 and next(iter(obj)) in _TAGS):
+            return {k: encode_plain(v, tensors) for k, v in obj.items()}
+        return {"__dict__": [[encode_plain(k, tensors), encode_plain(v, tensors)] for k, v in obj.items()]}
+    raise CheckpointError(f"cannot store a {kind.__qualname__} in a checkpoint")
+
+
+def decode_plain(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """Inverse of `encode_plain`."""
+    if isinstance(obj, list):
+        return [decode_plain(v, tensors, where) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if len(obj) == 1 and next(iter(obj)) in _TAGS:
+        tag, value = next(iter(obj.items()))
+        try:
+            if tag == "__tensor__":
+                return tensors[value]
+            if tag == "__tuple__":
+                return tuple(decode_plain(v, tensors, where) for v in value)
+            if tag == "__bytes__":
+                return base64.b64decode(value)
+            if tag == "__size__":
+                return torch.Size(value)
+            if tag == "__dtype__":
+                dtype = getattr(torch, value)
+                if not isinstance(dtype, torch.dtype):
+                    raise ValueError(value)
+                return dtype
+            if tag == "__device__":
+                return torch.device(value)
+            return {decode_plain(k, tensors, where): decode_plain(v, tensors, where) for k, v in value}
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            raise CheckpointError(f"{where} is damaged: bad {tag} entry ({type(exc).__name__}: {exc})") from None
+    return {k: decode_plain(v, tensors, where) for k, v in obj.items()}
+
+
+def _save_safetensors(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": encode_plain(meta, tensors),
+           "state": encode_plain(state, tensors)}
+    text = json.dumps(doc, sort_keys=False)
+    blob = save(tensors, metadata={_HEADER_KEY: text})
+    atomic_write_bytes(path, lambda f: f.write(blob))
+    readable = {**doc, "tensors_sha256": hashlib.sha256(blob).hexdigest(), "note": f"a copy; {path.name} is authoritative"}
+    atomic_write_bytes(path.with_suffix(".json"), lambda f: f.write(json.dumps(readable, indent=1).encode()))
+    return path
+
+
+def _load_safetensors(path: Path, map_location: str | torch.device) -> Checkpoint:
+    from safetensors import SafetensorError, safe_open
+
+    device = str(map_location) if not isinstance(map_location, str) else map_location
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            header = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({first})") from None
+    if _HEADER_KEY not in header:
+        raise CheckpointError(f"{path} is not a ganbench checkpoint (no '{_HEADER_KEY}' entry in its header)")
+    try:
+        doc = json.loads(header[_HEADER_KEY])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path} is a damaged ganbench checkpoint (its header JSON does not parse)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a ganbench checkpoint (no '{FORMAT}' header)")
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer ganbench (format {version!r}); upgrade ganbench")
+    metadata = decode_plain(doc.get("metadata"), tensors, str(path))
+    state = decode_plain(doc.get("state"), tensors, str(path))
+    if not isinstance(metadata, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
+    return Checkpoint(path=path, metadata=metadata, state=state)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import pickle
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,8 +65,8 @@ def test_every_allowed_type_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("bad,where", [
-    (pytest.importorskip("numpy").zeros(2), "state['bad']"),
-    (pytest.importorskip("numpy").float32(1.0), "state['bad']"),
+    (np.zeros(2), "state['bad']"),
+    (np.float32(1.0), "state['bad']"),
     (torch.__version__, "state['bad']"),  # TorchVersion: a str subclass a weights-only load refuses
     ({"deep": [1, {2, 3}]}, "state['bad']['deep'][1]"),
     (Path("x"), "state['bad']"),
@@ -182,3 +184,69 @@ def test_atomic_write_replaces_and_cleans_up_on_interrupt(tmp_path):
     finally:
         os.umask(old)
     assert target.read_bytes() == b"two" and target.stat().st_mode & 0o777 == 0o644
+
+
+# -- .safetensors + JSON ------------------------------------------------------------------------
+
+def test_safetensors_round_trip_with_readable_sidecar(tmp_path):
+    s = state()
+    s.update({"size": torch.Size([2]), "dtype": torch.bfloat16, "tuple": (1, None, "x"), "bytes": b"\x01\x02",
+              7: "int key", "looks_tagged": {"__tensor__": "t0"}, "bf16": torch.ones(3, dtype=torch.bfloat16)})
+    path = save_checkpoint(tmp_path / "snap.safetensors", s, META)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json", "snap.safetensors"]
+    sidecar = json.loads((tmp_path / "snap.json").read_text())
+    assert sidecar["metadata"]["arch"] == "stylegan2" and len(sidecar["tensors_sha256"]) == 64
+    for ckpt in (load_checkpoint(path), load_checkpoint(tmp_path / "snap.json")):
+        assert ckpt.path == path and ckpt.metadata["config"] == META["config"] and ckpt.kimg == 4.0
+        back = ckpt.state
+        for key, value in s["G"].items():
+            assert torch.equal(back["G"][key], value)
+        assert back["size"] == torch.Size([2]) and back["dtype"] == torch.bfloat16 and back[7] == "int key"
+        assert back["tuple"] == (1, None, "x") and back["bytes"] == b"\x01\x02"
+        assert back["looks_tagged"] == {"__tensor__": "t0"}  # user data that looks like a tag stays data
+        assert back["bf16"].dtype == torch.bfloat16 and back["rng"]["python"] == (3, (1, 2, 3), None)
+        torch.nn.Linear(3, 2).load_state_dict(back["G"])
+        torch.optim.Adam(torch.nn.Linear(3, 2).parameters()).load_state_dict(back["optimizers"]["G"])
+    with pytest.raises(CheckpointError, match=r"numpy"):
+        save_checkpoint(tmp_path / "bad.safetensors", {"x": np.zeros(1)}, META)
+
+
+def test_safetensors_damaged_or_foreign_files_are_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    path = save_checkpoint(tmp_path / "a.safetensors", state(), META)
+    raw = path.read_bytes()
+    for cut in (0, 7, 100, len(raw) - 5):
+        path.write_bytes(raw[:cut])
+        with pytest.raises(CheckpointError, match=r"a\.safetensors is truncated or corrupt"):
+            load_checkpoint(path)
+    path.write_bytes(os.urandom(500))
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+    save_file({"w": torch.ones(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="not a ganbench checkpoint"):
+        load_checkpoint(tmp_path / "plain.safetensors")
+    save_file({"w": torch.ones(2)}, str(tmp_path / "future.safetensors"),
+              metadata={"ganbench": '{"format": "ganbench-checkpoint", "format_version": 99}'})
+    with pytest.raises(CheckpointError, match="newer ganbench"):
+        load_checkpoint(tmp_path / "future.safetensors")
+    save_file({"w": torch.ones(2)}, str(tmp_path / "dangling.safetensors"),
+              metadata={"ganbench": '{"format": "ganbench-checkpoint", "format_version": 1, "metadata": {}, '
+                                    '"state": {"G": {"__tensor__": "missing"}}}'})
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(tmp_path / "dangling.safetensors")
+
+
+def test_failed_safetensors_save_keeps_old_file(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    path = save_checkpoint(tmp_path / "a.safetensors", {"v": torch.ones(1)}, META)
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save", fail)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"v": torch.zeros(1)}, META)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.safetensors"]
