@@ -1,7 +1,7 @@
 """`shapes-net`: the embedded feature network, a small CNN trained on the `shapes` attributes.
 
-It plays Inception's part for the offline `shapes` benchmark: its penultimate layer (256-d) feeds
-FID/KID/PR, its shape-class logits feed IS, its 13 attribute logits (one per
+It plays Inception's part for the offline `shapes` benchmark: its penultimate layer (256-d, scaled
+by FEATURE_SCALE) feeds FID/KID/PR, its shape-class logits feed IS, its 13 attribute logits (one per
 `BINARY_ATTRIBUTE_NAMES`) feed linear separability, and `feature_maps` feeds a perceptual distance
 for PPL when LPIPS weights are absent. Weights ship with the package
 (`ganbench/assets_data/shapes_net.safetensors`, reproduced by `ganbench/features/_train_shapes_net.py`).
@@ -27,6 +27,9 @@ NATIVE_RESOLUTION = 32
 FEATURE_DIM = 256
 RESIZE_MODE = "bilinear-antialias"
 CHANNELS = (32, 32, 64, 128)  # conv widths at 32, 16, 8, 4 px
+# The embedding's raw mean square is ~19; scaled by 0.1 it is ~0.2, the order of Inception's pool3,
+# so KID's cubic kernel (x.y/d + 1)^3 is not dominated by the norm. Scale-free metrics do not care.
+FEATURE_SCALE = 0.1
 
 
 def to_native(images: torch.Tensor) -> torch.Tensor:
@@ -74,7 +77,7 @@ class ShapesNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = F.leaky_relu(self.embed(self.maps(x)[-1].flatten(1)), 0.2)
-        return {"features": h, "logits": self.classify(h), "attributes": self.attribute(h)}
+        return {"features": h * FEATURE_SCALE, "logits": self.classify(h), "attributes": self.attribute(h)}
 
 
 def weights_path() -> Path:
@@ -90,6 +93,7 @@ class ShapesNetExtractor(FeatureExtractor):
     feature_dim = FEATURE_DIM
     outputs = ("features", "logits", "attributes")
     resize_mode = RESIZE_MODE
+    version = 2  # bumped whenever the outputs change for the same weights (keys the real-stats cache)
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu") -> None:
         super().__init__()

@@ -266,7 +266,8 @@ class MetricContext:
         ext = self.extractor_model(extractor)
         n = self.num_real()
         key = {"dataset": self._real.identity, "resolution": self._real.resolution, "extractor": ext.name,
-               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 1}
+               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 1,
+               "extractor_version": getattr(ext, "version", 0)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         readable = f"{self._real.name}-r{self._real.resolution}-{ext.name}-{ext.resize_mode}-n{n}"
         return self.cache_dir / f"{readable}-{digest}.npz"
