@@ -97,3 +97,17 @@ def test_bad_inputs():
         ms_ssim(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
     with pytest.raises(ConfigError):
         MSSSIM(channels="mean")
+
+
+def test_metrics_through_compute():
+    from ganbench.data.shapes import ShapesDataset
+    from ganbench.metrics import compute
+
+    real = ShapesDataset(n=40, resolution=32, seed=0)
+    images = torch.stack([real[i][0] for i in range(40)])
+    out = compute(["ms_ssim", "ms_ssim_real"], images, real=real, cache_dir=False)
+    expected = float(ms_ssim(images[0::2], images[1::2]).mean())
+    assert out["ms_ssim"] == pytest.approx(expected, abs=1e-12)
+    assert out["ms_ssim_real"] == pytest.approx(expected, abs=1e-12)
+    collapsed = compute("ms_ssim", images[:1].repeat(40, 1, 1, 1), cache_dir=False)
+    assert collapsed["ms_ssim"] == pytest.approx(1.0) and out["ms_ssim"] < 0.9

@@ -131,3 +131,17 @@ def test_metric_declares_outputs():
     m = SWD()
     assert m.params()["dirs_per_repeat"] == 128 and m.params()["dir_repeats"] == 4
     assert {"swd16", "swd32", "swd_avg"} <= set(m.outputs)
+
+
+def test_metric_through_compute_ranks_generators():
+    from ganbench.data.shapes import ShapesDataset
+    from ganbench.metrics import compute
+
+    real = ShapesDataset(n=48, resolution=32, seed=0)
+    close = torch.stack([ShapesDataset(n=48, resolution=32, seed=1)[i][0] for i in range(48)])
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (48, 3, 32, 32), generator=g, dtype=torch.uint8)
+    good = compute("swd", close, real=real, cache_dir=False)
+    bad = compute("swd", noise, real=real, cache_dir=False)
+    assert set(good) == {"swd32", "swd16", "swd_avg"}
+    assert good["swd_avg"] < bad["swd_avg"] / 3, (good, bad)
