@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import pickle
+import re
 from collections import OrderedDict
 from pathlib import Path
 

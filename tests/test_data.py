@@ -412,10 +412,17 @@ def test_exported_files_are_readable_by_others(tmp_path):
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
 
 
-def test_loader_over_a_zip_yields_uint8_nchw(tmp_path):
-    export_dataset(ShapesDataset(n=6, resolution=8), tmp_path / "s.zip")
-    ds = open_dataset(str(tmp_path / "s.zip"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        images, labels = next(iter(ds.loader(batch_size=6)))
-    assert images.dtype == torch.uint8 and images.shape == (6, 3, 8, 8) and labels.shape == (6, 4)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loaders_over_zip_and_npz_yield_uint8_nchw(tmp_path, workers):
+    shapes = ShapesDataset(n=6, resolution=8)
+    export_dataset(shapes, tmp_path / "s.zip")
+    reference = torch.from_numpy(np.stack([shapes.image(i) for i in range(6)]))
+    np.savez(tmp_path / "s.npz", images=reference.numpy(), labels=np.arange(6) % 4)
+    for spec in ("s.zip", "s.npz"):
+        ds = open_dataset(str(tmp_path / spec))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. torch's warning about non-writable numpy arrays
+            batches = list(ds.loader(batch_size=4, num_workers=workers))
+        images = torch.cat([x for x, _ in batches])
+        assert images.dtype == torch.uint8 and torch.equal(images, reference)
+        assert batches[0][1].shape == (4, 4) and batches[0][1].dtype == torch.float32

@@ -180,7 +180,8 @@ class ArrayDataset(ImageDataset):
             arr = arr[:, :, None]
         elif self._layout == "NCHW":
             arr = arr.transpose(1, 2, 0)
-        return np.ascontiguousarray(fit(drop_alpha(arr), self.resolution).transpose(2, 0, 1))
+        # A copy, so callers get a writable array they own rather than a view into the (read-only) memmap.
+        return np.array(fit(drop_alpha(arr), self.resolution).transpose(2, 0, 1), dtype=np.uint8, order="C", copy=True)
 
     def label(self, index: int) -> np.ndarray:
         if self._labels is None:
