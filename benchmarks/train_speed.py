@@ -1,0 +1,156 @@
+"""Seconds per training step and peak memory per family, each config in a fresh, memory-capped subprocess.
+
+    python benchmarks/train_speed.py [--models progan,stylegan2] [--resolutions 32,64] [--batch 4]
+                                     [--preset tiny] [--steps 3] [--mem-limit-gb 12] [--csv reports/train_speed.csv]
+
+A step is one minibatch through the real training loop (`ganbench.train.Trainer.step`). `step_s` is the
+mean wall time of steps that run only the main phases (G main, D main, plus non-lazy regularisers);
+`all_phases_s` is one step where every lazy regulariser (R1, path length) is also due. CPU seconds are
+reported beside wall seconds because the machine may be shared. Peak memory is the subprocess's max RSS
+(and CUDA max allocated on GPU). A config whose address space would pass `--mem-limit-gb` fails inside
+its own process (RLIMIT_AS) and is reported as "exceeded" instead of taking the machine down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "step_s", "step_cpu_s",
+          "all_phases_s", "all_phases_cpu_s", "first_step_s", "peak_rss_mb", "cuda_max_alloc_mb", "g_params",
+          "d_params", "phases"]
+
+
+def child(args: argparse.Namespace) -> None:
+    """Measure one config in this process and print one JSON line."""
+    import resource
+
+    if args.mem_limit_gb > 0:
+        limit = int(args.mem_limit_gb * 2 ** 30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ganbench.train import Trainer, TrainOptions
+
+    row = {"model": args.model, "resolution": args.resolution, "batch": args.batch, "preset": args.preset or "",
+           "device": args.device, "threads": args.threads}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(TrainOptions(model=args.model, data="shapes:64", resolution=args.resolution, kimg=1000,
+                                       batch=args.batch, seed=0, out=Path(tmp), preset=args.preset or None,
+                                       resume=False, device=args.device))
+        cuda = trainer.device.type == "cuda"
+
+        def timed() -> tuple[float, float]:
+            if cuda:
+                torch.cuda.synchronize()
+            t, c = time.perf_counter(), time.process_time()
+            trainer.step()
+            if cuda:
+                torch.cuda.synchronize()
+            return time.perf_counter() - t, time.process_time() - c
+
+        first, _ = timed()                     # batch_idx 0: every phase, plus one-time allocation
+        walls, cpus = [], []
+        for _ in range(args.steps):           # batch_idx 1..steps: main phases only (lazy regs not due)
+            w, c = timed()
+            walls.append(w)
+            cpus.append(c)
+        trainer.batch_idx = 0                  # a multiple of every interval: all phases due again
+        all_w, all_c = timed()
+        row.update(status="ok", step_s=sum(walls) / len(walls), step_cpu_s=sum(cpus) / len(cpus),
+                   all_phases_s=all_w, all_phases_cpu_s=all_c, first_step_s=first,
+                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   cuda_max_alloc_mb=torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else "",
+                   g_params=sum(p.numel() for p in trainer.G.parameters()),
+                   d_params=sum(p.numel() for p in trainer.D.parameters()),
+                   phases="+".join(p.name for p in trainer.phases))
+    print("RESULT " + json.dumps(row), flush=True)
+
+
+def run_config(model: str, res: int, args: argparse.Namespace) -> dict:
+    """Run `child` for one config in a fresh interpreter; a crash or memory failure becomes a status."""
+    cmd = [sys.executable, __file__, "--child", "--model", model, "--resolution", str(res), "--batch",
+           str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads), "--mem-limit-gb",
+           str(args.mem_limit_gb), "--device", args.device] + (["--preset", args.preset] if args.preset else [])
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    base = {"model": model, "resolution": res, "batch": args.batch, "preset": args.preset or "",
+            "device": args.device, "threads": args.threads}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {**base, "status": f"timeout>{args.timeout}s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    err = proc.stderr.strip().splitlines()
+    memory = proc.returncode in (-9, 137) or any(("MemoryError" in e or "out of memory" in e.lower()
+                                                  or "std::bad_alloc" in e or "Cannot allocate" in e) for e in err)
+    status = f"exceeded {args.mem_limit_gb:g} GB" if memory else f"failed: {err[-1][:120] if err else proc.returncode}"
+    return {**base, "status": status}
+
+
+def fmt(v: object, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="", help="comma-separated names (default: model_zoo.list_models())")
+    ap.add_argument("--resolutions", default="32,64")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--preset", default="", help="network preset for every family, e.g. tiny (default: none)")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mem-limit-gb", type=float, default=12.0, help="address-space cap per config (0 = none)")
+    ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--csv", default="reports/train_speed.csv")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--resolution", type=int, default=32, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args)
+        return
+
+    import model_zoo
+
+    models = [m for m in args.models.split(",") if m] or model_zoo.list_models()
+    resolutions = [int(r) for r in args.resolutions.split(",") if r]
+    configs = [(m, r) for r in resolutions for m in models]
+    configs.sort(key=lambda mr: (mr == ("stylegan3-r", max(resolutions)), mr[1]))   # heaviest last
+    rows = []
+    header = f"{'model':14} {'res':>4} {'status':10} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} {'rss_MB':>8}"
+    print(header)
+    print("-" * len(header))
+    for model, res in configs:
+        row = run_config(model, res, args)
+        rows.append(row)
+        print(f"{model:14} {res:>4} {row['status'][:10]:10} {fmt(row.get('step_s', '')):>8} "
+              f"{fmt(row.get('step_cpu_s', '')):>8} {fmt(row.get('all_phases_s', '')):>9} "
+              f"{fmt(row.get('peak_rss_mb', ''), 0):>8}", flush=True)
+        if not row["status"].startswith("ok"):
+            print(f"  {model}@{res}: {row['status']}", flush=True)
+    path = Path(args.csv)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in FIELDS})
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
