@@ -81,6 +81,20 @@ def test_grayscale_rgba_and_la_channels(tmp_path):
     assert ds.num_channels == 1 and np.array_equal(ds.image(0)[0], rgba[:, :, 0])
 
 
+def test_sixteen_bit_gray_and_palette_images(tmp_path):
+    (tmp_path / "g16").mkdir()
+    wide = np.array([[0, 65535], [32896, 257]], dtype=np.uint16).repeat(2, 0).repeat(2, 1)
+    Image.fromarray(wide).save(tmp_path / "g16" / "a.png")  # a 16-bit grayscale PNG
+    ds = open_dataset(str(tmp_path / "g16"))
+    assert ds.num_channels == 1 and ds.image(0)[0, ::2, ::2].tolist() == [[0, 255], [128, 1]]
+    (tmp_path / "p").mkdir()
+    rgb = np.zeros([4, 4, 3], np.uint8)
+    rgb[:2] = (200, 30, 60)
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=2).save(tmp_path / "p" / "a.png")
+    ds = open_dataset(str(tmp_path / "p"))
+    assert ds.num_channels == 3 and np.array_equal(ds.image(0), chw(rgb))
+
+
 def test_mixed_channel_counts_error_names_file_unless_converted(tmp_path):
     write_folder(tmp_path, rgb_images(1), names=["a.png"])
     Image.fromarray(np.zeros([16, 16], np.uint8)).save(tmp_path / "b.png")

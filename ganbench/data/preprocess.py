@@ -1,7 +1,8 @@
 """Turning decoded pictures into the dataset's uint8 CHW images: channel count, centre crop, resize.
 
 These choices change every number computed on the data, so they are few, fixed and documented:
-- grayscale modes (1, L, LA, I, I;16, F) become 1 channel; everything else becomes RGB (3 channels);
+- grayscale modes (1, L, LA, I, I;16, F) become 1 channel (16-bit scaled, not clipped); everything else
+  becomes RGB (3 channels); `channels=1` on colour images uses PIL's ITU-R 601-2 luma;
   alpha is dropped, palette images are expanded;
 - an image already at the target size passes through untouched (no resampling);
 - otherwise the largest centred square is cropped and resized with PIL's Lanczos filter (as NVlabs'
