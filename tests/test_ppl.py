@@ -77,8 +77,8 @@ def _mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).square().mean(dim=(1, 2, 3))
 
 
-@pytest.fixture
-def lpips_file(tmp_path):
+@pytest.fixture(scope="module")
+def lpips_file(tmp_path_factory):
     """A random-backbone lpips model and its VGG16 trunk saved as a torchvision-format state dict."""
     import lpips
 
@@ -90,7 +90,7 @@ def lpips_file(tmp_path):
     for name, tensor in ref.net.state_dict().items():
         _slice, index, kind = name.split(".")
         state[f"features.{index}.{kind}"] = tensor.clone()
-    path = tmp_path / "vgg16-random.pth"
+    path = tmp_path_factory.mktemp("lpips") / "vgg16-random.pth"
     torch.save(state, path)
     return ref, path
 
@@ -203,7 +203,45 @@ def test_metric_with_lpips_through_context(lpips_file):
     out = m.compute(ctx)
     assert set(out) == {"ppl_wend"} and math.isfinite(out["ppl_wend"]) and out["ppl_wend"] > 0
     assert m.params()["distance"] == "lpips-vgg16"
-    again = get_metric("ppl_wend", distance="lpips-vgg16", distance_weights=str(path), batch_size=8).compute(ctx)
-    assert again["ppl_wend"] == out["ppl_wend"]  # deterministic in the seed
     flat = MetricContext(generator=StyleStandIn(uses_latent=False).eval(), n_gen=8, cache_dir=False)
     assert m.compute(flat)["ppl_wend"] == 0.0
+
+
+def test_shapes_net_distance_is_the_unweighted_lpips_recipe(tmp_path, monkeypatch):
+    from ganbench.data.shapes import ShapesDataset
+    from ganbench.features import get_extractor
+
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path))
+    monkeypatch.delenv("GANBENCH_ASSETS", raising=False)
+    dist = perceptual_distance("auto")
+    assert dist.name == "shapes-net"
+    data = ShapesDataset(n=6, resolution=32, seed=0)
+    imgs = torch.stack([data[i][0] for i in range(6)]).float() / 127.5 - 1
+    x, y = imgs[:3], imgs[3:]
+    got = dist(x, y)
+    maps = get_extractor("shapes-net").feature_maps((torch.cat([x, y]) + 1) * 127.5)
+    expected = torch.zeros(3)
+    for m in maps:  # per layer: channel-normalise, squared difference, sum channels, mean over space
+        a, b = m[:3], m[3:]
+        a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
+        b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
+        expected += ((a - b) ** 2).sum(1).mean((1, 2))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+    assert float(dist(x, x).abs().max()) == 0.0 and bool((got > 0).all())
+
+
+def test_default_metric_uses_shapes_net_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path))
+    monkeypatch.delenv("GANBENCH_ASSETS", raising=False)
+    ctx = MetricContext(generator=StyleStandIn(scale=0.4).eval(), n_gen=16, cache_dir=False)
+    m = get_metric("ppl_zfull", batch_size=8)
+    out = m.compute(ctx)
+    assert out["ppl_zfull"] > 0 and m.params()["distance"] == "shapes-net"
+
+
+def test_deterministic_in_seed():
+    G = StyleStandIn(scale=0.5, noise_strength=0.3)
+    a = path_lengths(G, _mse, 16, "z", "full", batch_size=8, seed=5)
+    b = path_lengths(G, _mse, 16, "z", "full", batch_size=8, seed=5)
+    c = path_lengths(G, _mse, 16, "z", "full", batch_size=8, seed=6)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
