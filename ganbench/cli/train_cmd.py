@@ -36,7 +36,8 @@ def train(
                                                           "stylegan3-t, stylegan3-r (see `ganbench zoo`)."),
     data: str = typer.Option("shapes", "--data", help="`shapes`, `shapes:N`, or a folder / .zip / .npz of images."),
     resolution: int = typer.Option(32, "--resolution", "-r", help="Image resolution (power of two)."),
-    kimg: float = typer.Option(10.0, "--kimg", help="Length of the run in thousands of real images shown to D."),
+    kimg: float = typer.Option(10.0, "--kimg", help="Length of the run in thousands of real images shown to D; "
+                               "a run shorter than a progressive family's growing schedule compresses it."),
     batch: int = typer.Option(16, "--batch", help="Total minibatch size (split across torchrun processes)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (weights, data order, latents)."),
     out: Path = typer.Option(..., "--out", help="Run folder for snapshots, image grids and stats.jsonl."),

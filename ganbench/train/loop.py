@@ -185,6 +185,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     owns_group: bool = False
+    device: torch.device = torch.device("cpu")   # where collective buffers live (CUDA for nccl)
 
     @classmethod
     def from_env(cls, device_type: str) -> "Dist":
@@ -194,11 +195,16 @@ class Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cpu")
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)
+            device = torch.device("cuda", local_rank)
         owns = False
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
             owns = True
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+        return cls(dist.get_rank(), dist.get_world_size(), local_rank, owns, device)
 
     def all_reduce_grads(self, module: nn.Module) -> None:
         """Average gradients over processes (missing grads count as zero); sanitise non-finite values."""
@@ -236,9 +242,9 @@ class Dist:
             return values
         import torch.distributed as dist
 
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
-        return t.tolist()
+        return t.cpu().tolist()
 
     def broadcast_module(self, module: nn.Module) -> None:
         """Give every process rank 0's parameters and buffers."""
