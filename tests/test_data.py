@@ -196,6 +196,15 @@ def test_int_labels_become_one_hot(tmp_path):
     assert open_dataset(str(tmp_path)).label_dim == 0
 
 
+def test_first_n_images_keep_their_labels_and_attributes(tmp_path):
+    shapes = ShapesDataset(n=6, resolution=8, seed=1)
+    export_dataset(shapes, tmp_path / "s.zip")
+    head = open_dataset(str(tmp_path / "s.zip"), n=4)
+    assert len(head) == 4 and head.label_dim == 4 and head.identity != open_dataset(str(tmp_path / "s.zip")).identity
+    for i in range(4):
+        assert np.array_equal(head.label(i), shapes.label(i)) and head.annotations(i) == asdict(shapes.attributes(i))
+
+
 def test_vector_labels(tmp_path):
     names = write_folder(tmp_path, rgb_images(2))
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": [[names[0], [0.5, 1]], [names[1], [2, -1.5]]]}))

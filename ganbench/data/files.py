@@ -83,11 +83,9 @@ class FileImageDataset(ImageDataset):
             warnings.warn(f"skipping {len(unknown)} file(s): {message}", stacklevel=2)
         if not images:
             raise DataError(f"{self.path} holds no images (looked for {' '.join(IMAGE_EXTENSIONS)}, recursively)")
-        if n is not None:
-            if not isinstance(n, int) or n < 1 or n > len(images):
-                raise DataError(f"n={n!r} is not between 1 and the {len(images)} images in {self.path}")
-            images = images[:n]
-        self.names: list[str] = images
+        if n is not None and (not isinstance(n, int) or n < 1 or n > len(images)):
+            raise DataError(f"n={n!r} is not between 1 and the {len(images)} images in {self.path}")
+        self.names: list[str] = images[:n]
         self._first_size, first_mode = self._peek(0)
         self.num_channels = channels if channels is not None else mode_channels(first_mode)
         if resolution is None:
@@ -100,14 +98,16 @@ class FileImageDataset(ImageDataset):
         else:
             self.resolution = check_resolution(resolution)
         self._native = resolution is None
+        # Side files describe every image, so they are checked against all of them, then cut to the first n.
         present = set(entries)
         self._labels = None
         if use_labels and LABEL_FILE in present:
-            self._labels = parse_labels(self._read(LABEL_FILE), self.names, self._where(LABEL_FILE))
+            labels = parse_labels(self._read(LABEL_FILE), images, self._where(LABEL_FILE))
+            self._labels = None if labels is None else labels[:n]
         self.label_dim = 0 if self._labels is None else int(self._labels.shape[1])
         self._attributes = None
         if ATTRIBUTE_FILE in present:
-            self._attributes = parse_attributes(self._read(ATTRIBUTE_FILE), self.names, self._where(ATTRIBUTE_FILE))
+            self._attributes = parse_attributes(self._read(ATTRIBUTE_FILE), images, self._where(ATTRIBUTE_FILE))[:n]
         self._n, self._use_labels = n, use_labels
         self._identity: str | None = None
 
