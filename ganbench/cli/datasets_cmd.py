@@ -51,7 +51,7 @@ def list_() -> None:
 @datasets_app.command("info")
 @handle_errors
 def info(
-    spec: str = typer.Argument(..., help=SPEC_HELP),
+    spec: str = typer.Argument(..., metavar="SPEC", help=SPEC_HELP),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Centre-crop and resize to this power of two."),
     n: Optional[int] = typer.Option(None, "--n", help="Use only the first N images (shapes: generate N)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of an embedded dataset."),
@@ -78,8 +78,8 @@ def info(
 @datasets_app.command("export")
 @handle_errors
 def export(
-    spec: str = typer.Argument(..., help=SPEC_HELP),
-    out: Path = typer.Argument(..., help="OUT.zip (one archive) or OUT_DIR (a new folder)."),
+    spec: str = typer.Argument(..., metavar="SPEC", help=SPEC_HELP),
+    out: Path = typer.Argument(..., metavar="OUT", help="OUT.zip (one archive) or OUT_DIR (a new folder)."),
     n: Optional[int] = typer.Option(None, "--n", help="Number of images (shapes default 10000; files: first N)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Power-of-two output size."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of an embedded dataset."),
