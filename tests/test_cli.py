@@ -176,3 +176,25 @@ def test_error_messages_are_not_parsed_as_markup(tmp_path):
     (tmp_path / "[bold]x").mkdir()
     result = runner.invoke(app, ["datasets", "info", "[bold]x"])
     assert result.exit_code == 2 and "[bold]x" in result.output
+
+
+def test_handle_errors_collapses_messages_and_maps_interrupts():
+    from ganbench.cli.common import handle_errors
+
+    demo = typer.Typer()
+
+    @demo.command()
+    @handle_errors
+    def run(kind: str) -> None:
+        if kind == "data":
+            raise DataError("first line\n  second line")
+        if kind == "interrupt":
+            raise KeyboardInterrupt
+        raise RuntimeError("a bug keeps its traceback")
+
+    result = runner.invoke(demo, ["data"])
+    assert result.exit_code == 2 and result.output == "error: first line second line\n"
+    result = runner.invoke(demo, ["interrupt"])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    result = runner.invoke(demo, ["bug"])
+    assert isinstance(result.exception, RuntimeError)
