@@ -140,7 +140,7 @@ PROGAN = Family(
     train=dict(loss="wgan-gp", gp_lambda=10.0, drift=1e-3, lr_g=0.001, lr_d=0.001, betas=(0.0, 0.99), eps=1e-8,
                batch=16, style_mixing=0.0, ema_kimg=10.0, ema_rampup=None, augment=None,
                progressive=dict(start_res=4, kimg_per_phase=600, fade_kimg=600)),
-    presets={"tiny": lambda r: (dict(z_dim=64, fmap_base=512, fmap_max=64),
+    presets={"tiny": lambda r: (dict(z_dim=64, fmap_base=512, fmap_max=32),
                                 dict(batch=16))},
 )
 

@@ -337,7 +337,7 @@ TRAIN_DEFAULTS: dict[str, Any] = dict(
 )
 
 # The tiny preset trains a few kimg on CPU in about a minute at 32x32.
-TINY_NET = dict(z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024, channel_max=64, mbstd_group_size=4)
+TINY_NET = dict(z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024, channel_max=32, mbstd_group_size=4)
 TINY_TRAIN = dict(ref_gpus=1, batch=16, kimg=50, ema_kimg=16 * 10 / 32, ema_rampup=0.05, r1_gamma=1.0)
 
 
