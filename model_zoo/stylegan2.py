@@ -15,8 +15,8 @@ from torch import nn
 
 from model_zoo import ModelSpec, register
 from model_zoo._options import Family, resolve
-from model_zoo.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, bias_act,
-                              check_noise_mode, downsample2d, modulated_conv2d, setup_filter, upsample2d)
+from model_zoo.layers import (ACTIVATIONS, Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer,
+                              bias_act, check_noise_mode, downsample2d, modulated_conv2d, setup_filter, upsample2d)
 
 SQRT_HALF = math.sqrt(0.5)
 
@@ -41,6 +41,7 @@ class SynthesisLayer(nn.Module):
         self.activation, self.conv_clamp = activation, conv_clamp
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         self.padding = kernel_size // 2
+        self.act_gain = ACTIVATIONS[activation].def_gain
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
@@ -61,7 +62,7 @@ class SynthesisLayer(nn.Module):
                              padding=self.padding, resample_filter=self.resample_filter,
                              flip_weight=(self.up == 1), fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=math.sqrt(2) * gain, clamp=clamp)
+        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):

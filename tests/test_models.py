@@ -253,6 +253,19 @@ def test_stylegan2_ada_presets() -> None:
     assert (paper256.train["r1_gamma"], paper256.config["channel_base"], paper256.D.b4.mbstd.group_size) == (1, 16384, 8)
 
 
+@pytest.mark.parametrize("g_arch,d_arch", [("orig", "orig"), ("resnet", "skip"), ("skip", "resnet")])
+def test_stylegan2_architecture_variants(g_arch: str, d_arch: str) -> None:
+    spec = _build("stylegan2", 16, g_architecture=g_arch, d_architecture=d_arch, num_fp16_res=2)
+    assert spec.G.synthesis.b16.conv1.conv_clamp == 256  # mixed precision implies clamping (fp16 itself: CUDA only)
+    z = torch.randn(4, spec.G.z_dim, generator=torch.Generator().manual_seed(9))
+    img = spec.G(z, noise_mode="random")
+    out = spec.D(img)
+    out.sum().backward()
+    assert img.shape == (4, 3, 16, 16) and out.shape == (4, 1) and torch.isfinite(out).all()
+    assert hasattr(spec.G.synthesis.b8, "torgb") == (g_arch == "skip")
+    assert hasattr(spec.D.b16, "skip") == (d_arch == "resnet")
+
+
 def test_explicit_overrides_beat_preset_and_reach_train() -> None:
     spec = model_zoo.build("stylegan2-ada", 16, preset="cifar", channel_max=32, r1_gamma=0.5, z_dim=16, w_dim=16,
                            channel_base=512)
