@@ -64,7 +64,7 @@ class Suite:
     kimg: float = 10.0
     batch: int = 32
     snapshot_kimg: float | None = None
-    n: int = 10000
+    n: int | None = None  # generated images per metric (None: each metric's own default)
     n_real: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     eval_seed: int = 0
@@ -79,7 +79,7 @@ class Suite:
     def baseline_path(self, out_dir: Path) -> Path:
         """Where the suite's baseline lives: relative paths resolve against the suite file's folder."""
         if self.baseline is None:
-            return Path(out_dir) / "baseline.csv"
+            return Path(out_dir) / f"baseline-{self.name}.csv"
         path = Path(os.path.expanduser(self.baseline))
         if not path.is_absolute() and self.source is not None:
             path = self.source.parent / path
@@ -201,8 +201,8 @@ def suite_from_table(name: str, table: dict[str, Any], source: Path | None = Non
         _typed(p, dict, f"metric_params.{metric}", where)
     tolerances = {k: parse_tolerance(k, v) for k, v in
                   _typed(table.get("tolerances", {}), dict, "tolerances", where).items()}
-    n = _typed(table.get("n", 10000), int, "n", where)
-    if n < 2:
+    n = _typed(table["n"], int, "n", where) if "n" in table else None
+    if n is not None and n < 2:
         raise ConfigError(f"{where}: 'n' must be at least 2, got {n}")
     n_real = table.get("n_real")
     return Suite(

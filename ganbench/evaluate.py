@@ -47,7 +47,7 @@ class EvalOptions:
 
     metrics: list[str]
     real: Any = None                      # dataset spec for ganbench.data.open_dataset, or an ImageDataset
-    n: int = 10000
+    n: int | None = None                  # generated images; sets every metric's n_gen (None: each metric's own)
     n_real: int | None = None
     extractor: str = "shapes-net"
     seed: int = 0
@@ -64,6 +64,7 @@ class EvalSummary:
     added: pd.DataFrame
     skipped: int
     outputs: list[Path]
+    not_computed: list[tuple[str, str, str, str]] = field(default_factory=list)  # (run, checkpoint, metric, why)
 
 
 def _snapshots(folder: Path) -> list[Path]:
@@ -118,9 +119,42 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
 
 
+def metric_extractor(metric: Any, options: EvalOptions) -> str:
+    """The extractor a metric runs on: its own `extractor` parameter, else the evaluation's."""
+    return getattr(metric, "extractor", None) or options.extractor
+
+
+def metric_n(metric: Any, n_ctx: int) -> int:
+    """Generated images a metric sees: its own `n_gen`, else the context's."""
+    return int(getattr(metric, "n_gen", None) or n_ctx)
+
+
+def configure_metrics(options: EvalOptions) -> tuple[dict[str, Any], int]:
+    """Instantiate the metrics (an explicit --n sets each one's n_gen unless its own params set it) and
+    the context's sample count: the most any metric asks for."""
+    from ganbench.metrics import get_metric
+    from ganbench.metrics.api import DEFAULT_N
+
+    if options.n is not None and options.n < 2:
+        raise ConfigError(f"--n must be at least 2, got {options.n}")
+    unknown = sorted(set(options.metric_params) - set(options.metrics))
+    if unknown:
+        raise ConfigError(f"parameters given for metric {unknown[0]!r}, which is not among --metrics")
+    metrics = {}
+    for name in options.metrics:
+        params = options.metric_params.get(name, {})
+        metric = get_metric(name, **params)
+        if options.n is not None and hasattr(metric, "n_gen") and "n_gen" not in params:
+            metric.n_gen = int(options.n)
+        metrics[name] = metric
+    wanted = [m.n_gen for m in metrics.values() if getattr(m, "n_gen", None)]
+    n_ctx = max(wanted) if wanted else (options.n or DEFAULT_N)
+    return metrics, int(n_ctx)
+
+
 def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
                 outputs: dict[str, Any], described: dict[str, Any], options: EvalOptions, dataset: str,
-                wall_s: float) -> list[dict[str, Any]]:
+                wall_s: float, extractor: str, n: int) -> list[dict[str, Any]]:
     """One row per result key of one metric computed on one checkpoint."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = []
@@ -128,8 +162,8 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
         direction = outputs.get(key)
         rows.append({
             "run": ref.run, "checkpoint": ref.path.name, "kimg": ref.kimg, "metric": key, "value": float(value),
-            "metric_group": name, "direction": direction or "", "n_samples": options.n,
-            "n_real": described.get("n_real", options.n_real), "extractor": options.extractor,
+            "metric_group": name, "direction": direction or "", "n_samples": n,
+            "n_real": described.get("n_real", options.n_real), "extractor": extractor,
             "extractor_sha256": described.get("weights_sha256", ""), "resize_mode": described.get("resize_mode", ""),
             "dataset": dataset, "seed": options.seed, "params": params_json, "wall_s": round(wall_s, 3),
             "ganbench_version": ganbench.__version__, "timestamp": stamp, "run_dir": str(ref.run_dir.resolve()),
@@ -137,32 +171,42 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
     return rows
 
 
-def _open_real(real: Any, resolution: int, cache: dict[int, Any]) -> Any:
+def training_data(ref: CheckpointRef) -> str | None:
+    """The dataset spec a checkpoint was trained on, when its metadata records one."""
+    from ganbench.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(ref.path).metadata
+    spec = (meta.get("train") or {}).get("data") if isinstance(meta.get("train"), dict) else None
+    return spec if isinstance(spec, str) and spec else None
+
+
+def _open_real(real: Any, resolution: int, cache: dict[Any, Any]) -> Any:
     if real is None:
-        raise ConfigError("no real data given (pass --real, e.g. --real shapes)")
+        raise ConfigError("no real data given and the checkpoint does not record its training data "
+                          "(pass --real, e.g. --real shapes)")
     if not isinstance(real, str):
         return real
-    if resolution not in cache:
+    if (real, resolution) not in cache:
         from ganbench.data import open_dataset
 
-        cache[resolution] = open_dataset(real, resolution=resolution)
-    return cache[resolution]
+        cache[(real, resolution)] = open_dataset(real, resolution=resolution)
+    return cache[(real, resolution)]
 
 
-def _describe(ctx: Any) -> dict[str, Any]:
+def _describe(ctx: Any, extractor: str) -> dict[str, Any]:
     """Extractor hash, resize mode and N of a context; {} when the extractor cannot be built (unused by the metric)."""
     from ganbench.errors import GanbenchError
 
     try:
-        return dict(ctx.describe())
+        return dict(ctx.describe(extractor))
     except GanbenchError:
         return {}
 
 
-def _identity(ref: CheckpointRef, name: str, params_json: str, options: EvalOptions) -> tuple:
+def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options: EvalOptions) -> tuple:
+    params_json, extractor, n = how
     return identity_key({"run": ref.run, "checkpoint": ref.path.name, "metric_group": name,
-                         "extractor": options.extractor, "n_samples": options.n, "seed": options.seed,
-                         "params": params_json})
+                         "extractor": extractor, "n_samples": n, "seed": options.seed, "params": params_json})
 
 
 def dist_info() -> tuple[int, int]:
@@ -194,17 +238,14 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     import torch
 
     import model_zoo
-    from ganbench.metrics import get_metric
     from ganbench.metrics.context import MetricContext
 
     refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
-    if options.n < 2:
-        raise ConfigError(f"--n must be at least 2, got {options.n}")
-    metrics = {name: get_metric(name, **options.metric_params.get(name, {})) for name in options.metrics}
-    unknown = sorted(set(options.metric_params) - set(metrics))
-    if unknown:
-        raise ConfigError(f"parameters given for metric {unknown[0]!r}, which is not among --metrics")
+    metrics, n_ctx = configure_metrics(options)
     params_json = {name: _json(m.params()) for name, m in metrics.items()}
+    extractor_of = {name: metric_extractor(m, options) for name, m in metrics.items()}
+    n_of = {name: metric_n(m, n_ctx) for name, m in metrics.items()}
+    ident = {name: (params_json[name], extractor_of[name], n_of[name]) for name in metrics}
     rank, world = dist_info()
     outputs: dict[Path, set[tuple]] = {}
     for ref in refs:
@@ -212,13 +253,14 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         if path not in outputs:
             outputs[path] = done_keys(read_results(path)) if path.is_file() else set()
     added: list[dict[str, Any]] = []
+    not_computed: list[tuple[str, str, str, str]] = []
     skipped = 0
-    datasets: dict[int, Any] = {}
+    datasets: dict[Any, Any] = {}
     ckpt_task = progress.add_task("checkpoints", total=len(refs)) if progress is not None else None
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         done = outputs[path]
-        todo = [n for n in metrics if _identity(ref, n, params_json[n], options) not in done]
+        todo = [n for n in metrics if _identity(ref, n, ident[n], options) not in done]
         skipped += len(metrics) - len(todo)
         if not todo:
             if progress is not None:
@@ -226,12 +268,13 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
             continue
         before = set(progress.task_ids) if progress is not None else set()
         G = model_zoo.load(str(ref.path), device=options.device)
-        real = _open_real(options.real, int(G.img_resolution), datasets)
-        ctx = MetricContext(generator=G, real=real, n_gen=options.n, n_real=options.n_real,
+        spec = options.real if options.real is not None else training_data(ref)
+        real = _open_real(spec, int(G.img_resolution), datasets)
+        ctx = MetricContext(generator=G, real=real, n_gen=n_ctx, n_real=options.n_real,
                                  extractor=options.extractor, seed=options.seed, batch_size=options.batch_size,
                                  device=options.device, cache_dir=options.cache_dir, progress=progress)
-        dataset_id = getattr(real, "identity", str(options.real))
-        described: dict[str, Any] | None = None
+        dataset_id = getattr(real, "identity", str(spec))
+        described: dict[str, dict[str, Any]] = {}
         metric_task = (progress.add_task(f"{ref.run} @ {ref.kimg:g} kimg", total=len(todo))
                        if progress is not None else None)
         for name in todo:
@@ -240,17 +283,25 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
                 progress.update(metric_task, description=f"{ref.run} @ {ref.kimg:g} kimg: {name}")
             start = time.perf_counter()
             devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(options.seed)
-                values = metric.compute(ctx)
+            try:
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(options.seed)
+                    values = metric.compute(ctx)
+            except ConfigError as exc:
+                # e.g. PPL in W on ProGAN (no W space): the metric does not apply to this model; the rest go on.
+                not_computed.append((ref.run, ref.path.name, name, str(exc)))
+                if progress is not None:
+                    progress.advance(metric_task)
+                continue
             wall = time.perf_counter() - start
-            if described is None:
-                described = _describe(ctx)
-            rows = metric_rows(ref, name, params_json[name], values, dict(metric.outputs), described, options,
-                               dataset_id, wall)
+            ext = extractor_of[name]
+            if ext not in described:
+                described[ext] = _describe(ctx, ext)
+            rows = metric_rows(ref, name, params_json[name], values, dict(metric.outputs), described[ext], options,
+                               dataset_id, wall, ext, n_of[name])
             if rank == 0:
                 append_rows(path, rows)
-            done.add(_identity(ref, name, params_json[name], options))
+            done.add(_identity(ref, name, ident[name], options))
             added.extend(rows)
             if on_rows is not None:
                 on_rows(rows)
@@ -263,4 +314,4 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         del ctx, G
     if world > 1:
         torch.distributed.barrier()
-    return EvalSummary(added=pd.DataFrame(added), skipped=skipped, outputs=sorted(outputs))
+    return EvalSummary(added=pd.DataFrame(added), skipped=skipped, outputs=sorted(outputs), not_computed=not_computed)

@@ -201,10 +201,16 @@ def _plots_html(df: pd.DataFrame) -> str:
     return "\n".join(figs) or "<p>No plottable values.</p>"
 
 
+def _grid_order(path: Path) -> tuple[int, int, str]:
+    """Numbered grids (fakes000040.png) by kimg, after unnumbered ones (fakes_init.png)."""
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return (1, int(digits), path.name) if digits else (0, 0, path.name)
+
+
 def _samples_html(run_dirs: dict[str, Path]) -> str:
     figs = []
     for run in sorted(run_dirs):
-        grids = sorted(run_dirs[run].glob("fakes*.png"))
+        grids = sorted(run_dirs[run].glob("fakes*.png"), key=_grid_order)
         if not grids:
             continue
         uri = _grid_uri(grids[-1])

@@ -95,6 +95,20 @@ def register_toys() -> None:
                 return {"toy_score": float(ctx.gen_outputs()["features"].mean())}
 
 
+def register_inapplicable() -> None:
+    """A metric that, like PPL in W on ProGAN, refuses the toy generator with a ConfigError."""
+    from ganbench.errors import ConfigError
+
+    if "toy-w" not in METRICS:
+        @METRICS.register("toy-w")
+        class ToyW(Metric):
+            name = "toy-w"
+            outputs = {"toy_w": "lower"}
+
+            def compute(self, ctx):
+                raise ConfigError("toy-w needs a W space; ToyG has none")
+
+
 def make_run(folder: Path, kimgs=(1, 2), resolution: int = 16, seed: int = 0) -> Path:
     """Write toy checkpoints (distinct weights per kimg) into `folder`."""
     register_toys()

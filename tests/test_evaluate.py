@@ -19,7 +19,7 @@ from ganbench.errors import ConfigError
 from ganbench.evaluate import EvalOptions, evaluate, find_checkpoints
 from ganbench.results import read_results
 
-from orchestrator_helpers import make_run, register_toys
+from orchestrator_helpers import make_run, register_inapplicable, register_toys
 
 HERE = Path(__file__).resolve().parent
 
@@ -125,6 +125,14 @@ def test_killed_eval_resumes_only_missing_rows(tmp_path):
     resumed = evaluate([run], options())
     assert len(resumed.added) == 4 and resumed.skipped == 1
     assert len(read_results(results)) == 6
+
+
+def test_inapplicable_metric_is_reported_and_the_rest_computed(tmp_path):
+    register_inapplicable()
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    summary = evaluate([run], options(metrics=["toy-w", "toy-score"]))
+    assert list(summary.added["metric"]) == ["toy_score"]
+    assert summary.not_computed == [("runA", "network-snapshot-000001.pt", "toy-w", "toy-w needs a W space; ToyG has none")]
 
 
 def test_bad_inputs_are_config_errors(tmp_path):

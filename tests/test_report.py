@@ -72,7 +72,8 @@ def test_write_report_files_and_escaping(tmp_path):
 def test_report_cli_finds_grids_beside_results(tmp_path):
     run = tmp_path / "runs" / "a"
     run.mkdir(parents=True)
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(run / "fakes000020.png")
+    for name in ("fakes_init.png", "fakes000020.png", "fakes000004.png"):   # the newest numbered grid is shown
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(run / name)
     df = results()
     write_results(run / "results.csv", df[df["run"] == "a"])
     write_results(tmp_path / "b.csv", df[df["run"] == "b"])

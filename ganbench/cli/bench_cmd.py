@@ -1,12 +1,49 @@
-"""`ganbench bench`."""
+"""`ganbench bench SUITE`: train (or reuse), evaluate, report and check a suite from benchmarks.toml."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import typer
+
 from ganbench.cli import app
-from ganbench.cli.common import fail
+from ganbench.cli.common import console, handle_errors
 
 
 @app.command("bench")
-def bench() -> None:
-    """Not available yet: lands with issue 7 (orchestrator)."""
-    fail("`ganbench bench` is not available in this build yet (issue 7 (orchestrator))")
+@handle_errors
+def bench(
+    suite: str = typer.Argument(..., help="Suite name in benchmarks.toml (e.g. smoke, paper)."),
+    out: Path = typer.Option(Path("reports"), "--out", "-o",
+                             help="Output folder: runs/, results-<suite>.csv, leaderboard.csv/.html, baseline."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="Suite file (default: ./benchmarks.toml, else the one shipped with ganbench)."),
+    list_: bool = typer.Option(False, "--list", help="List the suites in the file and exit."),
+) -> None:
+    """Run a named suite end to end; exit 1 when a metric regressed beyond the suite's tolerances."""
+    from ganbench.bench import run_suite
+    from ganbench.cli.check_cmd import print_check_table
+    from ganbench.cli.eval_cmd import progress_bar
+    from ganbench.config import default_benchmarks_path, load_suite, load_suites
+
+    if list_:
+        for name, s in load_suites(config or default_benchmarks_path()).items():
+            typer.echo(f"{name}: {s.description or s.dataset}")
+        return
+    spec = load_suite(suite, config)
+    log = lambda msg: console.print(f"[bold]bench {spec.name}:[/] {msg}", highlight=False)  # noqa: E731
+    with progress_bar() as progress:
+        result = run_suite(spec, out, progress=progress, train_progress=False, log=log)
+    typer.echo(f"results: {result.results}")
+    typer.echo(f"leaderboard: {result.leaderboard_html} ({result.leaderboard_csv.name})")
+    if result.baseline_created:
+        typer.echo(f"baseline: created {result.baseline} (later runs are checked against it)")
+        return
+    assert result.check is not None
+    if result.check.passed:
+        typer.echo(f"check passed against {result.baseline}")
+        return
+    print_check_table(result.check.table, only_failures=True)
+    typer.echo(f"check FAILED against {result.baseline}")
+    raise typer.Exit(1)

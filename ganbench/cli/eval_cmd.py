@@ -21,6 +21,18 @@ def progress_bar():
                     console=console)
 
 
+def report_not_computed(items: list[tuple[str, str, str, str]]) -> None:
+    """Warn about metrics that do not apply to some checkpoints (one line per run and metric)."""
+    from ganbench.cli.common import console
+
+    seen = set()
+    for run, _, metric, why in items:
+        if (run, metric) not in seen:
+            seen.add((run, metric))
+            console.print(f"[yellow]warning:[/] {metric} not computed for {run}: {why}", highlight=False,
+                          soft_wrap=True)
+
+
 @app.command("eval")
 @handle_errors
 def eval_(
@@ -29,8 +41,10 @@ def eval_(
     metrics: str = typer.Option("fid,kid,is,pr", "--metrics", "-m",
                                 help="Comma-separated metric names (see the metrics registry), e.g. "
                                      "fid,kid,is,pr,swd,ms_ssim,ppl_wend,ls."),
-    n: int = typer.Option(10000, "--n", help="Generated images per checkpoint."),
-    real: Optional[str] = typer.Option(None, "--real", help="Real data: shapes, shapes:N, an image folder, .zip or .npz."),
+    n: Optional[int] = typer.Option(None, "--n", help="Generated images per checkpoint; sets every metric's n_gen "
+                                                      "(default: each metric's own, e.g. 50000 for fid50k_full, else 10000)."),
+    real: Optional[str] = typer.Option(None, "--real", help="Real data: shapes, shapes:N, an image folder, .zip or .npz "
+                                                            "(default: the data the checkpoint was trained on)."),
     n_real: Optional[int] = typer.Option(None, "--n-real", help="Real images to use (default: all)."),
     extractor: str = typer.Option("shapes-net", "--extractor", "-e", help="Feature extractor: inception, shapes-net, ..."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results CSV (default: <run folder>/results.csv)."),
@@ -52,5 +66,6 @@ def eval_(
             summary = evaluate(targets, options, out=out, progress=progress)
         files = ", ".join(str(p) for p in summary.outputs)
         typer.echo(f"added {len(summary.added)} rows ({summary.skipped} metric computations already present) to {files}")
+        report_not_computed(summary.not_computed)
     else:
         evaluate(targets, options, out=out)

@@ -1,0 +1,113 @@
+"""One benchmark suite end to end: train (or reuse) each model, evaluate, report, check against the baseline.
+
+Layout under the output folder: `runs/<suite>/<model>-<preset>-s<seed>/` (checkpoints, grids, stats),
+`results-<suite>.csv` (the results table), `leaderboard.csv` / `leaderboard.html`, and the suite's
+baseline (default `baseline-<suite>.csv`; the first run writes it, later runs are checked against it).
+Every step resumes: finished runs are not retrained and evaluated rows are not recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ganbench.checkpoint import snapshot_name
+from ganbench.config import ModelEntry, Suite
+from ganbench.errors import ConfigError
+from ganbench.regress import CheckReport
+
+
+@dataclass
+class BenchResult:
+    """What a suite run produced, and the regression verdict."""
+
+    runs: list[Path]
+    results: Path
+    leaderboard_csv: Path
+    leaderboard_html: Path
+    baseline: Path
+    baseline_created: bool
+    check: CheckReport | None
+
+    @property
+    def passed(self) -> bool:
+        return self.check is None or self.check.passed
+
+
+def validate_suite(suite: Suite) -> None:
+    """Fail fast, before any training, on names the registries do not know or bad metric parameters."""
+    import model_zoo
+    from ganbench.features import list_extractors
+    from ganbench.metrics import get_metric
+
+    models = model_zoo.list_models()
+    for entry in suite.models:
+        if entry.name not in models:
+            raise ConfigError(f"suite {suite.name!r}: unknown model {entry.name!r}; known: {', '.join(models)}")
+    extractors = list_extractors()
+    if suite.extractor not in extractors:
+        raise ConfigError(f"suite {suite.name!r}: unknown extractor {suite.extractor!r}; known: {', '.join(extractors)}")
+    for name in suite.metrics:
+        get_metric(name, **suite.metric_params.get(name, {}))
+    stray = sorted(set(suite.metric_params) - set(suite.metrics))
+    if stray:
+        raise ConfigError(f"suite {suite.name!r}: metric_params for {stray[0]!r}, which is not in its metrics")
+
+
+def run_dir_for(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path) -> Path:
+    """The run folder of one (model, seed) of a suite."""
+    return Path(out_dir) / "runs" / suite.name / f"{entry.label}-s{seed}"
+
+
+def train_model(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path, progress: bool = False) -> Path:
+    """Train one model of the suite, or return its folder at once when its final snapshot exists."""
+    run_dir = run_dir_for(suite, entry, seed, out_dir)
+    kimg = entry.kimg if entry.kimg is not None else suite.kimg
+    if (run_dir / snapshot_name(int(kimg))).is_file():
+        return run_dir
+    from ganbench.train import run_training
+
+    snapshot = suite.snapshot_kimg if suite.snapshot_kimg is not None else kimg
+    overrides: dict[str, Any] = dict(entry.overrides)
+    if suite.device != "cpu":
+        overrides.setdefault("device", suite.device)
+    return Path(run_training(entry.name, suite.dataset, suite.resolution, kimg,
+                             entry.batch if entry.batch is not None else suite.batch, seed, run_dir,
+                             preset=entry.preset, snapshot_kimg=snapshot, resume=True, progress=progress,
+                             **overrides))
+
+
+def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Any = None, train_progress: bool = False,
+              log: Callable[[str], None] = lambda msg: None) -> BenchResult:
+    """Train, evaluate, report and check one suite; returns paths and the check verdict."""
+    from ganbench.evaluate import EvalOptions, evaluate
+    from ganbench.regress import compare, read_baseline, write_baseline
+    from ganbench.report import find_run_dirs, write_report
+    from ganbench.results import read_results
+
+    validate_suite(suite)
+    out = Path(out_dir)
+    runs = []
+    for entry in suite.models:
+        for seed in suite.seeds:
+            log(f"train {entry.label} seed {seed}")
+            runs.append(train_model(suite, entry, seed, out, progress=train_progress))
+    results_path = out / f"results-{suite.name}.csv"
+    options = EvalOptions(metrics=suite.metrics, real=suite.dataset, n=suite.n, n_real=suite.n_real,
+                          extractor=suite.extractor, seed=suite.eval_seed, device=suite.device,
+                          metric_params=suite.metric_params)
+    log(f"evaluate {len(runs)} run(s) on {', '.join(suite.metrics)}")
+    evaluate(runs, options, out=results_path, progress=progress)
+    table = read_results(results_path)
+    table = table[table["run"].isin([r.name for r in runs])]
+    files = write_report(table, out, run_dirs=find_run_dirs(table), title=f"ganbench {suite.name} suite",
+                         sources=[str(results_path)])
+    baseline = suite.baseline_path(out)
+    if not baseline.is_file():
+        write_baseline(baseline, table)
+        log(f"no baseline yet: wrote {baseline} from these results")
+        return BenchResult(runs, results_path, files.csv, files.html, baseline, True, None)
+    check = compare(table, read_baseline(baseline), suite.tolerances)
+    return BenchResult(runs, results_path, files.csv, files.html, baseline, False, check)
