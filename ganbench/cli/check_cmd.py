@@ -27,7 +27,9 @@ def print_check_table(table: pd.DataFrame, only_failures: bool = False, console:
     rows = table[table["status"].isin(FAILING)] if only_failures else table
     out = Table(title="regressions" if only_failures else "comparison with baseline")
     for col in ("run", "metric", "extractor", "baseline", "current", "delta", "tolerance", "status"):
-        out.add_column(col, justify="right" if col in ("baseline", "current", "delta") else "left")
+        fixed = col in ("baseline", "current", "delta", "tolerance", "status")
+        out.add_column(col, justify="right" if col in ("baseline", "current", "delta") else "left",
+                       no_wrap=fixed, overflow="fold", min_width=12 if col == "status" else None)
     for r in rows.itertuples(index=False):
         style = STATUS_STYLE.get(r.status, "")
         out.add_row(r.run, r.metric, r.extractor, _num(r.baseline), _num(r.current),

@@ -1,0 +1,140 @@
+"""benchmarks.toml: shipped suites validate, unknown keys are named, and a tiny suite runs end to end."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ganbench.bench import run_suite, validate_suite
+from ganbench.cli import app
+from ganbench.config import default_benchmarks_path, load_suite, load_suites, suite_from_table
+from ganbench.errors import ConfigError
+from ganbench.results import read_results
+
+from orchestrator_helpers import register_toys
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_suites_load_and_name_registered_things():
+    suites = load_suites(REPO / "benchmarks.toml")
+    assert {"smoke", "paper"} <= set(suites)
+    for suite in suites.values():
+        validate_suite(suite)
+    smoke = suites["smoke"]
+    import model_zoo
+    assert {m.name for m in smoke.models} == set(model_zoo.list_models())   # every family, no more, no less
+    assert all(m.preset == "tiny" for m in smoke.models)
+    assert (smoke.dataset, smoke.resolution, smoke.extractor) == ("shapes", 32, "shapes-net")
+    from ganbench.metrics import list_metrics
+    assert set(smoke.metrics) <= set(list_metrics())
+    assert suites["paper"].extractor == "inception" and "fid50k_full" in suites["paper"].metrics
+
+
+GOOD = {"dataset": "shapes", "resolution": 16, "models": ["stylegan2"], "metrics": ["fid"]}
+
+
+@pytest.mark.parametrize("table, message", [
+    ({**GOOD, "kimgs": 3}, "unknown key 'kimgs'"),
+    ({**GOOD, "models": [{"name": "stylegan2", "presett": "tiny"}]}, "unknown key 'presett'"),
+    ({k: v for k, v in GOOD.items() if k != "metrics"}, "missing required key 'metrics'"),
+    ({**GOOD, "resolution": 24}, "power of two"),
+    ({**GOOD, "n": "many"}, "'n' must be int"),
+    ({**GOOD, "tolerances": {"fid": "lots"}}, "tolerance for 'fid'"),
+    ({**GOOD, "models": ["stylegan2", "stylegan2"]}, "models repeat"),
+])
+def test_bad_suite_tables_are_config_errors(table, message):
+    with pytest.raises(ConfigError, match=message):
+        suite_from_table("t", table, source=Path("b.toml"))
+
+
+def test_file_level_errors(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text("[suite.x]\ndataset = 'shapes'\n")
+    with pytest.raises(ConfigError, match="unknown key 'suite'"):
+        load_suites(path)
+    path.write_text("[suites.x\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_suites(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_suites(tmp_path / "nope.toml")
+    path.write_text(textwrap.dedent("""
+        [suites.x]
+        dataset = "shapes"
+        resolution = 16
+        models = ["nosuchgan"]
+        metrics = ["fid"]
+    """))
+    with pytest.raises(ConfigError, match="unknown suite 'y'"):
+        load_suite("y", path)
+    with pytest.raises(ConfigError, match="unknown model 'nosuchgan'"):
+        validate_suite(load_suite("x", path))
+
+
+def test_default_suite_file_is_the_shipped_one(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert default_benchmarks_path().resolve() == (REPO / "benchmarks.toml").resolve()
+
+
+TINY = """
+[suites.tiny]
+dataset = "shapes:96"
+resolution = 16
+models = [{{ name = "toy-gan", overrides = {{ z_dim = 8 }} }}]
+kimg = 2
+snapshot_kimg = 1
+batch = 8
+seeds = [0, 1]
+metrics = ["fid", "toy-score"]
+n = 48
+extractor = "toy-pixels"
+baseline = "{baseline}"
+
+[suites.tiny.tolerances]
+fid = "+5%"
+"""
+
+
+def test_tiny_suite_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    toml = tmp_path / "bench.toml"
+    toml.write_text(TINY.format(baseline="base.csv"))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "baseline: created" in r.output
+    runs = sorted(p.name for p in (out / "runs" / "tiny").iterdir())
+    assert runs == ["toy-gan-s0", "toy-gan-s1"]
+    assert (out / "runs" / "tiny" / "toy-gan-s0" / "network-snapshot-000002.pt").is_file()
+    table = read_results(out / "results-tiny.csv")
+    assert set(table["metric"]) == {"fid", "toy_score"} and len(table) == 2 * 2 * 2   # runs x snapshots x keys
+    assert (out / "leaderboard.html").is_file() and (out / "leaderboard.csv").is_file()
+    assert (tmp_path / "base.csv").is_file()                                            # relative to the TOML
+
+    # second run: nothing retrained or recomputed, check passes against the baseline
+    mtime = (out / "runs" / "tiny" / "toy-gan-s0" / "network-snapshot-000002.pt").stat().st_mtime
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
+    assert r.exit_code == 0 and "check passed" in r.output, r.output
+    assert (out / "runs" / "tiny" / "toy-gan-s0" / "network-snapshot-000002.pt").stat().st_mtime == mtime
+    assert len(read_results(out / "results-tiny.csv")) == 8
+
+    # a baseline with a much better FID makes the same results a regression: exit 1 with a table
+    base = pd.read_csv(tmp_path / "base.csv")
+    base.loc[base["metric"] == "fid", "value"] *= 0.5
+    base.to_csv(tmp_path / "base.csv", index=False)
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
+    assert r.exit_code == 1 and "regressed" in r.output and "check FAILED" in r.output, r.output
+
+
+def test_run_suite_rejects_stray_metric_params(tmp_path):
+    register_toys()
+    suite = suite_from_table("t", {**GOOD, "models": ["toy-gan"], "extractor": "toy-pixels",
+                                   "metric_params": {"kid": {"num_subsets": 3}}})
+    with pytest.raises(ConfigError, match="metric_params for 'kid'"):
+        run_suite(suite, tmp_path)
