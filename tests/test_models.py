@@ -266,6 +266,20 @@ def test_stylegan2_architecture_variants(g_arch: str, d_arch: str) -> None:
     assert hasattr(spec.D.b16, "skip") == (d_arch == "resnet")
 
 
+def test_stylegan2_train_and_eval_paths_agree() -> None:
+    """Training runs the modulated convs unfused, evaluation fused; both must compute the same images."""
+    G = _build("stylegan2", 16, c_dim=3).G
+    z = torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(10))
+    c = torch.eye(3)
+    with torch.no_grad():
+        G.train()
+        a = G(z, c, noise_mode="const", update_emas=False)
+        G.eval()
+        b = G(z, c, noise_mode="const")
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert float(G.w_avg.abs().max()) == 0  # update_emas=False left w_avg alone
+
+
 def test_explicit_overrides_beat_preset_and_reach_train() -> None:
     spec = model_zoo.build("stylegan2-ada", 16, preset="cifar", channel_max=32, r1_gamma=0.5, z_dim=16, w_dim=16,
                            channel_base=512)
