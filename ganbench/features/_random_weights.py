@@ -4,7 +4,9 @@ They have the exact formats of the real assets (torch-fidelity's Inception state
 NVlabs-style TorchScript Inception with `layers` and the `forward(img, return_features,
 use_fp16, no_output_bias)` signature, NVlabs-style TorchScript VGG16, torchvision VGG16 state
 dict), so every loading path runs without the internet. Kaiming init keeps the features O(1);
-PyTorch's default init would make Inception features ~1e-8 and every metric degenerate.
+PyTorch's default init would make Inception features ~1e-8 and every metric degenerate. The
+Inception output layer is scaled up (OUTPUT_GAIN) so its softmax is far from uniform and IS is not
+trivially 1.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+OUTPUT_GAIN = 20.0
 
 
 def _kaiming_(module: nn.Module, seed: int) -> None:
@@ -43,6 +48,8 @@ def torch_fidelity_inception_module(seed: int = 0) -> nn.Module:
     empty.seek(0)
     net = _Unloaded("inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=empty)
     _kaiming_(net, seed)
+    with torch.no_grad():
+        net.fc.weight.mul_(OUTPUT_GAIN)
     return net
 
 
