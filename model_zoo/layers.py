@@ -512,6 +512,8 @@ class MappingNetwork(nn.Module):
             return x
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
+            if not hasattr(self, "w_avg"):
+                raise ValueError("truncation needs a tracked W average (w_avg_beta is None for this network)")
             cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
             x = torch.cat([self.w_avg.lerp(x[:, :cut], truncation_psi), x[:, cut:]], dim=1)
         return x
