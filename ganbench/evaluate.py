@@ -252,6 +252,8 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         path = Path(out) if out is not None else default_output(ref)
         if path not in outputs:
             outputs[path] = done_keys(read_results(path)) if path.is_file() else set()
+    if world > 1:
+        torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
     added: list[dict[str, Any]] = []
     not_computed: list[tuple[str, str, str, str]] = []
     skipped = 0

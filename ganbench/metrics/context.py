@@ -180,15 +180,21 @@ class MetricContext:
         return total if self.n_real is None else min(int(self.n_real), total)
 
     # ---- image streams ----------------------------------------------------------------------
-    def generated_batches(self, n: int | None = None, seed: int | None = None
+    def generated_batches(self, n: int | None = None, seed: int | None = None, shard: tuple[int, int] | None = None
                           ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
-        """(uint8 NCHW images, z, c) batches of `n` generated images, deterministic in `seed`."""
+        """(uint8 NCHW images, z, c) batches of `n` generated images, deterministic in `seed`.
+
+        `shard=(rank, world)` yields only that rank's contiguous block of batches (see `shard_block`);
+        latents are still drawn for the batches before it, so every image keeps its unsharded z.
+        """
         n = self.num_gen() if n is None else int(n)
+        lo, hi = shard_block(n, self.batch_size, shard)
         if self._gen_images is not None:
             if n > len(self._gen_images):
                 raise ConfigError(f"asked for {n} generated images but only {len(self._gen_images)} were given")
-            for start in range(0, n, self.batch_size):
-                yield self._gen_images.batch(start, min(start + self.batch_size, n))[0], None, None
+            for k, start in enumerate(range(0, n, self.batch_size)):
+                if lo <= k < hi:
+                    yield self._gen_images.batch(start, min(start + self.batch_size, n))[0], None, None
             return
         G = self.generator
         if G is None:
@@ -200,23 +206,30 @@ class MetricContext:
             raise ConfigError("a conditional generator needs a real dataset to draw labels from")
         devices = [self.device] if self.device.type == "cuda" else []
         for k, start in enumerate(range(0, n, self.batch_size)):
+            if k >= hi:
+                break
             b = min(self.batch_size, n - start)
             z = torch.randn([b, G.z_dim], generator=gen)
             c = None
             if c_dim:
                 idx = torch.randint(len(self._real), [b], generator=gen)
                 c = torch.from_numpy(np.stack([self._real.label(int(i)) for i in idx]))
+            if k < lo:
+                continue
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed * 1000003 + k)
                 images = G(z.to(self.device), None if c is None else c.to(self.device),
                            truncation_psi=1.0, noise_mode="random")
             yield to_uint8(images), z, c
 
-    def real_batches(self, n: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(uint8 NCHW images, labels) batches of the first `n` reals (default: num_real())."""
+    def real_batches(self, n: int | None = None, shard: tuple[int, int] | None = None
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(uint8 NCHW images, labels) batches of the first `n` reals (default: num_real()); `shard` as above."""
         n = self.num_real() if n is None else min(int(n), len(self._real))
-        for start in range(0, n, self.batch_size):
-            yield self._real.batch(start, min(start + self.batch_size, n))
+        lo, hi = shard_block(n, self.batch_size, shard)
+        for k, start in enumerate(range(0, n, self.batch_size)):
+            if lo <= k < hi:
+                yield self._real.batch(start, min(start + self.batch_size, n))
 
     # ---- feature passes ---------------------------------------------------------------------
     def gen_outputs(self, extractor: str | None = None) -> dict[str, np.ndarray]:
@@ -278,18 +291,27 @@ class MetricContext:
         if key not in self._outputs:
             cache = self.real_cache_path(name) if source == "real" else None
             loaded = _load_cache(cache) if cache is not None else None
+            shard = _dist_shard()
+            if shard is not None and cache is not None:
+                loaded = loaded if _rank0_says(loaded is not None) else None  # every rank takes the same path
             if loaded is None:
-                batches = ((imgs for imgs, *_ in self.generated_batches()) if source == "gen"
-                           else (imgs for imgs, _ in self.real_batches()))
+                batches = ((imgs for imgs, *_ in self.generated_batches(shard=shard)) if source == "gen"
+                           else (imgs for imgs, _ in self.real_batches(shard=shard)))
                 total = self.num_gen() if source == "gen" else self.num_real()
-                loaded = self._pass(self.extractor_model(name), batches, total, f"{source} {name}")
-                if cache is not None:
+                if shard is None:
+                    loaded = self._pass(self.extractor_model(name), batches, total, f"{source} {name}")
+                else:
+                    lo, hi = shard_block(total, self.batch_size, shard)
+                    mine = max(0, min(hi * self.batch_size, total) - lo * self.batch_size)
+                    part = self._pass(self.extractor_model(name), batches, mine, f"{source} {name}", allow_empty=True)
+                    loaded = _gather_pass(part, f"{source} {name}")
+                if cache is not None and (shard is None or shard[0] == 0):
                     _save_cache(cache, *loaded)
             self._outputs[key], self._moments[key] = loaded
         return self._outputs[key], self._moments[key]
 
     def _pass(self, ext: FeatureExtractor, batches: Iterator[torch.Tensor], total: int,
-              stage: str) -> tuple[dict[str, np.ndarray], Moments]:
+              stage: str, allow_empty: bool = False) -> tuple[dict[str, np.ndarray], Moments]:
         """Run `ext` over the batches; collect every output and float64 feature moments."""
         chunks: dict[str, list[np.ndarray]] = {}
         s = so = None
@@ -305,9 +327,53 @@ class MetricContext:
             done += images.shape[0]
             report(done)
         if done == 0:
+            if allow_empty:  # a rank whose shard is empty (fewer batches than processes)
+                return {}, Moments(n=0, total=np.zeros(0), outer=np.zeros((0, 0)))
             raise ConfigError(f"no images for the {stage} feature pass")
         outputs = {k: np.concatenate(v) for k, v in chunks.items()}
         return outputs, Moments(n=done, total=s.numpy(), outer=so.numpy())
+
+
+# ---- distributed feature passes (torchrun) ----------------------------------------------------
+def shard_block(n: int, batch_size: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """[lo, hi) batch indices of `shard=(rank, world)`: contiguous blocks, so rank order is batch order."""
+    batches = -(-int(n) // int(batch_size))
+    if shard is None:
+        return 0, batches
+    rank, world = shard
+    return rank * batches // world, (rank + 1) * batches // world
+
+
+def _dist_shard() -> tuple[int, int] | None:
+    """(rank, world) inside an initialised process group of more than one process, else None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _rank0_says(flag: bool) -> bool:
+    import torch.distributed as dist
+
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def _gather_pass(part: tuple[dict[str, np.ndarray], Moments], stage: str) -> tuple[dict[str, np.ndarray], Moments]:
+    """Concatenate every rank's outputs in rank order and add their float64 moments."""
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, part)
+    parts = [p for p in parts if p[1].n > 0]
+    if not parts:
+        raise ConfigError(f"no images for the {stage} feature pass")
+    outputs = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    moments = Moments(n=sum(p[1].n for p in parts), total=sum(p[1].total for p in parts),
+                      outer=sum(p[1].outer for p in parts))
+    return outputs, moments
 
 
 def _check_source(source: str) -> str:

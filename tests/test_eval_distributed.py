@@ -1,0 +1,78 @@
+"""Distributed eval under torchrun: 2 gloo processes on CPU shard the feature passes and match one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ganbench.data.shapes import ShapesDataset
+from ganbench.evaluate import EvalOptions, evaluate
+from ganbench.metrics.context import shard_block
+from ganbench.results import read_results
+
+from orchestrator_helpers import make_run, register_toys
+
+HERE = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, {tests!r})
+    import torch
+    torch.set_num_threads(1)
+    from orchestrator_helpers import ToyG, register_toys
+    register_toys()
+    calls = []
+    forward = ToyG.forward
+    def counting(self, z, *a, **k):
+        calls.append(int(z.shape[0]))
+        return forward(self, z, *a, **k)
+    ToyG.forward = counting
+    from ganbench.data.shapes import ShapesDataset
+    from ganbench.evaluate import EvalOptions, evaluate, init_distributed
+    rank, world = init_distributed("cpu")
+    evaluate([{run!r}], EvalOptions(metrics=["toy-stat", "fid"], real=ShapesDataset(n=48, resolution=16, seed=1),
+             n=40, extractor="toy-pixels", seed=3, batch_size=16), out={out!r})
+    with open(os.path.join({logs!r}, f"rank{{rank}}.json"), "w") as f:
+        json.dump({{"rank": rank, "world": world, "images": calls}}, f)
+""")
+
+
+def test_shard_blocks_cover_every_batch_once():
+    for n, bs, world in [(40, 16, 2), (10, 16, 2), (1000, 64, 3), (5, 1, 8)]:
+        blocks = [shard_block(n, bs, (r, world)) for r in range(world)]
+        covered = [k for lo, hi in blocks for k in range(lo, hi)]
+        assert covered == list(range(-(-n // bs)))
+
+
+def test_torchrun_two_processes_match_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = tmp_path / "dist_eval.py"
+    script.write_text(SCRIPT.format(tests=str(HERE), run=str(run), out=str(tmp_path / "dist.csv"), logs=str(logs)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANBENCH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    ranks = [json.loads((logs / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    # 40 images in batches of 16 = 3 batches per checkpoint: rank 0 generates 1, rank 1 the other 2
+    assert sum(ranks[0]["images"]) == 2 * 16 and sum(ranks[1]["images"]) == 2 * (16 + 8)
+
+    dist = read_results(tmp_path / "dist.csv")
+    single = evaluate([run], EvalOptions(metrics=["toy-stat", "fid"], real=ShapesDataset(n=48, resolution=16, seed=1),
+                                         n=40, extractor="toy-pixels", seed=3, batch_size=16),
+                      out=tmp_path / "single.csv").added
+    assert len(dist) == len(single) == 2 * 3
+    got = {(r.kimg, r.metric): r.value for r in dist.itertuples()}
+    for r in single.itertuples():
+        assert got[(r.kimg, r.metric)] == pytest.approx(r.value, rel=1e-9, abs=1e-12)
