@@ -92,7 +92,7 @@ class InceptionExtractor(FeatureExtractor):
                 self.net = _load_cleanfid(path, resize_inside=mode == "legacy_tensorflow")
                 self.fc_weight = _output_weight(self.net.base)
                 self.resizer = build_resizer(mode)
-        except (RuntimeError, KeyError, ValueError, OSError, AttributeError) as exc:
+        except Exception as exc:  # any failure to read the file is the file's fault: one line naming it
             raise AssetError(f"{path} is not a usable Inception weight file for mode {mode!r} "
                              f"({_first_line(exc)})") from None
         self.net.eval().requires_grad_(False).to(self.device)
