@@ -38,18 +38,18 @@ def pyramid_resolutions(height: int, min_res: int = 16) -> list[int]:
     return res
 
 
-def _blur(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+def _blur(x: torch.Tensor, gain: float = 1.0, stride: int = 1) -> torch.Tensor:
     """5x5 binomial filter per channel with mirror (no edge repeat) borders, like cv2.pyrDown's kernel."""
     k1 = torch.as_tensor(_BINOMIAL / _BINOMIAL.sum(), dtype=x.dtype, device=x.device)
     kernel = (torch.outer(k1, k1) * gain).expand(x.shape[1], 1, 5, 5)
-    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), kernel, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), kernel, stride=stride, groups=x.shape[1])
 
 
 def laplacian_pyramid(images: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
-    """Band-pass levels (finest first) and the low-pass residual last, as float64."""
-    levels = [images.to(torch.float64)]
+    """Band-pass levels (finest first) and the low-pass residual last, in float32 (as ProGAN)."""
+    levels = [images.to(torch.float32)]
     for _ in range(1, num_levels):
-        down = _blur(levels[-1])[:, :, ::2, ::2]
+        down = _blur(levels[-1], stride=2)  # = blur then keep every other pixel
         up = torch.zeros_like(levels[-1])
         up[:, :, ::2, ::2] = down
         levels[-1] = levels[-1] - _blur(up, gain=4.0)
@@ -102,9 +102,10 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, rng: np.random.Generato
         dirs = rng.standard_normal((a.shape[1], dirs_per_repeat))
         dirs /= np.sqrt(np.sum(dirs**2, axis=0, keepdims=True))
         d = torch.as_tensor(dirs, dtype=a.dtype)
-        pa, _ = torch.sort(a @ d, dim=0)
-        pb, _ = torch.sort(b @ d, dim=0)
-        results.append(float((pa - pb).abs().mean()))
+        # [dirs, M] rows sorted by numpy: several times faster than torch.sort on CPU.
+        pa = np.sort((d.T @ a.T).cpu().numpy(), axis=1)
+        pb = np.sort((d.T @ b.T).cpu().numpy(), axis=1)
+        results.append(float(np.abs(pa - pb).mean(dtype=np.float64)))
     return float(np.mean(results))
 
 
