@@ -202,3 +202,12 @@ def test_every_family_trains_through_the_loop(name: str, tmp_path: Path) -> None
     z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(G(z, None, noise_mode="const"), trainer.G_ema(z, None, noise_mode="const"))
+
+
+def test_cli_set_overrides_parse_literals() -> None:
+    from ganbench.cli.train_cmd import parse_overrides
+
+    assert parse_overrides(["r1_gamma=0.5", "betas=(0, 0.9)", "augment=bgc", "style_mixing=0"]) == {
+        "r1_gamma": 0.5, "betas": (0, 0.9), "augment": "bgc", "style_mixing": 0}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["r1_gamma"])
