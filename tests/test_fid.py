@@ -164,3 +164,9 @@ def test_context_errors():
         MetricContext(real=real).gen_outputs()
     with pytest.raises(ConfigError, match="no output"):
         MetricContext(generator=TinyG(), real=real, n_gen=4).outputs("gen", "pixels")
+
+
+def test_real_spec_opens_at_the_generator_resolution():
+    assert MetricContext(generator=TinyG(), real="shapes:20").real.resolution == 16
+    images = torch.zeros(4, 3, 64, 64, dtype=torch.uint8)
+    assert MetricContext(generator=images, real="shapes:20").real.resolution == 64

@@ -124,10 +124,13 @@ class MetricContext:
                  progress: Any = None) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        if isinstance(real, str):
+        if isinstance(real, str):  # a spec: open it at the generator's resolution so reals match fakes
             from ganbench.data import open_dataset
 
-            real = open_dataset(real)
+            resolution = getattr(generator, "img_resolution", None)
+            if resolution is None and generator is not None and not isinstance(generator, torch.nn.Module):
+                resolution = _Images(generator, "generated").resolution
+            real = open_dataset(real, resolution=resolution)
         self.generator = generator
         self.real = real
         self._real = _Images(real, "real") if real is not None else None
