@@ -159,6 +159,17 @@ def resolve(name: str | Asset, path: str | os.PathLike | None = None, download: 
     return download_asset(asset)
 
 
+def resolve_any(names: list[str], path: str | os.PathLike | None = None) -> Path:
+    """The first of several interchangeable assets found locally, else the first one downloaded."""
+    if path is not None:
+        return resolve(names[0], path)
+    for name in names:
+        for p in candidates(get_asset(name)):
+            if p.is_file():
+                return _verified(get_asset(name), p)
+    return resolve(names[0])
+
+
 def download_asset(name: str | Asset) -> Path:
     """Download into the cache with a progress bar: temp file, sha256 check, atomic rename."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -256,4 +267,4 @@ def status() -> list[dict[str, str]]:
 
 
 __all__ = ["ASSETS", "Asset", "AssetError", "cache_dir", "cache_root", "download_asset", "get_asset",
-           "import_asset", "resolve", "sha256_file", "status"]
+           "import_asset", "resolve", "resolve_any", "sha256_file", "status"]

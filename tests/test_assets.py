@@ -146,3 +146,17 @@ def test_import_matches_by_hash(env):
     dest = assets.import_asset(src)
     assert dest == env / "cache" / "assets" / "shapes_net.safetensors"
     assert assets.resolve("shapes-net") == dest  # the cache comes before the bundled copy
+
+
+def test_resolve_any_prefers_a_local_interchangeable_file(env, monkeypatch):
+    folder = env / "mine"
+    folder.mkdir()
+    monkeypatch.setenv("GANBENCH_ASSETS", str(folder))
+    a = _asset(b"one")
+    b = Asset(name="other", filename="other.pt", url="https://example.invalid/other.pt",
+              sha256=hashlib.sha256(b"two").hexdigest())
+    monkeypatch.setattr(assets, "get_asset", lambda n: {"test-net": a, "other": b}[n])
+    (folder / "other.pt").write_bytes(b"two")
+    assert assets.resolve_any(["test-net", "other"]) == folder / "other.pt"
+    (folder / "test-net.pt").write_bytes(b"one")
+    assert assets.resolve_any(["test-net", "other"]) == folder / "test-net.pt"

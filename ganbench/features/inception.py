@@ -78,8 +78,10 @@ class InceptionExtractor(FeatureExtractor):
             raise ConfigError(f"unknown inception mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = self.resize_mode = mode
         self.device = torch.device(device)
-        asset = "inception-torch-fidelity" if mode == "torch_fidelity" else "inception-nvlabs"
-        path = assets.resolve(asset, weights)
+        if mode == "torch_fidelity":  # pytorch-fid's file is the same weights under another name
+            path = assets.resolve_any(["inception-torch-fidelity", "inception-pytorch-fid"], weights)
+        else:
+            path = assets.resolve("inception-nvlabs", weights)
         self.weights_path = path
         self.weights_sha256 = assets.sha256_file(path)
         try:
