@@ -111,3 +111,18 @@ def test_metrics_through_compute():
     assert out["ms_ssim_real"] == pytest.approx(expected, abs=1e-12)
     collapsed = compute("ms_ssim", images[:1].repeat(40, 1, 1, 1), cache_dir=False)
     assert collapsed["ms_ssim"] == pytest.approx(1.0) and out["ms_ssim"] < 0.9
+
+
+def test_filter_paths_agree():
+    """The banded-matmul path (<= 256 px) and the convolution path (> 256 px) compute the same filter."""
+    from ganbench.metrics.ms_ssim import _band, _filter
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 2, 300, 270, generator=g, dtype=torch.float64)
+    win = gaussian_window(11, 1.5)
+    torch.testing.assert_close(_filter(x, win), _band(300, win).T @ x @ _band(270, win), rtol=0, atol=1e-12)
+    small = x[:, :, :40, :33]
+    kernel = torch.outer(win, win)
+    direct = torch.tensor([[float((small[0, 0, i:i + 11, j:j + 11] * kernel).sum()) for j in range(23)]
+                           for i in range(30)], dtype=torch.float64)
+    torch.testing.assert_close(_filter(small, win)[0, 0], direct, rtol=0, atol=1e-12)
