@@ -108,7 +108,8 @@ class _Resampler:
     """The linear up- and down-sampling steps of one filtered_lrelu call, and their adjoints."""
 
     def __init__(self, x_shape: Sequence[int], fu: torch.Tensor | None, fd: torch.Tensor | None,
-                 up: int, down: int, padding: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
+                 up: int, down: int, padding: Sequence[int], device: torch.device, dtype: torch.dtype,
+                 act_gain: float = 1.0) -> None:
         channels = int(x_shape[1])
         self.in_h, self.in_w = int(x_shape[2]), int(x_shape[3])
         self.up, self.down = int(up), int(down)
@@ -125,7 +126,8 @@ class _Resampler:
             raise ValueError(f"filtered_lrelu: input {self.in_h}x{self.in_w} with padding {list(padding)} "
                              f"leaves no output")
         # Transposed conv computes sum_k x[k] w[n - k*up]; w = fu (unflipped) gives NVlabs' convolution.
-        wu = _as_2d(fu, self.up ** 2).to(device=device, dtype=dtype)
+        # The activation gain rides on the upsampling filter (lrelu(g u) = g lrelu(u) for g > 0): one pass less.
+        wu = _as_2d(fu, self.up ** 2 * act_gain).to(device=device, dtype=dtype)
         # Strided conv is a correlation; NVlabs convolves with fd, i.e. correlates with flipped fd.
         wd = _as_2d(fd, 1.0).flip([0, 1]).to(device=device, dtype=dtype)
         self.wu = wu.expand(channels, 1, *wu.shape).contiguous()
@@ -177,59 +179,65 @@ class _Resampler:
 
 # --------------------------------------------------------------------------------------- the activation
 
-_CLAMPED, _NEGATIVE, _POSITIVE = 0, 1, 2
+def _activate(u: torch.Tensor, slope: float, clamp: float | None,
+              want_masks: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Leaky ReLU then clamp, in place on `u` (the gain is already folded into the upsampling filter).
 
-
-def _activate(u: torch.Tensor, gain: float, slope: float, clamp: float | None,
-              want_codes: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Leaky ReLU * gain, clamped, in place on `u`; optionally the uint8 branch code per sample."""
-    codes = None
-    if want_codes:
-        codes = (u > 0).to(torch.uint8) + 1  # _NEGATIVE or _POSITIVE
-    v = F.leaky_relu_(u, slope) if slope != 1 else u
-    if gain != 1:
-        v.mul_(gain)
+    With `want_masks`, also returns where u > 0 and (only if anything was clamped) where it was clamped.
+    """
+    positive = (u > 0) if want_masks and slope != 1 else None
+    if slope != 1:
+        F.leaky_relu_(u, slope)
+    clamped = None
     if clamp is not None:
-        if codes is not None:
-            codes.masked_fill_(v.abs() > clamp, _CLAMPED)
-        v.clamp_(-clamp, clamp)
-    return v, codes
+        # One pass without a temporary over the storage order (aminmax would copy a channels-last tensor).
+        lo, hi = torch.aminmax(u.permute(0, 2, 3, 1).reshape(-1) if u.is_contiguous(memory_format=_CL) else u)
+        if bool(lo < -clamp) or bool(hi > clamp):
+            if want_masks:
+                clamped = u.abs() > clamp  # torch.clamp passes gradient where |v| <= clamp
+            u.clamp_(-clamp, clamp)
+    return u, positive, clamped
 
 
-def _activation_grad(g: torch.Tensor, codes: torch.Tensor, gain: float, slope: float) -> torch.Tensor:
-    """Gradient through the activation from the stored branch codes."""
-    pos = torch.tensor(gain, dtype=g.dtype, device=g.device)
-    scale = torch.where(codes == _POSITIVE, pos, pos * slope)
-    return g * scale.masked_fill_(codes == _CLAMPED, 0.0)
+def _activation_grad(g: torch.Tensor, positive: torch.Tensor | None, clamped: torch.Tensor | None,
+                     slope: float) -> torch.Tensor:
+    """Gradient through leaky ReLU and clamp from the stored masks (the gain lives in the filters)."""
+    if positive is not None:
+        g = torch.where(positive, g, g * slope)
+    if clamped is not None:
+        g = g.masked_fill(clamped, 0.0)
+    return g
 
 
 class _FilteredLReLU(torch.autograd.Function):
-    """Custom autograd: keeps only uint8 branch codes; backward applies the resampling adjoints."""
+    """Custom autograd: keeps only boolean masks; backward applies the resampling adjoints."""
 
     @staticmethod
     def forward(ctx, x, b, fu, fd, up, down, padding, gain, slope, clamp):  # type: ignore[override]
-        rs = _Resampler(x.shape, fu, fd, up, down, padding, x.device, x.dtype)
-        a = x.contiguous(memory_format=_CL)
-        if b is not None:
-            a = a + b.to(x.dtype).reshape(1, -1, 1, 1)
-        u = rs.upsample(a)
-        del a
-        v, codes = _activate(u, gain, slope, clamp, want_codes=True)
+        rs = _Resampler(x.shape, fu, fd, up, down, padding, x.device, x.dtype, gain)
+        v, positive, clamped = _activate(rs.upsample(_add_bias_cl(x, b)), slope, clamp, want_masks=True)
         y = rs.downsample(v)
-        ctx.save_for_backward(codes)
-        ctx.rs, ctx.gain, ctx.slope, ctx.has_bias = rs, gain, slope, b is not None
-        return y
+        del v
+        ctx.save_for_backward(positive, clamped)
+        ctx.rs, ctx.slope, ctx.has_bias = rs, slope, b is not None
+        return y.contiguous()  # NCHW: conv weight gradients of the next layer are ~2x faster than channels-last
 
     @staticmethod
     def backward(ctx, gy):  # type: ignore[override]
-        (codes,) = ctx.saved_tensors
+        positive, clamped = ctx.saved_tensors
         rs = ctx.rs
-        gv = rs.downsample_adjoint(gy.contiguous(memory_format=_CL))
-        gu = _activation_grad(gv, codes, ctx.gain, ctx.slope)
-        del gv
-        gx = rs.upsample_adjoint(gu)
+        gu = _activation_grad(rs.downsample_adjoint(gy.contiguous(memory_format=_CL)), positive, clamped,
+                              ctx.slope)
+        gx = rs.upsample_adjoint(gu).contiguous()
+        del gu
         gb = gx.sum(dim=[0, 2, 3]) if ctx.has_bias and ctx.needs_input_grad[1] else None
         return gx, gb, None, None, None, None, None, None, None, None
+
+
+def _add_bias_cl(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x + b as a channels-last tensor."""
+    a = x.contiguous(memory_format=_CL)
+    return a if b is None else a + b.to(x.dtype).reshape(1, -1, 1, 1)
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
@@ -246,6 +254,8 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
     if len(padding) != 4:
         raise ValueError(f"padding must be [x_lo, x_hi, y_lo, y_hi], got {padding}")
     clamp = None if clamp is None or clamp < 0 else float(clamp)
+    if gain <= 0:
+        raise ValueError(f"filtered_lrelu gain must be positive, got {gain}")
     if fu is None and fd is None and up == 1 and down == 1 and not any(padding):
         # Plain bias + activation (the ToRGB layer): autograd on two small maps is cheapest.
         y = x if b is None else x + b.to(x.dtype).reshape(1, -1, 1, 1)
@@ -256,9 +266,6 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
     if needs_grad:
         return _FilteredLReLU.apply(x, b, fu, fd, int(up), int(down), tuple(int(p) for p in padding),
                                     float(gain), float(slope), clamp)
-    rs = _Resampler(x.shape, fu, fd, up, down, padding, x.device, x.dtype)
-    a = x.contiguous(memory_format=_CL)
-    if b is not None:
-        a = a + b.to(x.dtype).reshape(1, -1, 1, 1)
-    v, _ = _activate(rs.upsample(a), float(gain), float(slope), clamp, want_codes=False)
-    return rs.downsample(v)
+    rs = _Resampler(x.shape, fu, fd, up, down, padding, x.device, x.dtype, float(gain))
+    v, _, _ = _activate(rs.upsample(_add_bias_cl(x, b)), float(slope), clamp, want_masks=False)
+    return rs.downsample(v).contiguous()
