@@ -43,6 +43,12 @@ def test_registry_lists_the_standard_extractors():
         get_extractor("resnet-9000")
     with pytest.raises(ConfigError, match="mode"):
         get_extractor("inception", mode="bicubic")
+    with pytest.raises(ConfigError, match="mode"):
+        get_extractor("inception:mode=bicubic")
+    with pytest.raises(ConfigError, match="bad options"):
+        get_extractor("shapes-net:colour=red")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        get_extractor("shapes-net:oops")
 
 
 def test_missing_weights_offline_is_one_line_asset_error():
@@ -55,7 +61,7 @@ def test_missing_weights_offline_is_one_line_asset_error():
 
 def test_torchscript_inception_from_env_folder(weights, monkeypatch):
     monkeypatch.setenv("GANBENCH_ASSETS", str(weights["torchscript"].parent))
-    ext = get_extractor("inception", mode="legacy_tensorflow")
+    ext = get_extractor("inception:mode=legacy_tensorflow")
     assert ext.weights_sha256 == assets.sha256_file(weights["torchscript"])
     x = _images()
     out = ext.extract(x)
