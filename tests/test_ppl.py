@@ -245,3 +245,26 @@ def test_deterministic_in_seed():
     b = path_lengths(G, _mse, 16, "z", "full", batch_size=8, seed=5)
     c = path_lengths(G, _mse, 16, "z", "full", batch_size=8, seed=6)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_conditional_generator_gets_dataset_labels_and_progress_is_reported():
+    from ganbench.data.shapes import ShapesDataset
+
+    seen, calls = [], []
+
+    class Conditional(StyleStandIn):
+        def __init__(self):
+            super().__init__()
+            self.c_dim = 4
+
+        def forward(self, z, c=None, truncation_psi=1.0, noise_mode="const"):
+            seen.append(c)
+            return super().forward(z, c, truncation_psi, noise_mode)
+
+    ctx = MetricContext(generator=Conditional(), real=ShapesDataset(n=20, resolution=RES), n_gen=6, cache_dir=False,
+                        progress=lambda stage, done, total: calls.append((stage, done, total)))
+    get_metric("ppl_zend", batch_size=4, distance="shapes-net").compute(ctx)
+    assert all(c is not None and c.shape[1] == 4 and torch.all(c.sum(1) == 1) for c in seen)
+    assert calls[-1] == ("ppl_zend", 6, 6)
+    with pytest.raises(ConfigError, match="real dataset"):
+        get_metric("ppl_zend").compute(MetricContext(generator=Conditional(), n_gen=2, cache_dir=False))

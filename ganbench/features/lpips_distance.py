@@ -52,10 +52,8 @@ class LPIPSDistance(nn.Module):
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated/corrupt file or pickled code: one line naming the file
             raise AssetError(f"{path} is not a readable VGG16 state dict ({type(exc).__name__})") from None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torchvision's deprecation notes about `pretrained`
-            model = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
-        self.lin_sha256 = assets.sha256_file(Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth")
+        if not isinstance(state, dict):
+            raise AssetError(f"{path} is not a torchvision VGG16 state dict (it holds a {type(state).__name__})")
         slices = {i: k for k in range(1, 6) for i in _slice_indices(k)}
         backbone = {}
         for i in _VGG_CONVS:
@@ -64,6 +62,10 @@ class LPIPSDistance(nn.Module):
                 if key not in state:
                     raise AssetError(f"{path} is not a torchvision VGG16 state dict (missing {key})")
                 backbone[f"slice{slices[i]}.{i}.{kind}"] = state[key]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's deprecation notes about `pretrained`
+            model = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+        self.lin_sha256 = assets.sha256_file(Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth")
         try:
             model.net.load_state_dict(backbone)
         except RuntimeError as exc:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ganbench.errors import ConfigError
+from ganbench.metrics._sampling import label_sampler, progress_reporter
 from ganbench.metrics.base import METRICS, Metric
 
 if TYPE_CHECKING:
@@ -201,7 +202,8 @@ def input_transform(G: Any) -> torch.Tensor:
 @torch.no_grad()
 def equivariance(G: Any, n: int, kinds: tuple[str, ...] = KINDS, batch_size: int = 16, seed: int = 0,
                  translate_max: float = 0.125, rotate_max: float = 1.0, device: str | torch.device = "cpu",
-                 labels: Callable[[int, torch.Generator], torch.Tensor | None] | None = None) -> dict[str, float]:
+                 labels: Callable[[int, torch.Generator], torch.Tensor | None] | None = None,
+                 report: Callable[[int], None] | None = None) -> dict[str, float]:
     """PSNR (dB) per kind in `kinds` ('int', 'frac', 'rot') over n samples; G's transform is restored after."""
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
@@ -239,6 +241,8 @@ def equivariance(G: Any, n: int, kinds: tuple[str, ...] = KINDS, batch_size: int
                     ref, mask = move(orig, float(t[0]), float(t[1]))
                 sums[kind][0] += float(((ref - img).square() * mask).double().sum())
                 sums[kind][1] += float(mask.double().sum())
+            if report is not None:
+                report(start + b)
     finally:
         M.copy_(saved)
     return {k: psnr(*sums[k]) for k in kinds}
@@ -259,14 +263,13 @@ class Equivariance(Metric):  # registered below once per kind
     kind = "int"
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
-        from ganbench.metrics.ppl import label_sampler
-
         G = ctx.generator
         if not isinstance(G, torch.nn.Module):
             raise ConfigError(f"{self.name} needs a generator network, not pre-generated images")
         input_transform(G)
-        out = equivariance(G, self.n_gen or ctx.num_gen(), (self.kind,), self.batch_size, ctx.seed,
-                           self.translate_max, self.rotate_max, ctx.device, label_sampler(ctx, G))
+        n = self.n_gen or ctx.num_gen()
+        out = equivariance(G, n, (self.kind,), self.batch_size, ctx.seed, self.translate_max, self.rotate_max,
+                           ctx.device, label_sampler(ctx, G), progress_reporter(ctx, self.name, n))
         return {self.name: out[self.kind]}
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ganbench.errors import ConfigError
+from ganbench.metrics._sampling import label_sampler, progress_reporter
 from ganbench.metrics.base import METRICS, Metric
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ def filtered_mean(dist: np.ndarray) -> float:
 def path_lengths(G: Any, distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, space: str = "z",
                  sampling: str = "full", epsilon: float = 1e-4, crop: bool = False, batch_size: int = 16,
                  seed: int = 0, device: str | torch.device = "cpu",
-                 labels: Callable[[int, torch.Generator], torch.Tensor | None] | None = None) -> np.ndarray:
+                 labels: Callable[[int, torch.Generator], torch.Tensor | None] | None = None,
+                 report: Callable[[int], None] | None = None) -> np.ndarray:
     """Per-sample distance(img(t), img(t + eps)) / eps^2 for `n` random paths of generator G: [n]."""
     if space not in SPACES or sampling not in SAMPLINGS:
         raise ConfigError(f"PPL space must be one of {SPACES} and sampling one of {SAMPLINGS}, "
@@ -116,6 +118,8 @@ def path_lengths(G: Any, distance: Callable[[torch.Tensor, torch.Tensor], torch.
             images.append(img.repeat(1, 3, 1, 1) if img.shape[1] == 1 else img)
         d = distance(images[0], images[1]).reshape(-1).double().cpu() / epsilon**2
         out.append(d.numpy())
+        if report is not None:
+            report(start + b)
     return np.concatenate(out)
 
 
@@ -163,24 +167,10 @@ class PPL(Metric):  # registered below once per (space, sampling)
             raise ConfigError(f"{self.key} needs a style-based generator with a W space; "
                               f"{type(G).__name__} has none (use ppl_z{self.sampling})")
         dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
-        values = path_lengths(G, dist, self.n_gen or ctx.num_gen(), self.space, self.sampling, self.epsilon,
-                              self.crop, self.batch_size, ctx.seed, ctx.device, label_sampler(ctx, G))
+        n = self.n_gen or ctx.num_gen()
+        values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,
+                              ctx.seed, ctx.device, label_sampler(ctx, G), progress_reporter(ctx, self.key, n))
         return {self.key: filtered_mean(values)}
-
-
-def label_sampler(ctx: "MetricContext", G: Any) -> Callable[[int, torch.Generator], torch.Tensor | None] | None:
-    """Labels drawn from the real dataset for a conditional generator (None for unconditional ones)."""
-    if not int(getattr(G, "c_dim", 0) or 0):
-        return None
-    if ctx.real is None or not hasattr(ctx.real, "label"):
-        raise ConfigError("a conditional generator needs a real dataset to draw PPL labels from")
-    real = ctx.real
-
-    def sample(b: int, gen: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(len(real), [b], generator=gen)
-        return torch.from_numpy(np.stack([real.label(int(i)) for i in idx]))
-
-    return sample
 
 
 @METRICS.register("ppl_zfull")
