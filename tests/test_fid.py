@@ -69,8 +69,8 @@ def test_covariance_conventions_and_streamed_moments():
     unbiased = get_metric("fid", covariance="unbiased").compute(ctx)["fid"]
     assert biased != unbiased and abs(biased - unbiased) / biased < 0.05
     assert get_metric("fid").params()["covariance"] == "biased"
-    with pytest.raises(ConfigError):
-        get_metric("fid", covariance="median").compute(ctx)
+    with pytest.raises(ConfigError, match="covariance"):
+        get_metric("fid", covariance="median")
     with pytest.raises(ConfigError, match="50000"):
         get_metric("fid50k_full").compute(ctx)  # the preset needs 50k generated samples
 

@@ -97,3 +97,12 @@ def test_shapes_recall_drops_when_a_class_is_removed():
     is_full, is_drop = get_metric("is").compute(full), get_metric("is").compute(dropped)
     assert is_full["is_mean"] > is_drop["is_mean"]  # 4 balanced classes beat 3
     assert 3.5 < is_full["is_mean"] <= 4.0 and 2.6 < is_drop["is_mean"] <= 3.0
+
+
+def test_bad_parameters_are_config_errors():
+    from ganbench.errors import ConfigError
+
+    for name, params in [("kid", {"num_subsets": 0}), ("kid", {"max_subset_size": 1}), ("is", {"num_splits": 0}),
+                         ("pr", {"k": 0}), ("pr", {"row_batch_size": 0}), ("pr", {"neighbours": 3})]:
+        with pytest.raises(ConfigError):
+            get_metric(name, **params)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from ganbench.errors import GanbenchError
+from ganbench.errors import ConfigError, GanbenchError
 from ganbench.metrics.base import METRICS, Metric
 
 SQRTM_EPS = 1e-6
@@ -63,6 +63,11 @@ class FID(Metric):
     name = "fid"
     outputs = {"fid": "lower"}
     needs = frozenset({"real_features", "gen_features"})
+
+    def __post_init__(self) -> None:
+        if self.covariance not in ("biased", "unbiased"):
+            raise ConfigError(f"{self.name}: covariance must be 'biased' (NVlabs, ÷N) or 'unbiased' (÷(N-1)), "
+                              f"got {self.covariance!r}")
 
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.moments("gen", self.extractor, self.n_gen)

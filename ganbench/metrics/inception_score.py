@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_softmax
 
-from ganbench.errors import GanbenchError
+from ganbench.errors import ConfigError, GanbenchError
 from ganbench.metrics.base import METRICS, Metric
 
 
@@ -46,6 +46,10 @@ class InceptionScore(Metric):
     name = "is"
     outputs = {"is_mean": "higher", "is_std": None}
     needs = frozenset({"gen_logits"})
+
+    def __post_init__(self) -> None:
+        if self.num_splits < 1:
+            raise ConfigError(f"{self.name}: num_splits must be at least 1, got {self.num_splits}")
 
     def compute(self, ctx) -> dict[str, float]:
         mean, std = inception_score(ctx.outputs("gen", "logits", self.extractor, self.n_gen), self.num_splits)

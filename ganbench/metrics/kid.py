@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganbench.errors import GanbenchError
+from ganbench.errors import ConfigError, GanbenchError
 from ganbench.metrics.base import METRICS, Metric
 
 
@@ -56,6 +56,11 @@ class KID(Metric):
     name = "kid"
     outputs = {"kid_mean": "lower", "kid_std": None}
     needs = frozenset({"real_features", "gen_features"})
+
+    def __post_init__(self) -> None:
+        if self.num_subsets < 1 or self.max_subset_size < 2:
+            raise ConfigError(f"{self.name}: need num_subsets >= 1 and max_subset_size >= 2, "
+                              f"got {self.num_subsets} and {self.max_subset_size}")
 
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.outputs("gen", "features", self.extractor, self.n_gen)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ganbench.errors import GanbenchError
+from ganbench.errors import ConfigError, GanbenchError
 from ganbench.metrics.base import METRICS, Metric
 
 
@@ -58,6 +58,10 @@ class PrecisionRecall(Metric):
     name = "pr"
     outputs = {"precision": "higher", "recall": "higher"}
     needs = frozenset({"real_features", "gen_features"})
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.row_batch_size < 1:
+            raise ConfigError(f"{self.name}: k and row_batch_size must be positive, got {self.k}, {self.row_batch_size}")
 
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.outputs("gen", "features", self.extractor, self.n_gen)
