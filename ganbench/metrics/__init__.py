@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ganbench.metrics.base import METRICS, Metric, make_metric
 from ganbench.registry import import_submodules
-from ganbench.metrics.api import compute  # noqa: E402  (after base: api builds on it)
 
 
 def list_metrics() -> list[str]:
@@ -17,6 +16,15 @@ def get_metric(name: str, **params) -> Metric:
     """Instantiate metric `name` with `params` (unknown parameters are errors)."""
     import_submodules("ganbench.metrics")
     return make_metric(name, **params)
+
+
+def __getattr__(name: str):
+    """`compute` is imported on first use, so `import ganbench.metrics` stays light (no torch)."""
+    if name == "compute":
+        from ganbench.metrics.api import compute
+
+        return compute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["METRICS", "Metric", "compute", "get_metric", "list_metrics", "make_metric"]
