@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -27,14 +28,13 @@ def print_check_table(table: pd.DataFrame, only_failures: bool = False, console:
     rows = table[table["status"].isin(FAILING)] if only_failures else table
     out = Table(title="regressions" if only_failures else "comparison with baseline")
     for col in ("run", "metric", "extractor", "baseline", "current", "delta", "tolerance", "status"):
-        fixed = col in ("baseline", "current", "delta", "tolerance", "status")
-        out.add_column(col, justify="right" if col in ("baseline", "current", "delta") else "left",
-                       no_wrap=fixed, overflow="fold", min_width=12 if col == "status" else None)
+        out.add_column(col, justify="right" if col in ("baseline", "current", "delta") else "left", no_wrap=True)
     for r in rows.itertuples(index=False):
         style = STATUS_STYLE.get(r.status, "")
         out.add_row(r.run, r.metric, r.extractor, _num(r.baseline), _num(r.current),
-                    _num(r.delta), r.tolerance, f"[{style}]{r.status}[/]" if style else r.status)
-    (console or Console()).print(out)
+                    _num(r.delta), r.tolerance if r.status != "unchecked" else "", f"[{style}]{r.status}[/]" if style else r.status)
+    # Logs and CI are not terminals (rich would assume 80 columns and wrap every name): print wide there.
+    (console or (Console() if sys.stdout.isatty() else Console(width=200))).print(out)
 
 
 @app.command("check")
