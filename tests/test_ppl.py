@@ -107,6 +107,8 @@ def test_lpips_distance_equals_lpips_package(lpips_file):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
     assert float(ours(x, x).abs().max()) < 1e-9
     assert ours.weights_sha256 and ours.lin_sha256
+    with pytest.raises(ConfigError, match="at least 16 px"):
+        ours(x[:, :, :8, :8], y[:, :, :8, :8])
 
 
 def test_lpips_bad_file_is_one_line_error(tmp_path):
@@ -126,6 +128,8 @@ def test_auto_falls_back_to_shapes_net_offline(tmp_path, monkeypatch, lpips_file
     assert get_metric("ppl_wend").params()["distance"] == "shapes-net"
     with pytest.raises(ConfigError, match="unknown perceptual distance"):
         resolve_distance_name("lpips-alex")
+    with pytest.raises(ConfigError, match="unknown perceptual distance"):
+        get_metric("ppl_zend", distance="lpips-alex")
 
 
 def test_slerp_endpoints_and_constant_speed():

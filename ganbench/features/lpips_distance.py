@@ -74,6 +74,9 @@ class LPIPSDistance(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """LPIPS of each pair (x[i], y[i]) of [-1, 1] images: [N]."""
+        if min(x.shape[2], x.shape[3]) < 16:
+            raise ConfigError(f"LPIPS(VGG16) needs images of at least 16 px, got {x.shape[2]}x{x.shape[3]}; "
+                              f"use distance='shapes-net'")
         return self.model(x, y, normalize=False).reshape(-1)
 
 

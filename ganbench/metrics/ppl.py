@@ -144,6 +144,10 @@ class PPL(Metric):  # registered below once per (space, sampling)
                               f"got {self.space!r}, {self.sampling!r}")
         if self.name and self.key != self.name:
             raise ConfigError(f"metric {self.name} fixes its space and sampling; use {self.key} instead")
+        from ganbench.features.lpips_distance import DISTANCE_NAMES
+
+        if self.distance not in ("auto",) + DISTANCE_NAMES:
+            raise ConfigError(f"unknown perceptual distance {self.distance!r}; known: auto, {', '.join(DISTANCE_NAMES)}")
 
     @property
     def key(self) -> str:
