@@ -19,8 +19,9 @@ def _family(name: str) -> Any:
     builder = MODELS.get(name)
     family = getattr(builder, "family", None)
     if family is None:
-        module = sys.modules.get(getattr(builder, "__module__", ""))
-        family = next((v for v in vars(module).values() if isinstance(v, Family) and v.name == name), None)
+        module = sys.modules.get(getattr(builder, "__module__", None) or "")
+        members = vars(module).values() if module is not None else ()
+        family = next((v for v in members if isinstance(v, Family) and v.name == name), None)
     return family
 
 
