@@ -4,8 +4,8 @@
                                         [--csv reports/metrics2_speed.csv]
 
 - swd: N `shapes` images vs N other `shapes` images at the resolution (pure function over uint8 batches).
-- ms_ssim: N/2 consecutive pairs of 256 px shapes area-resized to 192 px (the smallest size pytorch-msssim accepts is > 160 px), ganbench
-  and pytorch-msssim 1.0.0 on the same pairs; the max |difference| per pair is reported in `note`.
+- ms_ssim: N/2 consecutive pairs of 256 px shapes area-resized to 192 px (pytorch-msssim needs more than
+  160 px), ganbench and pytorch-msssim 1.0.0 on the same pairs; `note` gives the max |difference| per pair.
 - ppl_wend, ls, eqt50k_int/eqt50k_frac/eqr50k: random-init `tiny` networks from model_zoo at 32 px
   (StyleGAN2 for PPL/LS, StyleGAN3-T for EQ) with N samples; PPL uses the shapes-net distance
   (offline), LS uses shapes-net's attribute logits.

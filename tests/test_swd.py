@@ -48,7 +48,8 @@ def _numpy_swd(a: np.ndarray, b: np.ndarray, seed: int, per_image=128, size=7, r
             xs = np.concatenate([centres[i][k][0] for i in range(n)])
             ys = np.concatenate([centres[i][k][1] for i in range(n)])
             nh, ch, dy, dx = np.ogrid[0:count, 0:c, -hh:hh + 1, -hh:hh + 1]
-            idx = (((nh // per_image) * c + ch) * h + (dy + ys[:, None, None, None])) * w + (dx + xs[:, None, None, None])
+            rows, cols = dy + ys[:, None, None, None], dx + xs[:, None, None, None]
+            idx = (((nh // per_image) * c + ch) * h + rows) * w + cols
             d = lvl.flat[idx]
             d = (d - d.mean(axis=(0, 2, 3), keepdims=True)) / d.std(axis=(0, 2, 3), keepdims=True)
             out.append(d.reshape(count, -1))

@@ -69,7 +69,8 @@ class LPIPSDistance(nn.Module):
         try:
             model.net.load_state_dict(backbone)
         except RuntimeError as exc:
-            raise AssetError(f"{path} has VGG16 weights of the wrong shape ({str(exc).splitlines()[-1][:120]})") from None
+            reason = str(exc).splitlines()[-1][:120]
+            raise AssetError(f"{path} has VGG16 weights of the wrong shape ({reason})") from None
         self.model = model.eval().requires_grad_(False).to(device)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -147,7 +147,8 @@ class PPL(Metric):  # registered below once per (space, sampling)
         from ganbench.features.lpips_distance import DISTANCE_NAMES
 
         if self.distance not in ("auto",) + DISTANCE_NAMES:
-            raise ConfigError(f"unknown perceptual distance {self.distance!r}; known: auto, {', '.join(DISTANCE_NAMES)}")
+            known = ", ".join(("auto",) + DISTANCE_NAMES)
+            raise ConfigError(f"unknown perceptual distance {self.distance!r}; known: {known}")
 
     @property
     def key(self) -> str:
