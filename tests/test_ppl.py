@@ -207,6 +207,8 @@ def test_metric_with_lpips_through_context(lpips_file):
     out = m.compute(ctx)
     assert set(out) == {"ppl_wend"} and math.isfinite(out["ppl_wend"]) and out["ppl_wend"] > 0
     assert m.params()["distance"] == "lpips-vgg16"
+    alias = get_metric("ppl2_wend", distance="lpips-vgg16", distance_weights=str(path), batch_size=8, n_gen=16)
+    assert alias.compute(ctx) == {"ppl2_wend": out["ppl_wend"]}  # NVlabs' name for the same measurement
     flat = MetricContext(generator=StyleStandIn(uses_latent=False).eval(), n_gen=8, cache_dir=False)
     assert m.compute(flat)["ppl_wend"] == 0.0
 

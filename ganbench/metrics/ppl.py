@@ -142,8 +142,9 @@ class PPL(Metric):  # registered below once per (space, sampling)
         if self.space not in SPACES or self.sampling not in SAMPLINGS:
             raise ConfigError(f"PPL space must be one of {SPACES} and sampling one of {SAMPLINGS}, "
                               f"got {self.space!r}, {self.sampling!r}")
-        if self.name and self.key != self.name:
-            raise ConfigError(f"metric {self.name} fixes its space and sampling; use {self.key} instead")
+        fixed = type(self).__dataclass_fields__
+        if self.name and (self.space, self.sampling) != (fixed["space"].default, fixed["sampling"].default):
+            raise ConfigError(f"metric {self.name} fixes its space and sampling; use ppl_{self.space}{self.sampling}")
         from ganbench.features.lpips_distance import DISTANCE_NAMES
 
         if self.distance not in ("auto",) + DISTANCE_NAMES:
@@ -152,7 +153,8 @@ class PPL(Metric):  # registered below once per (space, sampling)
 
     @property
     def key(self) -> str:
-        return f"ppl_{self.space}{self.sampling}"
+        """The result key: the registered name (e.g. `ppl_wend`, or NVlabs' `ppl2_wend`)."""
+        return self.name or f"ppl_{self.space}{self.sampling}"
 
     def params(self) -> dict[str, Any]:
         """Parameters, with `distance` resolved to the distance that is (or would be) used."""
@@ -220,3 +222,13 @@ class PPLWEnd(PPL):
     sampling: str = "end"
     name = "ppl_wend"
     outputs = {"ppl_wend": "lower"}
+
+
+@METRICS.register("ppl2_wend")
+@dataclass
+class PPL2WEnd(PPLWEnd):
+    """NVlabs' `ppl2_wend` (StyleGAN2 onwards): W, end sampling, no crop, 50k samples."""
+
+    n_gen: int | None = 50000
+    name = "ppl2_wend"
+    outputs = {"ppl2_wend": "lower"}
