@@ -12,7 +12,7 @@ from ganbench.data.shapes import (BINARY_ATTRIBUTE_NAMES, POSITION_RANGE, SIZE_R
 from ganbench.errors import ConfigError
 from ganbench.metrics import get_metric
 from ganbench.metrics.context import MetricContext
-from ganbench.metrics.separability import conditional_entropy, separability
+from ganbench.metrics.separability import collect_latents_and_attributes, conditional_entropy, separability
 
 RES = 32
 SIZE_MID, POS_MID = sum(SIZE_RANGE) / 2, sum(POSITION_RANGE) / 2
@@ -128,7 +128,7 @@ def test_shapes_net_labels_end_to_end():
     assert bad["ls_z"] > 10 * good["ls_z"] and bad["ls_w"] > 10 * good["ls_w"], (good, bad)
 
 
-def test_ls_needs_w_space_but_ls_z_does_not():
+def test_generator_without_w_space_gets_ls_z_only():
     class ZOnly(nn.Module):
         def __init__(self):
             super().__init__()
@@ -139,6 +139,37 @@ def test_ls_needs_w_space_but_ls_z_does_not():
             return self.inner(z)
 
     ctx = MetricContext(generator=ZOnly(), n_gen=64, cache_dir=False)
-    with pytest.raises(ConfigError, match="no W space"):
-        get_metric("ls").compute(ctx)
+    assert set(get_metric("ls").compute(ctx)) == {"ls_z"}
     assert set(get_metric("ls_z").compute(ctx)) == {"ls_z"}
+    with pytest.raises(ConfigError, match="no W space"):
+        collect_latents_and_attributes(ctx, "shapes-net", 8, ("z", "w"))
+    with pytest.raises(ConfigError, match="generator network"):
+        get_metric("ls").compute(MetricContext(generator=torch.zeros(4, 3, RES, RES, dtype=torch.uint8), n_gen=4,
+                                               cache_dir=False))
+
+
+def test_user_classifier_set_plugs_in_and_must_have_attributes():
+    """A non-shapes dataset brings its own FeatureExtractor with an 'attributes' output."""
+    from ganbench.features.base import FeatureExtractor
+
+    class TruthClassifier(FeatureExtractor):
+        """Reads the attributes off the stand-in generator's images: red channel > green means 'red'."""
+
+        name, feature_dim, outputs = "truth-attributes", 1, ("features", "attributes")
+
+        def extract(self, images):
+            x = images.float()
+            red = x[:, 0].mean((1, 2)) - x[:, 1].mean((1, 2))  # color_red vs color_green
+            return {"features": red[:, None], "attributes": red[:, None]}
+
+    class FeaturesOnly(TruthClassifier):
+        name, outputs = "features-only", ("features",)
+
+    ctx = MetricContext(generator=AttributeGenerator(False), n_gen=96, extractor=TruthClassifier(), cache_dir=False)
+    out = get_metric("ls", classifier="truth-attributes").compute(ctx)
+    assert out["ls_z"] == pytest.approx(1.0, abs=0.05) and out["ls_w"] == pytest.approx(1.0, abs=0.05)
+    bad_ctx = MetricContext(generator=AttributeGenerator(True), n_gen=96, extractor=TruthClassifier(), cache_dir=False)
+    assert get_metric("ls", classifier="truth-attributes").compute(bad_ctx)["ls_z"] > 1.5
+    ctx2 = MetricContext(generator=AttributeGenerator(False), n_gen=8, extractor=FeaturesOnly(), cache_dir=False)
+    with pytest.raises(ConfigError, match="no 'attributes' output"):
+        get_metric("ls", classifier="features-only").compute(ctx2)

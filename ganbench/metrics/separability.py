@@ -86,8 +86,7 @@ def collect_latents_and_attributes(ctx: "MetricContext", classifier: str, n: int
     if not isinstance(G, torch.nn.Module):
         raise ConfigError("linear separability needs a generator network (its latents), not pre-generated images")
     if "w" in spaces and not callable(getattr(G, "mapping", None)):
-        raise ConfigError(f"ls needs a style-based generator for ls_w; {type(G).__name__} has no W space "
-                          f"(use the ls_z metric)")
+        raise ConfigError(f"ls_w needs a style-based generator; {type(G).__name__} has no W space")
     ext = ctx.extractor_model(classifier)
     if "attributes" not in ext.outputs:
         raise ConfigError(f"classifier {classifier!r} has no 'attributes' output (it has {', '.join(ext.outputs)}); "
@@ -109,7 +108,10 @@ def collect_latents_and_attributes(ctx: "MetricContext", classifier: str, n: int
 @METRICS.register("ls")
 @dataclass
 class LinearSeparability(Metric):
-    """Linear separability in Z and W (`ls_z`, `ls_w`); reference: n_gen=200000, keep_fraction=0.5."""
+    """Linear separability in Z and W (`ls_z`, `ls_w`); reference: n_gen=200000, keep_fraction=0.5.
+
+    For a generator without a W space (ProGAN) only `ls_z` is reported.
+    """
 
     n_gen: int | None = None  # None: the context's n_gen
     keep_fraction: float = 0.5
@@ -121,15 +123,15 @@ class LinearSeparability(Metric):
     spaces = ("z", "w")
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
-        latents, logits = collect_latents_and_attributes(ctx, self.classifier, self.n_gen or ctx.num_gen(),
-                                                         self.spaces)
-        return {f"ls_{s}": separability(latents[s], logits, self.keep_fraction)[0] for s in self.spaces}
+        spaces = self.spaces if callable(getattr(ctx.generator, "mapping", None)) else ("z",)
+        latents, logits = collect_latents_and_attributes(ctx, self.classifier, self.n_gen or ctx.num_gen(), spaces)
+        return {f"ls_{s}": separability(latents[s], logits, self.keep_fraction)[0] for s in spaces}
 
 
 @METRICS.register("ls_z")
 @dataclass
 class LinearSeparabilityZ(LinearSeparability):
-    """Linear separability in Z only, for generators without a W space (ProGAN)."""
+    """Linear separability in Z only (skips the W pass of `ls`)."""
 
     name = "ls_z"
     outputs = {"ls_z": "lower"}
