@@ -9,6 +9,7 @@ each feature pass across the processes and gathers the outputs, and only rank 0 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -171,11 +172,16 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
     return rows
 
 
-def training_data(ref: CheckpointRef) -> str | None:
-    """The dataset spec a checkpoint was trained on, when its metadata records one."""
-    from ganbench.checkpoint import load_checkpoint
+def _with_recorded_kimg(ref: CheckpointRef, meta: dict[str, Any]) -> CheckpointRef:
+    """The checkpoint with the exact kimg from its metadata (file names round it down to whole kimg)."""
+    kimg = meta.get("kimg")
+    if isinstance(kimg, (int, float)) and int(kimg) == int(ref.kimg):
+        return dataclasses.replace(ref, kimg=round(float(kimg), 3))
+    return ref
 
-    meta = load_checkpoint(ref.path).metadata
+
+def training_data(meta: dict[str, Any]) -> str | None:
+    """The dataset spec a checkpoint was trained on, when its metadata records one."""
     spec = (meta.get("train") or {}).get("data") if isinstance(meta.get("train"), dict) else None
     return spec if isinstance(spec, str) and spec else None
 
@@ -238,6 +244,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     import torch
 
     import model_zoo
+    from ganbench.checkpoint import load_checkpoint
     from ganbench.metrics.context import MetricContext
 
     refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
@@ -269,8 +276,10 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
                 progress.advance(ckpt_task)
             continue
         before = set(progress.task_ids) if progress is not None else set()
+        meta = load_checkpoint(ref.path).metadata
+        ref = _with_recorded_kimg(ref, meta)
         G = model_zoo.load(str(ref.path), device=options.device)
-        spec = options.real if options.real is not None else training_data(ref)
+        spec = options.real if options.real is not None else training_data(meta)
         real = _open_real(spec, int(G.img_resolution), datasets)
         ctx = MetricContext(generator=G, real=real, n_gen=n_ctx, n_real=options.n_real,
                                  extractor=options.extractor, seed=options.seed, batch_size=options.batch_size,

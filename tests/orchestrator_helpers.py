@@ -109,7 +109,7 @@ def register_inapplicable() -> None:
                 raise ConfigError("toy-w needs a W space; ToyG has none")
 
 
-def make_run(folder: Path, kimgs=(1, 2), resolution: int = 16, seed: int = 0) -> Path:
+def make_run(folder: Path, kimgs=(1, 2), resolution: int = 16, seed: int = 0, **extra_meta) -> Path:
     """Write toy checkpoints (distinct weights per kimg) into `folder`."""
     register_toys()
     folder.mkdir(parents=True, exist_ok=True)
@@ -119,6 +119,6 @@ def make_run(folder: Path, kimgs=(1, 2), resolution: int = 16, seed: int = 0) ->
         state = {"G": spec.G.state_dict(), "D": spec.D.state_dict(), "G_ema": spec.G.state_dict(),
                  "cur_nimg": int(kimg * 1000)}
         meta = {"arch": TOY, "config": spec.config, "resolution": resolution, "seed": seed, "kimg": kimg,
-                "dataset": "shapes"}
-        save_checkpoint(folder / snapshot_name(kimg), state, meta)
+                "dataset": "shapes", **extra_meta}
+        save_checkpoint(folder / snapshot_name(int(kimg)), state, meta)
     return folder

@@ -135,6 +135,17 @@ def test_inapplicable_metric_is_reported_and_the_rest_computed(tmp_path):
     assert summary.not_computed == [("runA", "network-snapshot-000001.pt", "toy-w", "toy-w needs a W space; ToyG has none")]
 
 
+def test_exact_kimg_and_training_data_come_from_metadata(tmp_path):
+    run = make_run(tmp_path / "runA", kimgs=(0.512,), train={"data": "shapes:32"})   # file name says 000000
+    assert find_checkpoints([run])[0].kimg == 0.0
+    summary = evaluate([run], options(real=None, metrics=["toy-score"]))
+    assert list(summary.added["kimg"]) == [0.512]
+    assert "32" in summary.added["dataset"].iloc[0]          # the recorded training data was opened
+    bare = make_run(tmp_path / "runB", kimgs=(1,))
+    with pytest.raises(ConfigError, match="pass --real"):
+        evaluate([bare], options(real=None, metrics=["toy-score"]))
+
+
 def test_bad_inputs_are_config_errors(tmp_path):
     run = make_run(tmp_path / "runA", kimgs=(1,))
     with pytest.raises(ConfigError, match="unknown metric 'nope'"):
