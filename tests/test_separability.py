@@ -173,3 +173,37 @@ def test_user_classifier_set_plugs_in_and_must_have_attributes():
     ctx2 = MetricContext(generator=AttributeGenerator(False), n_gen=8, extractor=FeaturesOnly(), cache_dir=False)
     with pytest.raises(ConfigError, match="no 'attributes' output"):
         get_metric("ls", classifier="features-only").compute(ctx2)
+
+
+def _reference_score(latents: np.ndarray, logits: np.ndarray, keep: int) -> float:
+    """StyleGAN's procedure written plainly: softmax([l, -l]) confidences, Python sort, SVM, H(Y) - I(X;Y)."""
+    from sklearn.svm import LinearSVC
+
+    total = 0.0
+    for a in range(logits.shape[1]):
+        probs = np.exp(np.stack([logits[:, a], -logits[:, a]], 1))
+        probs /= probs.sum(1, keepdims=True)
+        kept = sorted(range(len(probs)), key=lambda i: -np.max(probs[i]))[:keep]
+        targets = np.argmax(probs[kept], axis=1)
+        try:
+            outputs = LinearSVC().fit(latents[kept], targets).predict(latents[kept])
+        except ValueError:  # one class only
+            outputs = targets
+        p = np.array([[np.mean([(o, t) == (r, c) for o, t in zip(outputs, targets)]) for c in (0, 1)]
+                      for r in (0, 1)])
+        px, py = p.sum(1), p.sum(0)
+        h_y = -sum(v * np.log2(v) for v in py if v > 0)
+        mi = sum(p[r, c] * np.log2(p[r, c] / (px[r] * py[c])) for r in (0, 1) for c in (0, 1) if p[r, c] > 0)
+        total += max(0.0, h_y - mi)
+    return 2.0 ** total
+
+
+def test_matches_plain_rewrite_of_the_stylegan_procedure():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((240, 6))
+    logits = np.stack([z[:, 0] + 0.3 * rng.standard_normal(240),          # mostly separable
+                       z[:, 1] * z[:, 2],                                  # XOR-like
+                       np.full(240, 2.0),                                  # one class only
+                       rng.standard_normal(240)], axis=1)                  # unrelated to z
+    ours = separability(z, logits, keep_fraction=0.5)[0]
+    assert ours == pytest.approx(_reference_score(z, logits, 120), rel=1e-3)
