@@ -274,3 +274,12 @@ def test_conditional_generator_gets_dataset_labels_and_progress_is_reported():
     assert calls[-1] == ("ppl_zend", 6, 6)
     with pytest.raises(ConfigError, match="real dataset"):
         get_metric("ppl_zend").compute(MetricContext(generator=Conditional(), n_gen=2, cache_dir=False))
+
+
+def test_auto_does_not_hide_a_wrong_lpips_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANBENCH_ASSETS", str(tmp_path / "assets"))
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "vgg16-397923af.pth").write_bytes(b"not the torchvision file")
+    with pytest.raises(AssetError, match="sha256"):
+        resolve_distance_name("auto")

@@ -109,13 +109,12 @@ class ShapesNetDistance(nn.Module):
 
 
 def lpips_available(weights: str | os.PathLike | None = None) -> bool:
-    """Whether the LPIPS backbone file can be found locally (explicit path, $GANBENCH_ASSETS or cache)."""
+    """Whether the LPIPS backbone file is present locally; a present file that fails its check is an error."""
     from ganbench import assets
 
-    try:
-        assets.resolve(LPIPS_ASSET, weights, download=False)
-    except AssetError:
+    if weights is None and not any(p.is_file() for p in assets.candidates(assets.get_asset(LPIPS_ASSET))):
         return False
+    assets.resolve(LPIPS_ASSET, weights, download=False)  # raises on a wrong or missing explicit file
     return True
 
 
