@@ -61,11 +61,22 @@ def run_dir_for(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path) -> Pa
     return Path(out_dir) / "runs" / suite.name / f"{entry.label}-s{seed}"
 
 
+def finished(run_dir: Path, kimg: float) -> bool:
+    """Whether the run's final snapshot exists (its metadata, not its rounded file name, says how far it got)."""
+    from ganbench.checkpoint import load_checkpoint
+
+    path = Path(run_dir) / snapshot_name(int(kimg))
+    if not path.is_file():
+        return False
+    done = load_checkpoint(path).metadata.get("kimg")
+    return isinstance(done, (int, float)) and done >= kimg - 1e-9
+
+
 def train_model(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path, progress: bool = False) -> Path:
     """Train one model of the suite, or return its folder at once when its final snapshot exists."""
     run_dir = run_dir_for(suite, entry, seed, out_dir)
     kimg = entry.kimg if entry.kimg is not None else suite.kimg
-    if (run_dir / snapshot_name(int(kimg))).is_file():
+    if finished(run_dir, kimg):
         return run_dir
     from ganbench.train import run_training
 

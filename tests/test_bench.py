@@ -139,3 +139,12 @@ def test_run_suite_rejects_stray_metric_params(tmp_path):
                                    "metric_params": {"kid": {"num_subsets": 3}}})
     with pytest.raises(ConfigError, match="metric_params for 'kid'"):
         run_suite(suite, tmp_path)
+
+
+def test_finished_reads_the_recorded_kimg(tmp_path):
+    from ganbench.bench import finished
+    from orchestrator_helpers import make_run
+
+    run = make_run(tmp_path / "r", kimgs=(1.0,))
+    assert finished(run, 1.0) and not finished(run, 1.5)    # 1.5 kimg would also be named ...000001.pt
+    assert not finished(tmp_path / "nothing", 1.0)
