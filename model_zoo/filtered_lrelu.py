@@ -33,28 +33,35 @@ _CL = torch.channels_last
 
 # ------------------------------------------------------------------------------------------ filter design
 
-def kaiser_lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> torch.Tensor:
-    """Separable Kaiser-windowed sinc low-pass (1-D taps), as scipy.signal.firwin designs it."""
-    import scipy.signal
+def _kaiser_window(numtaps: int, width: float, fs: float) -> np.ndarray:
+    """Kaiser window whose beta meets the transition `width` (Kaiser's empirical formulas, as scipy's firwin)."""
+    atten = 2.285 * (numtaps - 1) * np.pi * (width / (fs / 2)) + 7.95
+    if atten > 50:
+        beta = 0.1102 * (atten - 8.7)
+    elif atten > 21:
+        beta = 0.5842 * (atten - 21) ** 0.4 + 0.07886 * (atten - 21)
+    else:
+        beta = 0.0
+    return np.kaiser(numtaps, beta)
 
-    taps = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
-    return torch.as_tensor(taps, dtype=torch.float32)
+
+def kaiser_lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> torch.Tensor:
+    """Separable Kaiser-windowed sinc low-pass (1-D taps, unit DC gain): scipy.signal.firwin's design."""
+    pos = np.arange(numtaps) - (numtaps - 1) / 2
+    f = (2 * cutoff / fs) * np.sinc((2 * cutoff / fs) * pos) * _kaiser_window(numtaps, width, fs)
+    return torch.as_tensor(f / f.sum(), dtype=torch.float32)
 
 
 def jinc_lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> torch.Tensor:
     """Radially symmetric jinc low-pass windowed by a separable Kaiser window (2-D taps, sum 1)."""
-    import scipy.signal
-    import scipy.special
-
     pos = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
-    r = np.hypot(*np.meshgrid(pos, pos))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
-    f = np.where(r == 0, cutoff, f)  # limit of J1(2 pi fc r) / (pi r) at r -> 0
-    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
-    window = np.kaiser(numtaps, beta)
-    f = f * np.outer(window, window)
-    return torch.as_tensor(f / f.sum(), dtype=torch.float32)
+    r = torch.as_tensor(np.hypot(*np.meshgrid(pos, pos)), dtype=torch.float64)
+    safe = torch.where(r > 0, r, torch.ones_like(r))
+    f = torch.special.bessel_j1(2 * cutoff * np.pi * safe) / (np.pi * safe)
+    f = torch.where(r > 0, f, torch.full_like(r, float(cutoff)))  # limit of J1(2 pi fc r) / (pi r) at r = 0
+    window = torch.as_tensor(_kaiser_window(numtaps, width, fs), dtype=torch.float64)
+    f = f * torch.outer(window, window)
+    return (f / f.sum()).to(torch.float32)
 
 
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
@@ -201,11 +208,20 @@ def _activate(u: torch.Tensor, slope: float, clamp: float | None,
 
 def _activation_grad(g: torch.Tensor, positive: torch.Tensor | None, clamped: torch.Tensor | None,
                      slope: float) -> torch.Tensor:
-    """Gradient through leaky ReLU and clamp from the stored masks (the gain lives in the filters)."""
+    """Gradient through leaky ReLU and clamp, in place on `g`, from the stored masks (gain is in the filters).
+
+    Works one sample at a time so the temporary is 1/N of the (largest) upsampled map. Under create_graph
+    (double backward, e.g. path length regularisation) it runs out of place so autograd can record it.
+    """
+    if torch.is_grad_enabled():
+        if positive is not None:
+            g = torch.where(positive, g, g * slope)
+        return g if clamped is None else g.masked_fill(clamped, 0.0)
     if positive is not None:
-        g = torch.where(positive, g, g * slope)
+        for gi, pi in zip(g, positive):
+            torch.where(pi, gi, gi * slope, out=gi)
     if clamped is not None:
-        g = g.masked_fill(clamped, 0.0)
+        g.masked_fill_(clamped, 0.0)
     return g
 
 

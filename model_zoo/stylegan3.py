@@ -173,7 +173,9 @@ class SynthesisLayer(nn.Module):
         on_cuda = x.device.type == "cuda"
         dtype = torch.float16 if self.use_fp16 and on_cuda and not force_fp32 else torch.float32
         if fused_modconv is None:
-            fused_modconv = not torch.is_grad_enabled()
+            # Measured on CPU (benchmarks/sg3_memory.py): one grouped conv is faster and keeps less for backward
+            # with 1x1 kernels (config R); for 3x3 kernels scaling the activations is faster.
+            fused_modconv = self.conv_kernel == 1
         x = modulated_conv2d(x.to(dtype), self.weight.to(dtype), styles.to(dtype), padding=self.conv_kernel - 1,
                              demodulate=not self.is_torgb, input_gain=input_gain, fused_modconv=fused_modconv)
         gain = 1 if self.is_torgb else np.sqrt(2)

@@ -78,6 +78,25 @@ def test_filtered_lrelu_matches_reference_float64(up, radial, padding, h, w) -> 
     torch.testing.assert_close(gb, gb_ref, rtol=0, atol=1e-11)
 
 
+def test_filtered_lrelu_double_backward_matches_reference() -> None:
+    """Backward is differentiable (path length regularisation needs it): compare d(grad)/d(grad_output)."""
+    torch.manual_seed(2)
+    fu = design_lowpass_filter(12, 2.5, 3.0, 16).double()
+    fd = design_lowpass_filter(12, 3.0, 2.0, 16.0, radial=True).double()
+    x = torch.randn(2, 3, 12, 12, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    args = (fu, fd, b, 2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, 1.5)
+    results = []
+    for fn in (reference_filtered_lrelu, filtered_lrelu):
+        out = fn(x, *args)
+        gy = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3),
+                         requires_grad=True)
+        (gx,) = torch.autograd.grad(out, x, gy, create_graph=True)
+        r = torch.randn(gx.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+        results.append(torch.autograd.grad((gx * r).sum(), gy)[0])
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-12)
+
+
 def test_filtered_lrelu_float32_with_stylegan3_filters() -> None:
     """A real T layer (up 2, Kaiser filters, clamp 256) in float32: within 1e-5 of the float64 reference."""
     torch.manual_seed(1)
@@ -115,6 +134,25 @@ def _response(f2: np.ndarray, fx: float, fy: float, fs: float) -> float:
     pos = (np.arange(n) - (n - 1) / 2) / fs
     phase = np.exp(-2j * np.pi * (fx * pos[None, :] + fy * pos[:, None]))
     return float(abs((f2 * phase).sum()))
+
+
+@pytest.mark.parametrize("numtaps,cutoff,width,fs", [(12, 2.0, 4.58, 16), (24, 4.0, 3.0, 32), (12, 45.3, 21.4, 128),
+                                                    (12, 2.0, 0.5, 16)])
+def test_filters_equal_scipy_designs(numtaps, cutoff, width, fs) -> None:
+    """Kaiser taps equal scipy.signal.firwin; jinc taps equal NVlabs' scipy.special.j1 formulation."""
+    import scipy.signal
+    import scipy.special
+
+    ours = kaiser_lowpass(numtaps, cutoff, width, fs).double().numpy()
+    np.testing.assert_allclose(ours, scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs),
+                               rtol=0, atol=1e-7)
+    pos = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
+    r = np.hypot(*np.meshgrid(pos, pos))
+    f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
+    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
+    f *= np.outer(np.kaiser(numtaps, beta), np.kaiser(numtaps, beta))
+    np.testing.assert_allclose(jinc_lowpass(numtaps, cutoff, width, fs).double().numpy(), f / f.sum(),
+                               rtol=0, atol=1e-7)
 
 
 def test_kaiser_filter_is_a_symmetric_unit_gain_lowpass() -> None:

@@ -1,0 +1,177 @@
+"""StyleGAN3 speed and memory: one G -> D forward + backward per configuration, each in its own process.
+
+Prints a table and writes a CSV. Per configuration: wall seconds and CPU seconds (time.process_time, all
+threads) of each step, the split G forward / D forward / backward, and peak RSS (getrusage maxrss of the
+worker process). The load average is recorded because the machine may be shared: on a loaded box wall time
+is inflated while CPU seconds stay comparable.
+
+`--impl reference` swaps in NVlabs' pure-PyTorch formulation of the filtered leaky ReLU (zero-insertion
+upfirdn2d, bias_act, upfirdn2d, every intermediate kept by autograd, fused grouped modulated conv) built
+from model_zoo.layers, so both paths can be timed on the same machine. A worker whose RSS passes `--max-gb`
+is stopped and reported as such instead of taking the machine down.
+
+    python benchmarks/sg3_memory.py                               # T@32, R@32, R@64 at batch 4 (ours)
+    python benchmarks/sg3_memory.py --configs t32 --impl both     # ours vs the reference path
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+CONFIGS = {"t32": ("stylegan3-t", 32), "r32": ("stylegan3-r", 32), "t64": ("stylegan3-t", 64),
+           "r64": ("stylegan3-r", 64), "t16": ("stylegan3-t", 16), "r16": ("stylegan3-r", 16)}
+FIELDS = ["config", "model", "resolution", "batch", "impl", "status", "iters", "wall_s", "cpu_s", "wall_first_s",
+          "cpu_first_s", "g_fwd_s", "d_fwd_s", "backward_s", "peak_rss_gb", "threads", "load_start", "load_end"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Worker (one configuration per process, so maxrss is that configuration's peak).
+
+def nvlabs_reference_filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
+                                    gain=math.sqrt(2), slope=0.2, clamp=None):
+    """NVlabs' reference formulation: upfirdn2d(up) -> bias_act(lrelu, gain, clamp) -> upfirdn2d(down)."""
+    from model_zoo.layers import bias_act, upfirdn2d
+
+    x = bias_act(x, b)
+    x = upfirdn2d(x, fu, up=up, padding=list(padding), gain=up ** 2)
+    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    return upfirdn2d(x, fd, down=down)
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+
+def _watchdog(limit_gb: float, config: dict) -> None:
+    """Stop this process (exit 3, with a result line) once its RSS passes `limit_gb`."""
+    while True:
+        if _rss_gb() > limit_gb:
+            print(json.dumps({**config, "status": f"stopped above {limit_gb:g} GB"}), flush=True)
+            os._exit(3)
+        time.sleep(0.05)
+
+
+def worker(config: str, impl: str, batch: int, iters: int, max_gb: float) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    import model_zoo
+    import model_zoo.stylegan3 as sg3
+
+    name, resolution = CONFIGS[config]
+    row = {"config": config, "model": name, "resolution": resolution, "batch": batch, "impl": impl,
+           "threads": torch.get_num_threads(), "load_start": round(os.getloadavg()[0], 2)}
+    threading.Thread(target=_watchdog, args=(max_gb, row), daemon=True).start()
+    torch.manual_seed(0)
+    spec = model_zoo.build(name, resolution)
+    G, D = spec.G.train(), spec.D.train()
+    kwargs = {}
+    if impl == "reference":
+        sg3.filtered_lrelu = nvlabs_reference_filtered_lrelu  # the layers look the op up at call time
+        kwargs["fused_modconv"] = True                          # NVlabs always runs one grouped conv
+    walls, cpus, parts = [], [], []
+    for _ in range(iters):
+        z = torch.randn(batch, G.z_dim)
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+        t0, c0 = time.perf_counter(), time.process_time()
+        img = G(z, **kwargs)
+        t1 = time.perf_counter()
+        loss = F.softplus(-D(img)).mean()
+        t2 = time.perf_counter()
+        loss.backward()
+        t3, c3 = time.perf_counter(), time.process_time()
+        del img, loss
+        walls.append(t3 - t0)
+        cpus.append(c3 - c0)
+        parts.append((t1 - t0, t2 - t1, t3 - t2))
+    best = min(range(iters), key=lambda i: walls[i])
+    row.update(status="ok", iters=iters, wall_s=round(walls[best], 2), cpu_s=round(cpus[best], 2),
+               wall_first_s=round(walls[0], 2), cpu_first_s=round(cpus[0], 2),
+               g_fwd_s=round(parts[best][0], 2), d_fwd_s=round(parts[best][1], 2),
+               backward_s=round(parts[best][2], 2),
+               peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+               load_end=round(os.getloadavg()[0], 2))
+    print(json.dumps(row), flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Driver.
+
+def run_one(config: str, impl: str, batch: int, iters: int, max_gb: float, threads: int | None) -> dict:
+    """Run one configuration in a fresh interpreter and parse its result line."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, __file__, "--worker", config, "--impl", impl, "--batch", str(batch),
+           "--iters", str(iters), "--max-gb", str(max_gb)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"config": config, "impl": impl, "batch": batch, "status": f"failed (rc {proc.returncode}): {tail}"}
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["config", "impl", "batch", "status", "wall_s", "cpu_s", "g_fwd_s", "d_fwd_s", "backward_s",
+            "peak_rss_gb", "threads", "load_start", "load_end"]
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    from ganbench.checkpoint import atomic_write_bytes
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default="t32,r32,r64", help=f"comma list of {', '.join(CONFIGS)}")
+    ap.add_argument("--impl", default="ours", choices=["ours", "reference", "both"])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--iters", type=int, default=2, help="steps per configuration (the fastest is reported)")
+    ap.add_argument("--max-gb", type=float, default=12.0, help="stop a worker whose RSS passes this")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the workers")
+    ap.add_argument("--out", type=Path, default=Path("reports/sg3_memory.csv"))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.impl, args.batch, args.iters, args.max_gb)
+        return
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        ap.error(f"unknown config(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
+    impls = ["ours", "reference"] if args.impl == "both" else [args.impl]
+    rows = []
+    for config in configs:
+        for impl in impls:
+            rows.append(run_one(config, impl, args.batch, args.iters, args.max_gb, args.threads))
+            print(json.dumps(rows[-1]), flush=True)
+    print_table(rows)
+    write_csv(rows, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
