@@ -90,9 +90,13 @@ def train_model(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path, progr
                              **overrides))
 
 
-def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Any = None, train_progress: bool = False,
-              log: Callable[[str], None] = lambda msg: None) -> BenchResult:
-    """Train, evaluate, report and check one suite; returns paths and the check verdict."""
+def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], Any] | None = None,
+              train_progress: bool = False, log: Callable[[str], None] = lambda msg: None) -> BenchResult:
+    """Train, evaluate, report and check one suite; returns paths and the check verdict.
+
+    `progress` makes the evaluation's progress display (a context manager such as rich's Progress);
+    `train_progress` shows the trainer's own bar (they are not shown at once: rich allows one live display).
+    """
     from ganbench.evaluate import EvalOptions, evaluate
     from ganbench.regress import compare, read_baseline, write_baseline
     from ganbench.report import find_run_dirs, write_report
@@ -110,7 +114,13 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Any = None, tr
                           extractor=suite.extractor, seed=suite.eval_seed, device=suite.device,
                           metric_params=suite.metric_params)
     log(f"evaluate {len(runs)} run(s) on {', '.join(suite.metrics)}")
-    evaluate(runs, options, out=results_path, progress=progress)
+    if progress is None:
+        evaluate(runs, options, out=results_path)
+    else:
+        with progress() as bar:
+            summary = evaluate(runs, options, out=results_path, progress=bar)
+        for run, _, metric, why in {(r, "", m, w) for r, _, m, w in summary.not_computed}:
+            log(f"{metric} not computed for {run}: {why}")
     table = read_results(results_path)
     table = table[table["run"].isin([r.name for r in runs])]
     files = write_report(table, out, run_dirs=find_run_dirs(table), title=f"ganbench {suite.name} suite",

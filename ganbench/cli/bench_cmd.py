@@ -33,8 +33,7 @@ def bench(
         return
     spec = load_suite(suite, config)
     log = lambda msg: console.print(f"[bold]bench {spec.name}:[/] {msg}", highlight=False)  # noqa: E731
-    with progress_bar() as progress:
-        result = run_suite(spec, out, progress=progress, train_progress=False, log=log)
+    result = run_suite(spec, out, progress=progress_bar, train_progress=True, log=log)
     typer.echo(f"results: {result.results}")
     typer.echo(f"leaderboard: {result.leaderboard_html} ({result.leaderboard_csv.name})")
     if result.baseline_created:
