@@ -102,5 +102,9 @@ def test_cli_check_exit_codes(tmp_path):
     r = runner.invoke(app, ["check", str(results), "--baseline", str(baseline), "--tolerance", "fid=+0.5,is=-0.2"])
     assert r.exit_code == 1, r.output
     assert "regressed" in r.output and "fid" in r.output
+    missing_and_new = table({("a", "is_mean"): [2.0, 3.0], ("z", "fid"): [1.0, 1.0]})
+    write_results(results, missing_and_new)
+    r = runner.invoke(app, ["check", str(results), "--baseline", str(baseline)])
+    assert r.exit_code == 1 and "missing" in r.output and "not in the baseline (not checked): z/fid" in r.output
     r = runner.invoke(app, ["check", str(results), "--baseline", str(baseline), "--tolerance", "fid+0.5"])
     assert r.exit_code == 2 and "NAME=+0.5" in r.output

@@ -65,6 +65,10 @@ def check(
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if verbose or not report.passed:
         print_check_table(t, only_failures=not verbose)
+    new = t[t["status"] == "new"]
+    if len(new) and not verbose:
+        keys = ", ".join(f"{r.run}/{r.metric} [{r.extractor}]" for r in new.itertuples())
+        typer.echo(f"not in the baseline (not checked): {keys}")
     if report.passed:
         typer.echo(f"check passed: {summary}")
         return
