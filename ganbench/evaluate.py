@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
@@ -237,92 +237,103 @@ def init_distributed(device: str = "cpu") -> tuple[int, int]:
     return dist_info()
 
 
+@dataclass
+class _Plan:
+    """The metrics of one evaluation and how each one's rows are identified."""
+
+    metrics: dict[str, Any]
+    n_ctx: int
+    how: dict[str, tuple[str, str, int]]  # name -> (params JSON, extractor, n generated)
+
+    @classmethod
+    def make(cls, options: EvalOptions) -> "_Plan":
+        metrics, n_ctx = configure_metrics(options)
+        how = {name: (_json(m.params()), metric_extractor(m, options), metric_n(m, n_ctx)) for name, m in metrics.items()}
+        return cls(metrics=metrics, n_ctx=n_ctx, how=how)
+
+
 def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], options: EvalOptions,
-             out: str | os.PathLike | None = None, progress: Any = None,
-             on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> EvalSummary:
+             out: str | os.PathLike | None = None, progress: Any = None) -> EvalSummary:
     """Evaluate every metric on every checkpoint, appending rows to `out` (default: each run's results.csv)."""
+    import torch
+
+    refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
+    plan = _Plan.make(options)
+    rank, world = dist_info()
+    done: dict[Path, set[tuple]] = {}
+    for ref in refs:
+        path = Path(out) if out is not None else default_output(ref)
+        if path not in done:
+            done[path] = done_keys(read_results(path)) if path.is_file() else set()
+    if world > 1:
+        torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
+    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done))
+    added: list[dict[str, Any]] = []
+    datasets: dict[Any, Any] = {}
+    ckpt_task = progress.add_task("checkpoints", total=len(refs)) if progress is not None else None
+    for ref in refs:
+        path = Path(out) if out is not None else default_output(ref)
+        todo = [n for n in plan.metrics if _identity(ref, n, plan.how[n], options) not in done[path]]
+        summary.skipped += len(plan.metrics) - len(todo)
+        if todo:
+            before = set(progress.task_ids) if progress is not None else set()
+            for name, rows in _evaluate_checkpoint(ref, todo, plan, options, datasets, progress, summary):
+                if rank == 0:
+                    append_rows(path, rows)
+                done[path].add(_identity(ref, name, plan.how[name], options))
+                added.extend(rows)
+            if progress is not None:
+                for task in set(progress.task_ids) - before:
+                    progress.remove_task(task)
+        if progress is not None:
+            progress.advance(ckpt_task)
+    if world > 1:
+        torch.distributed.barrier()
+    summary.added = pd.DataFrame(added)
+    return summary
+
+
+def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, options: EvalOptions,
+                         datasets: dict[Any, Any], progress: Any, summary: EvalSummary
+                         ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Yield (name, rows) of each metric in `todo` on one checkpoint as soon as it is computed (one shared context)."""
     import torch
 
     import model_zoo
     from ganbench.checkpoint import load_checkpoint
     from ganbench.metrics.context import MetricContext
 
-    refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
-    metrics, n_ctx = configure_metrics(options)
-    params_json = {name: _json(m.params()) for name, m in metrics.items()}
-    extractor_of = {name: metric_extractor(m, options) for name, m in metrics.items()}
-    n_of = {name: metric_n(m, n_ctx) for name, m in metrics.items()}
-    ident = {name: (params_json[name], extractor_of[name], n_of[name]) for name in metrics}
-    rank, world = dist_info()
-    outputs: dict[Path, set[tuple]] = {}
-    for ref in refs:
-        path = Path(out) if out is not None else default_output(ref)
-        if path not in outputs:
-            outputs[path] = done_keys(read_results(path)) if path.is_file() else set()
-    if world > 1:
-        torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
-    added: list[dict[str, Any]] = []
-    not_computed: list[tuple[str, str, str, str]] = []
-    skipped = 0
-    datasets: dict[Any, Any] = {}
-    ckpt_task = progress.add_task("checkpoints", total=len(refs)) if progress is not None else None
-    for ref in refs:
-        path = Path(out) if out is not None else default_output(ref)
-        done = outputs[path]
-        todo = [n for n in metrics if _identity(ref, n, ident[n], options) not in done]
-        skipped += len(metrics) - len(todo)
-        if not todo:
-            if progress is not None:
-                progress.advance(ckpt_task)
-            continue
-        before = set(progress.task_ids) if progress is not None else set()
-        meta = load_checkpoint(ref.path).metadata
-        ref = _with_recorded_kimg(ref, meta)
-        G = model_zoo.load(str(ref.path), device=options.device)
-        spec = options.real if options.real is not None else training_data(meta)
-        real = _open_real(spec, int(G.img_resolution), datasets)
-        ctx = MetricContext(generator=G, real=real, n_gen=n_ctx, n_real=options.n_real,
-                                 extractor=options.extractor, seed=options.seed, batch_size=options.batch_size,
-                                 device=options.device, cache_dir=options.cache_dir, progress=progress)
-        dataset_id = getattr(real, "identity", str(spec))
-        described: dict[str, dict[str, Any]] = {}
-        metric_task = (progress.add_task(f"{ref.run} @ {ref.kimg:g} kimg", total=len(todo))
-                       if progress is not None else None)
-        for name in todo:
-            metric = metrics[name]
-            if progress is not None:
-                progress.update(metric_task, description=f"{ref.run} @ {ref.kimg:g} kimg: {name}")
-            start = time.perf_counter()
-            devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
-            try:
-                with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(options.seed)
-                    values = metric.compute(ctx)
-            except ConfigError as exc:
-                # e.g. PPL in W on ProGAN (no W space): the metric does not apply to this model; the rest go on.
-                not_computed.append((ref.run, ref.path.name, name, str(exc)))
-                if progress is not None:
-                    progress.advance(metric_task)
-                continue
-            wall = time.perf_counter() - start
-            ext = extractor_of[name]
+    meta = load_checkpoint(ref.path).metadata
+    ref = _with_recorded_kimg(ref, meta)
+    G = model_zoo.load(str(ref.path), device=options.device)
+    spec = options.real if options.real is not None else training_data(meta)
+    real = _open_real(spec, int(G.img_resolution), datasets)
+    ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
+                        seed=options.seed, batch_size=options.batch_size, device=options.device,
+                        cache_dir=options.cache_dir, progress=progress)
+    dataset_id = getattr(real, "identity", str(spec))
+    described: dict[str, dict[str, Any]] = {}
+    task = progress.add_task(f"{ref.run} @ {ref.kimg:g} kimg", total=len(todo)) if progress is not None else None
+    devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
+    for name in todo:
+        metric = plan.metrics[name]
+        if progress is not None:
+            progress.update(task, description=f"{ref.run} @ {ref.kimg:g} kimg: {name}")
+        start = time.perf_counter()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(options.seed)  # metrics that draw from the global RNG repeat for a seed
+                values = metric.compute(ctx)
+        except ConfigError as exc:
+            # e.g. PPL in W on ProGAN (no W space): the metric does not apply to this model; the rest go on.
+            summary.not_computed.append((ref.run, ref.path.name, name, str(exc)))
+            values = None
+        wall = time.perf_counter() - start
+        if values is not None:
+            params_json, ext, n = plan.how[name]
             if ext not in described:
                 described[ext] = _describe(ctx, ext)
-            rows = metric_rows(ref, name, params_json[name], values, dict(metric.outputs), described[ext], options,
-                               dataset_id, wall, ext, n_of[name])
-            if rank == 0:
-                append_rows(path, rows)
-            done.add(_identity(ref, name, ident[name], options))
-            added.extend(rows)
-            if on_rows is not None:
-                on_rows(rows)
-            if progress is not None:
-                progress.advance(metric_task)
+            yield name, metric_rows(ref, name, params_json, values, dict(metric.outputs), described[ext], options,
+                                    dataset_id, wall, ext, n)
         if progress is not None:
-            for task in set(progress.task_ids) - before:
-                progress.remove_task(task)
-            progress.advance(ckpt_task)
-        del ctx, G
-    if world > 1:
-        torch.distributed.barrier()
-    return EvalSummary(added=pd.DataFrame(added), skipped=skipped, outputs=sorted(outputs), not_computed=not_computed)
+            progress.advance(task)
