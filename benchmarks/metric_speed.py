@@ -1,0 +1,194 @@
+"""Feature-pass throughput and FID+KID+IS+PR wall time: ganbench vs torch-fidelity vs clean-fid.
+
+    python benchmarks/metric_speed.py [--n 2000] [--resolution 64] [--batch 64] [--threads 1]
+                                      [--csv reports/metric_speed.csv]
+
+Generated = `shapes` without circles, real = `shapes` (another seed), both N images at the given
+resolution. There is no internet, so the script writes random-weight (Kaiming) Inception files in
+both formats with identical weights (ganbench.features._random_weights) and every tool loads them:
+- ganbench `inception` mode `torch_fidelity` vs torch-fidelity (same module, same TF1 resize);
+- ganbench `inception` mode `clean` vs clean-fid mode `clean` (same TorchScript file, same resizer).
+clean-fid has no IS or PR and recomputes features per metric, so its row covers FID+KID only.
+A ganbench `shapes-net` row shows the embedded extractor's speed. Numbers are per tool: feature
+pass images/s over the 2N images, and total seconds for all the metrics the tool computes. The
+machine may be shared, so CPU seconds are printed beside wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+FIELDS = ["tool", "extractor", "metrics", "n", "resolution", "feature_s", "images_per_s", "total_s", "cpu_s",
+          "ratio_total_vs_ganbench", "values"]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(result, wall seconds, CPU seconds) of fn()."""
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+def shapes_images(n: int, resolution: int, seed: int, shapes: tuple[str, ...] | None = None):
+    """N shapes images as a uint8 NCHW tensor."""
+    import torch
+
+    from ganbench.data.shapes import SHAPE_CLASSES, ShapesDataset
+
+    ds = ShapesDataset(n=n, resolution=resolution, seed=seed, shapes=shapes or SHAPE_CLASSES)
+    return torch.from_numpy(np.stack([ds.image(i) for i in range(n)]))
+
+
+def run_ganbench(extractor: Any, gen, real, batch: int) -> dict[str, Any]:
+    """Our shared pass (gen + real) then FID/KID/IS/PR from the memoised outputs."""
+    from ganbench.metrics import get_metric
+    from ganbench.metrics.context import MetricContext
+
+    extractor.extract(gen[:2])  # warm-up: one-time kernel selection is not part of the throughput
+    ctx = MetricContext(generator=gen, real=real, n_gen=len(gen), extractor=extractor, batch_size=batch, cache_dir=False)
+    _, feat_s, feat_cpu = timed(lambda: (ctx.gen_outputs(), ctx.real_outputs()))
+    metrics = [get_metric("fid", covariance="unbiased"), get_metric("kid"), get_metric("is"), get_metric("pr")]
+    values, met_s, met_cpu = timed(lambda: {k: v for m in metrics for k, v in m.compute(ctx).items()})
+    return {"feature_s": feat_s, "total_s": feat_s + met_s, "cpu_s": feat_cpu + met_cpu, "values": values}
+
+
+def run_torch_fidelity(weights: Path, gen, real, batch: int) -> dict[str, Any]:
+    """torch-fidelity: calculate_metrics for all four (one feature pass per input, shared by its metrics).
+
+    Its feature time is not separable from outside; the metrics on top cost milliseconds, so the pass
+    throughput is reported from the total.
+    """
+    import torch
+    import torch_fidelity
+
+    class Images(torch.utils.data.Dataset):
+        def __init__(self, x):
+            self.x = x
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    values, total_s, cpu_s = timed(lambda: torch_fidelity.calculate_metrics(
+        input1=Images(gen), input2=Images(real), cuda=False, fid=True, kid=True, isc=True, prc=True,
+        feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(weights),
+        feature_layer_prc="2048", kid_subset_size=min(1000, len(gen)), samples_shuffle=False, cache=False,
+        verbose=False, batch_size=batch, save_cpu_ram=True))
+    return {"feature_s": total_s, "total_s": total_s, "cpu_s": cpu_s, "values": values}
+
+
+def run_clean_fid(torchscript: Path, gen, real, batch: int, tmp: Path) -> dict[str, Any]:
+    """clean-fid mode 'clean' on PNG folders: compute_fid + KID as compute_kid does it (each its own passes).
+
+    The feature throughput is taken from compute_fid (one pass over each folder plus a 2048-d sqrtm).
+    """
+    import torch
+    from cleanfid import fid
+    from cleanfid.inception_torchscript import InceptionV3W
+    from PIL import Image
+
+    folders = []
+    for name, x in (("gen", gen), ("real", real)):
+        folder = tmp / name
+        folder.mkdir(exist_ok=True)
+        for i, im in enumerate(x.permute(0, 2, 3, 1).numpy()):
+            Image.fromarray(im).save(folder / f"{i:06d}.png")
+        folders.append(str(folder))
+    model = InceptionV3W(str(torchscript.parent), download=False, resize_inside=False).eval()
+    kw = dict(mode="clean", custom_feat_extractor=model, device=torch.device("cpu"), num_workers=0,
+              batch_size=batch, verbose=False, use_dataparallel=False)
+    f, fid_s, fid_cpu = timed(lambda: fid.compute_fid(*folders, **kw))
+
+    def kid() -> float:  # compute_kid has no custom-extractor hook: its own steps, with our network
+        feats = [fid.get_folder_features(d, model, num_workers=0, batch_size=batch, device=torch.device("cpu"),
+                                         mode="clean", verbose=False) for d in folders]
+        return fid.kernel_distance(*feats)
+
+    k, kid_s, kid_cpu = timed(kid)
+    return {"feature_s": fid_s, "total_s": fid_s + kid_s, "cpu_s": fid_cpu + kid_cpu,
+            "values": {"fid": f, "kid": k}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="generated and real images each")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip", default="", help="comma list of tools to skip: torch-fidelity,clean-fid")
+    parser.add_argument("--csv", default="reports/metric_speed.csv")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ganbench.data.shapes import SHAPE_CLASSES
+    from ganbench.features import get_extractor
+    from ganbench.features._random_weights import write_torch_fidelity_inception, write_torchscript_inception
+    from ganbench.features.inception import InceptionExtractor
+
+    gen = shapes_images(args.n, args.resolution, seed=1, shapes=SHAPE_CLASSES[1:])
+    real = shapes_images(args.n, args.resolution, seed=2)
+    skip = set(filter(None, args.skip.split(",")))
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        state_dict = write_torch_fidelity_inception(tmp / "weights-inception-random.pth", seed=0)
+        (tmp / "ts").mkdir()
+        torchscript = write_torchscript_inception(tmp / "ts" / "inception-2015-12-05.pt", seed=0)
+
+        def add(tool: str, extractor: str, metrics: str, result: dict[str, Any]) -> None:
+            rows.append({"tool": tool, "extractor": extractor, "metrics": metrics, "n": args.n,
+                         "resolution": args.resolution, "feature_s": round(result["feature_s"], 3),
+                         "images_per_s": round(2 * args.n / result["feature_s"], 2),
+                         "total_s": round(result["total_s"], 3), "cpu_s": round(result["cpu_s"], 3),
+                         "values": ";".join(f"{k}={float(v):.6g}" for k, v in result["values"].items())})
+            print(f"done: {tool} / {extractor} ({result['total_s']:.1f}s)", flush=True)
+
+        add("ganbench", "shapes-net", "fid,kid,is,pr", run_ganbench(get_extractor("shapes-net"), gen, real, args.batch))
+        ours_tf = run_ganbench(InceptionExtractor(mode="torch_fidelity", weights=state_dict), gen, real, args.batch)
+        add("ganbench", "inception torch_fidelity", "fid,kid,is,pr", ours_tf)
+        if "torch-fidelity" not in skip:
+            add("torch-fidelity 0.4.0", "inception-v3-compat", "fid,kid,is,pr",
+                run_torch_fidelity(state_dict, gen, real, args.batch))
+        ours_clean = run_ganbench(InceptionExtractor(mode="clean", weights=torchscript), gen, real, args.batch)
+        add("ganbench", "inception clean", "fid,kid,is,pr", ours_clean)
+        if "clean-fid" not in skip:
+            add("clean-fid", "inception clean", "fid,kid", run_clean_fid(torchscript, gen, real, args.batch, tmp))
+
+    base = {"inception-v3-compat": rows[1]["total_s"], "inception torch_fidelity": rows[1]["total_s"],
+            "inception clean": next(r["total_s"] for r in rows if r["extractor"] == "inception clean"),
+            "shapes-net": rows[0]["total_s"]}
+    for r in rows:
+        r["ratio_total_vs_ganbench"] = round(r["total_s"] / base[r["extractor"]], 3)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"metric speed: {args.n} generated vs {args.n} real {args.resolution}px images, "
+                        f"{args.threads} CPU thread(s)", title_justify="left")
+    for f in FIELDS:
+        table.add_column(f, overflow="fold")
+    for r in rows:
+        table.add_row(*[str(r.get(f, "")) for f in FIELDS])
+    Console(width=220).print(table)
+    out = Path(args.csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
