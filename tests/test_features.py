@@ -132,3 +132,20 @@ def test_vgg16_variants(tmp_path):
         assert f.shape == (1, 4096) and torch.isfinite(f).all() and (f >= 0).all() and f.std() > 0
     assert nv.describe()["resize_mode"] == "nvlabs-internal"
     assert tv.describe()["weights_sha256"] == assets.sha256_file(weights["vgg_tv"])
+
+
+@pytest.mark.parametrize("mode", ["clean", "legacy_pytorch"])
+def test_clean_fid_pipeline_gives_the_same_features(weights, tmp_path, mode):
+    """Our in-memory path equals clean-fid's own folder pipeline (PNG read, its resizer, its model call)."""
+    from cleanfid.fid import get_folder_features
+    from cleanfid.inception_torchscript import InceptionV3W
+    from PIL import Image
+
+    x = _images(3, 32, seed=4)
+    for i, im in enumerate(x.permute(0, 2, 3, 1).numpy()):
+        Image.fromarray(im).save(tmp_path / f"{i}.png")
+    model = InceptionV3W(str(weights["torchscript"].parent), download=False, resize_inside=False).eval()
+    ref = get_folder_features(str(tmp_path), model, num_workers=0, batch_size=3, device=torch.device("cpu"),
+                              mode=mode, verbose=False)
+    ours = get_extractor("inception", mode=mode, weights=weights["torchscript"]).extract(x)["features"]
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-5)
