@@ -148,3 +148,13 @@ def test_finished_reads_the_recorded_kimg(tmp_path):
     run = make_run(tmp_path / "r", kimgs=(1.0,))
     assert finished(run, 1.0) and not finished(run, 1.5)    # 1.5 kimg would also be named ...000001.pt
     assert not finished(tmp_path / "nothing", 1.0)
+
+
+def test_cli_bench_list_and_errors():
+    runner = CliRunner()
+    r = runner.invoke(app, ["bench", "--list", "--config", str(REPO / "benchmarks.toml")])
+    assert r.exit_code == 0 and "smoke:" in r.output and "paper:" in r.output
+    r = runner.invoke(app, ["bench"])
+    assert r.exit_code == 2 and "--list" in r.output
+    r = runner.invoke(app, ["bench", "nosuch", "--config", str(REPO / "benchmarks.toml")])
+    assert r.exit_code == 2 and "unknown suite 'nosuch'" in r.output

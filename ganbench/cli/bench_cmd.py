@@ -8,13 +8,13 @@ from typing import Optional
 import typer
 
 from ganbench.cli import app
-from ganbench.cli.common import console, handle_errors
+from ganbench.cli.common import console, fail, handle_errors
 
 
 @app.command("bench")
 @handle_errors
 def bench(
-    suite: str = typer.Argument(..., help="Suite name in benchmarks.toml (e.g. smoke, paper)."),
+    suite: Optional[str] = typer.Argument(None, help="Suite name in benchmarks.toml (e.g. smoke, paper)."),
     out: Path = typer.Option(Path("reports"), "--out", "-o",
                              help="Output folder: runs/, results-<suite>.csv, leaderboard.csv/.html, baseline."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
@@ -31,6 +31,8 @@ def bench(
         for name, s in load_suites(config or default_benchmarks_path()).items():
             typer.echo(f"{name}: {s.description or s.dataset}")
         return
+    if suite is None:
+        fail("give a suite name, e.g. `ganbench bench smoke` (`ganbench bench --list` shows them)")
     spec = load_suite(suite, config)
     log = lambda msg: console.print(f"[bold]bench {spec.name}:[/] {msg}", highlight=False)  # noqa: E731
     result = run_suite(spec, out, progress=progress_bar, train_progress=True, log=log)
