@@ -176,3 +176,35 @@ def test_cli_eval(tmp_path):
     assert gap["value"].iloc[1] == pytest.approx(2 * gap["value"].iloc[0], rel=1e-12)
     r = CliRunner().invoke(app, ["eval", str(tmp_path / "nothing"), "--real", "shapes"])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_real_family_and_metrics(tmp_path):
+    """The real pieces: a StyleGAN2 `tiny` checkpoint, shapes-net, FID/KID/IS/PR; rows, determinism, rerun."""
+    import torch
+
+    import model_zoo
+    from ganbench.checkpoint import save_checkpoint, snapshot_name
+
+    run = tmp_path / "sg2"
+    torch.manual_seed(0)
+    spec = model_zoo.build("stylegan2", 32, preset="tiny")
+    state = {"G": spec.G.state_dict(), "D": spec.D.state_dict(), "G_ema": spec.G.state_dict(), "cur_nimg": 1000}
+    save_checkpoint(run / snapshot_name(1), state, {"arch": "stylegan2", "config": spec.config, "resolution": 32,
+                                                    "kimg": 1.0})
+    opts = EvalOptions(metrics=["fid", "kid", "is", "pr"], real="shapes:64", n=64, extractor="shapes-net", seed=0,
+                       batch_size=32, metric_params={"kid": {"num_subsets": 10, "max_subset_size": 32}})
+    first = evaluate([run], opts).added
+    assert sorted(first["metric"]) == ["fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall"]
+    by = dict(zip(first["metric"], first["value"]))
+    assert by["fid"] > 0 and 1.0 <= by["is_mean"] <= 4.0 and 0.0 <= by["precision"] <= 1.0
+    assert set(first["extractor"]) == {"shapes-net"} and len(first["extractor_sha256"].iloc[0]) == 64
+    assert json_params(first, "fid")["covariance"] == "biased"
+    assert len(evaluate([run], opts).added) == 0
+    again = evaluate([run], opts, out=tmp_path / "again.csv").added
+    assert dict(zip(again["metric"], again["value"])) == by
+
+
+def json_params(df: pd.DataFrame, metric: str) -> dict:
+    import json
+
+    return json.loads(df[df["metric"] == metric]["params"].iloc[0])
