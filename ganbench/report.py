@@ -193,7 +193,7 @@ def _plots_html(df: pd.DataFrame) -> str:
     cur = curves(df)
     figs = []
     for (metric, extractor), group in cur.groupby(["metric", "extractor"], sort=True):
-        if group["value"].notna().sum() == 0:
+        if group["value"].notna().sum() == 0 or metric.endswith("_std"):  # spreads stay in the table only
             continue
         uri = _png_data_uri(plot_metric(group, metric, extractor))
         alt = html.escape(f"{metric} vs kimg ({extractor})")
