@@ -28,11 +28,11 @@ def _coverage(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor,
     return float(torch.cat(inside).float().mean())
 
 
-def precision_recall(gen: np.ndarray, real: np.ndarray, k: int = 3, row_batch_size: int = 10000
-                     ) -> tuple[float, float]:
-    """(precision, recall) of generated vs real features with k-NN radii, exact float32 distances."""
-    g = torch.as_tensor(np.asarray(gen, np.float32))
-    r = torch.as_tensor(np.asarray(real, np.float32))
+def precision_recall(gen: np.ndarray, real: np.ndarray, k: int = 3, row_batch_size: int = 10000,
+                     device: str | torch.device = "cpu") -> tuple[float, float]:
+    """(precision, recall) of generated vs real features with k-NN radii, exact float32 distances on `device`."""
+    g = torch.as_tensor(np.asarray(gen, np.float32)).to(device)
+    r = torch.as_tensor(np.asarray(real, np.float32)).to(device)
     if min(len(g), len(r)) <= k:
         raise GanbenchError(f"precision/recall with k={k} needs more than {k} points per set, got {len(g)} and {len(r)}")
     precision = _coverage(g, r, _kth_radii(r, k, row_batch_size), row_batch_size)
@@ -66,7 +66,7 @@ class PrecisionRecall(Metric):
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.outputs("gen", "features", self.extractor, self.n_gen)
         real = ctx.outputs("real", "features", self.extractor, self.n_real)
-        precision, recall = precision_recall(gen, real, self.k, self.row_batch_size)
+        precision, recall = precision_recall(gen, real, self.k, self.row_batch_size, getattr(ctx, "device", "cpu"))
         keys = list(self.outputs)
         return {keys[0]: precision, keys[1]: recall}
 
