@@ -41,7 +41,7 @@ def eval_(
     metrics: str = typer.Option("fid,kid,is,pr", "--metrics", "-m",
                                 help="Comma-separated metric names (see the metrics registry), e.g. "
                                      "fid,kid,is,pr,swd,ms_ssim,ppl_wend,ls."),
-    n: Optional[int] = typer.Option(None, "--n", help="Generated images per checkpoint; sets every metric's n_gen "
+    n: Optional[int] = typer.Option(None, "--n", "--num-gen", help="Generated images per checkpoint; sets every metric's n_gen "
                                                       "(default: each metric's own, e.g. 50000 for fid50k_full, else 10000)."),
     real: Optional[str] = typer.Option(None, "--real", help="Real data: shapes, shapes:N, an image folder, .zip or .npz "
                                                             "(default: the data the checkpoint was trained on)."),
