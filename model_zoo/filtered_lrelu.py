@@ -251,9 +251,11 @@ class _FilteredLReLU(torch.autograd.Function):
 
 
 def _add_bias_cl(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """x + b as a channels-last tensor."""
-    a = x.contiguous(memory_format=_CL)
-    return a if b is None else a + b.to(x.dtype).reshape(1, -1, 1, 1)
+    """x + b as a channels-last tensor, in one pass (the layout change rides on the addition)."""
+    if b is None:
+        return x.contiguous(memory_format=_CL)
+    a = torch.empty_like(x, memory_format=_CL)
+    return torch.add(x, b.to(x.dtype).reshape(1, -1, 1, 1), out=a)
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
