@@ -59,3 +59,16 @@ def test_own_script_runs_and_injected_script_does_not(page):
     assert 'data-sortable="ready"' in dom          # scripts do run in this browser...
     assert "<title>ganbench leaderboard</title>" in dom and "pwned</title>" not in dom   # ...but not the run name
     assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom                # shown as text instead
+
+
+def test_sorting_script_orders_rows(page):
+    html, tmp = page
+    order = {}
+    for suffix in ("#sort=1", "#sort=1-desc", "#sort=2-desc"):   # column 1 = fid (lower better), 2 = is_mean
+        proc = run_browser(["--dump-dom", "--virtual-time-budget=3000", html.as_uri() + suffix], tmp / "profile3")
+        body = proc.stdout.split("<tbody>")[1].split("</tbody>")[0]
+        order[suffix] = ["b" if '<td data-sort="b">' in row else "evil" for row in body.split("<tr>")[1:]]
+    # run EVIL's best FID is 10 and IS 2.5; run b's are 15 and 3.0
+    assert order["#sort=1"] == ["evil", "b"]
+    assert order["#sort=1-desc"] == ["b", "evil"]
+    assert order["#sort=2-desc"] == ["b", "evil"]

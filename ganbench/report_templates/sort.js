@@ -28,5 +28,12 @@
       th.addEventListener("click", function () { sortBy(table, index, th); });
     });
     table.setAttribute("data-sortable", "ready");
+    // Deep link: leaderboard.html#sort=2 sorts by the third column (#sort=2-desc: descending).
+    var m = /^#sort=(\d+)(-desc)?$/.exec(window.location.hash);
+    var th = m && table.tHead.rows[0].cells[Number(m[1])];
+    if (th) {
+      sortBy(table, Number(m[1]), th);
+      if (m[2]) { sortBy(table, Number(m[1]), th); }
+    }
   });
 })();
