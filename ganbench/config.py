@@ -152,9 +152,10 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], key: str, where: str) -> Any:
-    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
-    if not ok:
-        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+    """`value` if it is a `kind` (a TOML boolean is not accepted as a number), else a ConfigError naming `key`."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = "/".join(k.__name__ for k in kinds)
         raise ConfigError(f"{where}: {key!r} must be {names}, got {value!r}")
     return value
 
