@@ -45,12 +45,28 @@ GOOD = {"dataset": "shapes", "resolution": 16, "models": ["stylegan2"], "metrics
     ({k: v for k, v in GOOD.items() if k != "metrics"}, "missing required key 'metrics'"),
     ({**GOOD, "resolution": 24}, "power of two"),
     ({**GOOD, "n": "many"}, "'n' must be int"),
+    ({**GOOD, "batch": True}, "'batch' must be int"),
     ({**GOOD, "tolerances": {"fid": "lots"}}, "tolerance for 'fid'"),
     ({**GOOD, "models": ["stylegan2", "stylegan2"]}, "models repeat"),
 ])
 def test_bad_suite_tables_are_config_errors(table, message):
     with pytest.raises(ConfigError, match=message):
         suite_from_table("t", table, source=Path("b.toml"))
+
+
+def test_cli_option_parsers():
+    from ganbench.config import parse_metric_list, parse_metric_params, parse_tolerances
+
+    assert parse_metric_list("fid, kid,fid") == ["fid", "kid"]
+    assert parse_metric_params(["ls.n_gen=2000", "fid.covariance=unbiased"]) == \
+        {"ls": {"n_gen": 2000}, "fid": {"covariance": "unbiased"}}
+    tol = parse_tolerances("fid=+0.5,is=-0.2,kid=5%")
+    assert (tol["fid"].sign, tol["is"].allowed(1.0), tol["kid"].allowed(2.0)) == (1, 0.2, 0.1)
+    for bad in (["ls=3"], ["n_gen=3"]):
+        with pytest.raises(ConfigError, match="METRIC.PARAM=VALUE"):
+            parse_metric_params(bad)
+    with pytest.raises(ConfigError, match="no metrics"):
+        parse_metric_list(" , ")
 
 
 def test_file_level_errors(tmp_path):
