@@ -46,14 +46,24 @@ def evaluate(net: ShapesNet, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor) 
 
 
 def train(out: Path) -> str:
-    """Train, write the safetensors file atomically, return its sha256."""
+    """Train on one thread with deterministic algorithms, write the file atomically, return its sha256."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(out)
+    finally:  # leave the caller's process as it was (the test runs this in-process)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(out: Path) -> str:
+    """The training loop proper (seeded); see the module docstring for data and loss."""
     from safetensors.torch import save
 
     from ganbench.assets import sha256_file
     from ganbench.checkpoint import atomic_write_bytes
 
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
     parts = [make_set(n, res, TRAIN_SEED + k) for k, (res, n) in enumerate(SETS)]
     x, y, a = (torch.cat(t) for t in zip(*parts))
