@@ -57,7 +57,7 @@ def _compare(tmp_path, n, splits):
     assert ours["precision"] == pytest.approx(ref["precision"], abs=1.0 / n + 1e-9)
     assert ours["recall"] == pytest.approx(ref["recall"], abs=1.0 / n + 1e-9)
     # not a degenerate comparison: the random network separates the sets and is far from uniform
-    assert ours["fid"] > 1e-2 and ours["is_mean"] > 1.02 and abs(ours["kid_mean"]) > 1e-4
+    assert ours["fid"] > 1e-2 and ours["is_mean"] > 1.02 and abs(ours["kid_mean"]) > 1e-5
     return ours, ref
 
 
