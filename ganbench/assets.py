@@ -77,7 +77,7 @@ _add(Asset("inception-pytorch-fid", "pt_inception-2015-12-05-6726825d.pth",
            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
            "pt_inception-2015-12-05-6726825d.pth",
            sha256_prefix="6726825d", loader="state_dict",
-           description="pytorch-fid's FID Inception state dict (same TF weights, pytorch-fid module names)"))
+           description="pytorch-fid's FID Inception state dict (same sha256 prefix as torch-fidelity's file)"))
 _add(Asset("vgg16-nvlabs", "vgg16.pt", f"{_NV}/vgg16.pt", loader="torchscript",
            description="NVlabs TorchScript VGG16 used for precision/recall (fc2 4096-d features)"))
 _add(Asset("vgg16-torchvision", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
