@@ -1,6 +1,7 @@
 """Feature-pass throughput and FID+KID+IS+PR wall time: ganbench vs torch-fidelity vs clean-fid.
 
-    python benchmarks/metric_speed.py [--n 2000] [--resolution 64] [--batch 64] [--threads 1]
+    python benchmarks/metric_speed.py [--n 2000] [--inception-n N] [--resolution 64] [--batch 64]
+                                      [--threads 1] [--skip torch-fidelity,clean-fid]
                                       [--csv reports/metric_speed.csv]
 
 Generated = `shapes` without circles, real = `shapes` (another seed), both N images at the given
@@ -11,7 +12,8 @@ both formats with identical weights (ganbench.features._random_weights) and ever
 clean-fid has no IS or PR and recomputes features per metric, so its row covers FID+KID only.
 A ganbench `shapes-net` row shows the embedded extractor's speed. Numbers are per tool: feature
 pass images/s over the 2N images, and total seconds for all the metrics the tool computes. The
-machine may be shared, so CPU seconds are printed beside wall seconds.
+machine may be shared, so CPU seconds are printed beside wall seconds. `--inception-n` shrinks the
+Inception comparison on a CPU (Inception-v3 at 299 px costs ~0.3 s per image per core).
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ def run_clean_fid(torchscript: Path, gen, real, batch: int, tmp: Path) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="generated and real images each")
+    parser.add_argument("--inception-n", type=int, default=None, help="images per set for the Inception rows")
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
@@ -136,8 +139,10 @@ def main() -> None:
     from ganbench.features._random_weights import write_torch_fidelity_inception, write_torchscript_inception
     from ganbench.features.inception import InceptionExtractor
 
-    gen = shapes_images(args.n, args.resolution, seed=1, shapes=SHAPE_CLASSES[1:])
-    real = shapes_images(args.n, args.resolution, seed=2)
+    gen_all = shapes_images(args.n, args.resolution, seed=1, shapes=SHAPE_CLASSES[1:])
+    real_all = shapes_images(args.n, args.resolution, seed=2)
+    n_inc = min(args.inception_n or args.n, args.n)
+    gen, real = gen_all[:n_inc], real_all[:n_inc]
     skip = set(filter(None, args.skip.split(",")))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -146,15 +151,16 @@ def main() -> None:
         (tmp / "ts").mkdir()
         torchscript = write_torchscript_inception(tmp / "ts" / "inception-2015-12-05.pt", seed=0)
 
-        def add(tool: str, extractor: str, metrics: str, result: dict[str, Any]) -> None:
-            rows.append({"tool": tool, "extractor": extractor, "metrics": metrics, "n": args.n,
+        def add(tool: str, extractor: str, metrics: str, result: dict[str, Any], n: int = n_inc) -> None:
+            rows.append({"tool": tool, "extractor": extractor, "metrics": metrics, "n": n,
                          "resolution": args.resolution, "feature_s": round(result["feature_s"], 3),
-                         "images_per_s": round(2 * args.n / result["feature_s"], 2),
+                         "images_per_s": round(2 * n / result["feature_s"], 2),
                          "total_s": round(result["total_s"], 3), "cpu_s": round(result["cpu_s"], 3),
                          "values": ";".join(f"{k}={float(v):.6g}" for k, v in result["values"].items())})
             print(f"done: {tool} / {extractor} ({result['total_s']:.1f}s)", flush=True)
 
-        add("ganbench", "shapes-net", "fid,kid,is,pr", run_ganbench(get_extractor("shapes-net"), gen, real, args.batch))
+        add("ganbench", "shapes-net", "fid,kid,is,pr",
+            run_ganbench(get_extractor("shapes-net"), gen_all, real_all, args.batch), n=args.n)
         ours_tf = run_ganbench(InceptionExtractor(mode="torch_fidelity", weights=state_dict), gen, real, args.batch)
         add("ganbench", "inception torch_fidelity", "fid,kid,is,pr", ours_tf)
         if "torch-fidelity" not in skip:
@@ -174,7 +180,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"metric speed: {args.n} generated vs {args.n} real {args.resolution}px images, "
+    table = Table(title=f"metric speed: N generated vs N real {args.resolution}px images (N per row), "
                         f"{args.threads} CPU thread(s)", title_justify="left")
     for f in FIELDS:
         table.add_column(f, overflow="fold")
