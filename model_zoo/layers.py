@@ -352,10 +352,12 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
     w = dcoefs = None
-    if demodulate or fused_modconv:
+    if fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
+    if demodulate and w is not None:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+    elif demodulate:  # same sum, sum_i s_ni^2 sum_k w_oik^2, without building [N, O, I, kh, kw] (StyleGAN3 speed)
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
     gains = None
     if input_gain is not None:
         gains = input_gain.to(styles.dtype).expand(n, in_channels)  # [N, I]
