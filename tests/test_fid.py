@@ -170,3 +170,22 @@ def test_real_spec_opens_at_the_generator_resolution():
     assert MetricContext(generator=TinyG(), real="shapes:20").real.resolution == 16
     images = torch.zeros(4, 3, 64, 64, dtype=torch.uint8)
     assert MetricContext(generator=images, real="shapes:20").real.resolution == 64
+
+
+def test_fid_and_kid_match_clean_fid_math_on_the_same_features():
+    from cleanfid.fid import fid_from_feats, kernel_distance as clean_kid
+
+    from ganbench.metrics.context import Moments
+    from ganbench.metrics.kid import kernel_distance
+
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(size=(400, 16)), rng.normal(0.2, 1.3, size=(300, 16))
+
+    def moments(x):
+        return Moments(n=len(x), total=x.sum(0), outer=x.T @ x)
+
+    ma, mb = moments(a), moments(b)
+    ours = frechet_distance(ma.mean, ma.cov("unbiased"), mb.mean, mb.cov("unbiased"))
+    assert ours == pytest.approx(fid_from_feats(a, b), rel=1e-9)
+    # clean-fid draws its KID subsets from the global RNG; with m = N every subset is the whole set
+    assert kernel_distance(a[:300], b, num_subsets=3)[0] == pytest.approx(clean_kid(a[:300], b, num_subsets=3), rel=1e-9)
