@@ -160,3 +160,10 @@ def test_resolve_any_prefers_a_local_interchangeable_file(env, monkeypatch):
     assert assets.resolve_any(["test-net", "other"]) == folder / "other.pt"
     (folder / "test-net.pt").write_bytes(b"one")
     assert assets.resolve_any(["test-net", "other"]) == folder / "test-net.pt"
+
+
+def test_assets_help():
+    runner = CliRunner()
+    for args in (["assets", "--help"], ["assets", "list", "--help"], ["assets", "import", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage" in result.output

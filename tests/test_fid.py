@@ -189,3 +189,17 @@ def test_fid_and_kid_match_clean_fid_math_on_the_same_features():
     assert ours == pytest.approx(fid_from_feats(a, b), rel=1e-9)
     # clean-fid draws its KID subsets from the global RNG; with m = N every subset is the whole set
     assert kernel_distance(a[:300], b, num_subsets=3)[0] == pytest.approx(clean_kid(a[:300], b, num_subsets=3), rel=1e-9)
+
+
+def test_compute_api_sample_counts():
+    from ganbench.metrics.api import build_metrics, required_n_gen
+
+    real = ShapesDataset(n=40, resolution=16, seed=2)
+    images = _images(ShapesDataset(n=30, resolution=16, seed=3), 30)
+    with pytest.raises(ConfigError, match="50000"):
+        compute("fid50k_full", images, real=real)
+    assert set(compute("fid50k_full", images, real=real, n=20)) == {"fid50k_full"}  # explicit n overrides
+    assert required_n_gen(build_metrics(["fid", "kid50k"])) == 50000
+    assert required_n_gen(build_metrics(["fid"])) == 10000
+    with pytest.raises(ConfigError, match="unknown metric"):
+        compute("fjd", images, real=real)
