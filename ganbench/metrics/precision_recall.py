@@ -2,8 +2,9 @@
 
 Each real point gets a ball of radius = distance to its k-th nearest other real point (k=3);
 precision is the share of generated points inside at least one real ball, recall the share of real
-points inside at least one generated ball. Distances are exact float32 Euclidean (torch.cdist),
-computed in row blocks of `row_batch_size` so N=50k never materialises an N×N matrix.
+points inside at least one generated ball. Distances are float32 Euclidean from torch.cdist (as
+NVlabs and torch-fidelity compute them), in row blocks of `row_batch_size` so N=50k never materialises
+an N×N matrix; the radii stay float32 (NVlabs rounds them to float16).
 """
 
 from __future__ import annotations
