@@ -77,6 +77,8 @@ def test_pr_matches_torch_fidelity_and_is_block_independent():
     p, r = precision_recall(gen, real, k=3)
     assert (p, r) == pytest.approx((ref["precision"], ref["recall"]), abs=1e-9)
     assert precision_recall(gen, real, k=3, row_batch_size=7) == (p, r)
+    p16, r16 = precision_recall(gen, real, k=3, radius_dtype="float16")  # NVlabs rounds radii to float16
+    assert abs(p16 - p) <= 2 / len(gen) and abs(r16 - r) <= 2 / len(real)
     assert 0 < p < 1 and 0 < r < 1
 
 
@@ -103,6 +105,7 @@ def test_bad_parameters_are_config_errors():
     from ganbench.errors import ConfigError
 
     for name, params in [("kid", {"num_subsets": 0}), ("kid", {"max_subset_size": 1}), ("is", {"num_splits": 0}),
-                         ("pr", {"k": 0}), ("pr", {"row_batch_size": 0}), ("pr", {"neighbours": 3})]:
+                         ("pr", {"k": 0}), ("pr", {"row_batch_size": 0}), ("pr", {"neighbours": 3}),
+                         ("pr", {"radius_dtype": "float8"})]:
         with pytest.raises(ConfigError):
             get_metric(name, **params)

@@ -18,9 +18,10 @@ from ganbench.errors import ConfigError, GanbenchError
 from ganbench.metrics.base import METRICS, Metric
 
 
-def _kth_radii(manifold: torch.Tensor, k: int, block: int) -> torch.Tensor:
+def _kth_radii(manifold: torch.Tensor, k: int, block: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Distance from every point to its k-th nearest other point (self at distance 0 is skipped)."""
-    return torch.cat([torch.cdist(rows, manifold).kthvalue(k + 1, dim=1).values for rows in manifold.split(block)])
+    radii = torch.cat([torch.cdist(rows, manifold).kthvalue(k + 1, dim=1).values for rows in manifold.split(block)])
+    return radii.to(dtype).to(torch.float32)
 
 
 def _coverage(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor, block: int) -> float:
@@ -30,14 +31,20 @@ def _coverage(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor,
 
 
 def precision_recall(gen: np.ndarray, real: np.ndarray, k: int = 3, row_batch_size: int = 10000,
-                     device: str | torch.device = "cpu") -> tuple[float, float]:
-    """(precision, recall) of generated vs real features with k-NN radii, exact float32 distances on `device`."""
+                     device: str | torch.device = "cpu", radius_dtype: str = "float32") -> tuple[float, float]:
+    """(precision, recall) of generated vs real features with k-NN radii, float32 distances on `device`.
+
+    `radius_dtype='float16'` rounds the radii as NVlabs does, for bit-level parity with its numbers.
+    """
+    if radius_dtype not in ("float32", "float16"):
+        raise GanbenchError(f"radius_dtype must be 'float32' or 'float16', got {radius_dtype!r}")
+    rdt = getattr(torch, radius_dtype)
     g = torch.as_tensor(np.asarray(gen, np.float32)).to(device)
     r = torch.as_tensor(np.asarray(real, np.float32)).to(device)
     if min(len(g), len(r)) <= k:
         raise GanbenchError(f"precision/recall with k={k} needs more than {k} points per set, got {len(g)} and {len(r)}")
-    precision = _coverage(g, r, _kth_radii(r, k, row_batch_size), row_batch_size)
-    recall = _coverage(r, g, _kth_radii(g, k, row_batch_size), row_batch_size)
+    precision = _coverage(g, r, _kth_radii(r, k, row_batch_size, rdt), row_batch_size)
+    recall = _coverage(r, g, _kth_radii(g, k, row_batch_size, rdt), row_batch_size)
     return precision, recall
 
 
@@ -54,6 +61,7 @@ class PrecisionRecall(Metric):
     n_real: int | None = None
     k: int = 3
     row_batch_size: int = 10000
+    radius_dtype: str = "float32"
     extractor: str | None = None
 
     name = "pr"
@@ -63,11 +71,14 @@ class PrecisionRecall(Metric):
     def __post_init__(self) -> None:
         if self.k < 1 or self.row_batch_size < 1:
             raise ConfigError(f"{self.name}: k and row_batch_size must be positive, got {self.k}, {self.row_batch_size}")
+        if self.radius_dtype not in ("float32", "float16"):
+            raise ConfigError(f"{self.name}: radius_dtype must be 'float32' or 'float16', got {self.radius_dtype!r}")
 
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.outputs("gen", "features", self.extractor, self.n_gen)
         real = ctx.outputs("real", "features", self.extractor, self.n_real)
-        precision, recall = precision_recall(gen, real, self.k, self.row_batch_size, getattr(ctx, "device", "cpu"))
+        precision, recall = precision_recall(gen, real, self.k, self.row_batch_size, getattr(ctx, "device", "cpu"),
+                                             self.radius_dtype)
         keys = list(self.outputs)
         return {keys[0]: precision, keys[1]: recall}
 
