@@ -78,6 +78,7 @@ class InceptionExtractor(FeatureExtractor):
             raise ConfigError(f"unknown inception mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = self.resize_mode = mode
         self.device = torch.device(device)
+        self._pool = None
         if mode == "torch_fidelity":  # pytorch-fid's file is the same weights under another name
             path = assets.resolve_any(["inception-torch-fidelity", "inception-pytorch-fid"], weights)
         else:
@@ -110,7 +111,7 @@ class InceptionExtractor(FeatureExtractor):
             x = images.to(self.device).float()
         else:  # clean-fid resizes each HWC uint8 image outside the network
             hwc = images.permute(0, 2, 3, 1).cpu().numpy()
-            x = torch.from_numpy(np.stack([self.resizer(im) for im in hwc])).permute(0, 3, 1, 2).to(self.device)
+            x = torch.from_numpy(np.stack(self._resize_all(hwc))).permute(0, 3, 1, 2).to(self.device)
         feats = self.net(x)
         if self.fc_weight is not None:
             logits = feats @ self.fc_weight.to(feats).T
@@ -118,6 +119,17 @@ class InceptionExtractor(FeatureExtractor):
             probs = self.net.base(x, no_output_bias=True)
             logits = torch.log(probs.clamp_min(1e-30))
         return {"features": feats.float().cpu(), "logits": logits.float().cpu()}
+
+
+    def _resize_all(self, hwc: np.ndarray) -> list[np.ndarray]:
+        """clean-fid's per-image resizer over a batch, on a few threads (PIL releases the GIL while resizing)."""
+        if len(hwc) < 2:
+            return [self.resizer(im) for im in hwc]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+        return list(self._pool.map(self.resizer, hwc))
 
 
 def _load_torch_fidelity(path: Path) -> torch.nn.Module:
