@@ -167,3 +167,13 @@ def test_assets_help():
     for args in (["assets", "--help"], ["assets", "list", "--help"], ["assets", "import", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_status_flags_a_hash_mismatch(env):
+    (env / "cache" / "assets").mkdir(parents=True)
+    (env / "cache" / "assets" / "vgg16-397923af.pth").write_bytes(b"not the torchvision file")
+    rows = {r["name"]: r for r in assets.status()}
+    assert rows["vgg16-torchvision"]["present"] == "yes"
+    assert rows["vgg16-torchvision"]["verified"].startswith("NO")
+    with pytest.raises(AssetError, match="397923af"):
+        assets.resolve("vgg16-torchvision")
