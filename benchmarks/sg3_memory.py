@@ -12,6 +12,7 @@ is stopped and reported as such instead of taking the machine down.
 
     python benchmarks/sg3_memory.py                               # T@32, R@32, R@64 at batch 4 (ours)
     python benchmarks/sg3_memory.py --configs t32 --impl both     # ours vs the reference path
+    python benchmarks/sg3_memory.py --filters                     # 2-D vs separable depthwise filtering
 """
 
 from __future__ import annotations
@@ -108,6 +109,74 @@ def worker(config: str, impl: str, batch: int, iters: int, max_gb: float) -> Non
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Filter micro-benchmark: why filtered_lrelu applies a separable filter as one 2-D depthwise pass.
+
+def filter_micro(batch: int = 4, channels: int = 512, size: int = 54, reps: int = 5) -> list[dict]:
+    """CPU seconds of StyleGAN3's x2 up / down filtering: one 2-D pass vs two 1-D passes, two layouts."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    k = 12
+    w2, wh, ww = torch.randn(channels, 1, k, k), torch.randn(channels, 1, k, 1), torch.randn(channels, 1, 1, k)
+    ops = {
+        "up 2-D": lambda x: F.conv_transpose2d(x, w2, stride=2, groups=channels),
+        "up 2x1-D": lambda x: F.conv_transpose2d(F.conv_transpose2d(x, wh, stride=(2, 1), groups=channels),
+                                                 ww, stride=(1, 2), groups=channels),
+        "down 2-D": lambda x: F.conv2d(x, w2, stride=2, groups=channels),
+        "down 2x1-D": lambda x: F.conv2d(F.conv2d(x, wh, stride=(2, 1), groups=channels), ww, stride=(1, 2),
+                                         groups=channels),
+    }
+    rows = []
+    for layout in ("channels_last", "nchw"):
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        for name, op in ops.items():
+            side = size if name.startswith("up") else 2 * size
+            x = torch.randn(batch, channels, side, side).contiguous(memory_format=fmt)
+            op(x)
+            times = []
+            for _ in range(reps):
+                c0 = time.process_time()
+                op(x)
+                times.append(time.process_time() - c0)
+            rows.append({"op": name, "layout": layout, "input": f"{batch}x{channels}x{side}x{side}",
+                         "cpu_ms": round(min(times) * 1e3, 1)})
+    return rows
+
+
+def op_micro(reps: int = 3) -> list[dict]:
+    """CPU seconds of one filtered_lrelu forward + backward, ours vs the reference, on StyleGAN3 layer shapes."""
+    import torch
+
+    from model_zoo.filtered_lrelu import design_lowpass_filter, filtered_lrelu
+
+    torch.manual_seed(0)
+    shapes = {  # (name, input, up, radial down filter, padding) as in T@32 L6 and R@32 L5
+        "T@32 layer (3x3 conv out 54, up 2)": ([4, 512, 54, 54], False),
+        "R@32 layer (1x1 conv out 52, up 2, jinc)": ([4, 1024, 52, 52], True),
+    }
+    rows = []
+    for name, (shape, radial) in shapes.items():
+        fu = design_lowpass_filter(12, 11.3, 2 * 4.7, 64)
+        fd = design_lowpass_filter(12, 11.3, 2 * 4.7, 64, radial=radial)
+        x = torch.randn(shape, requires_grad=True)
+        b = torch.zeros(shape[1], requires_grad=True)
+        for impl, fn in (("ours", filtered_lrelu), ("reference", nvlabs_reference_filtered_lrelu)):
+            def step() -> None:
+                y = fn(x, fu, fd, b, 2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, 256)
+                y.backward(torch.ones_like(y))
+            step()
+            times = []
+            for _ in range(reps):
+                c0 = time.process_time()
+                step()
+                times.append(time.process_time() - c0)
+            rows.append({"op": f"filtered_lrelu fwd+bwd, {name}", "layout": impl, "input": "x".join(map(str, shape)),
+                         "cpu_ms": round(min(times) * 1e3, 1)})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Driver.
 
 def run_one(config: str, impl: str, batch: int, iters: int, max_gb: float, threads: int | None) -> dict:
@@ -153,10 +222,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-gb", type=float, default=12.0, help="stop a worker whose RSS passes this")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the workers")
     ap.add_argument("--out", type=Path, default=Path("reports/sg3_memory.csv"))
+    ap.add_argument("--filters", action="store_true",
+                    help="only micro-benchmarks: 2-D vs 1-D filter passes, filtered_lrelu ours vs reference")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, args.impl, args.batch, args.iters, args.max_gb)
+        return
+    if args.filters:
+        rows = filter_micro(batch=args.batch) + op_micro()
+        for r in rows:
+            print(f"{r['op']:58s} {r['layout']:14s} {r['input']:16s} {r['cpu_ms']:9.1f} ms")
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        from ganbench.checkpoint import atomic_write_bytes
+
+        out = args.out.with_name(args.out.stem + "_filters.csv")
+        atomic_write_bytes(out, lambda f: f.write(buf.getvalue().encode()))
+        print(f"wrote {out}")
         return
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
