@@ -211,3 +211,14 @@ def test_cli_set_overrides_parse_literals() -> None:
         "r1_gamma": 0.5, "betas": (0, 0.9), "augment": "bgc", "style_mixing": 0}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_overrides(["r1_gamma"])
+
+
+def test_optimizers_get_the_lazy_regularisation_correction(toy: str, tmp_path: Path) -> None:
+    trainer = Trainer(TrainOptions(toy, "shapes:8", 8, 0.008, 4, 0, tmp_path, train={"lr_d": 0.004}))
+    assert [p.name for p in trainer.phases] == ["Gmain", "Greg", "Dmain", "Dreg"]   # toy: pl and R1 every 4
+    g, d = trainer.optimizers["G"].param_groups[0], trainer.optimizers["D"].param_groups[0]
+    assert g["lr"] == pytest.approx(0.002 * 4 / 5) and d["lr"] == pytest.approx(0.004 * 4 / 5)
+    assert d["betas"] == (0.0, pytest.approx(0.99 ** 0.8))
+    plain = Trainer(TrainOptions(toy, "shapes:8", 8, 0.008, 4, 0, tmp_path, train={"loss": "wgan-gp"}))
+    assert [p.name for p in plain.phases] == ["Gboth", "Dboth"]
+    assert plain.optimizers["D"].param_groups[0]["lr"] == pytest.approx(0.002)
