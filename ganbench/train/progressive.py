@@ -7,6 +7,9 @@ in over `fade_kimg`, starting from `start_res`; after the last fade the networks
 A run shorter than the full schedule compresses it: all phase lengths are scaled by
 `total_kimg / schedule_kimg` so every level is still visited and the last `train_kimg` share of the run
 is spent fully grown. That keeps tiny CPU runs meaningful (they end at full resolution).
+
+Not modelled: the papers' per-level minibatch and learning-rate schedules and Adam resets at each new
+level; the batch and learning rates stay those of the run.
 """
 
 from __future__ import annotations
