@@ -317,7 +317,7 @@ class AugmentPipe(nn.Module):
         return x
 
     def _imgfilter(self, x: torch.Tensor) -> torch.Tensor:
-        """Random per-band amplification with a separable filter whose expected output power is unchanged."""
+        """Amplify each band by 2^N(0, std^2), each change normalised to keep the expected power (NVlabs' scheme)."""
         n, c, h, w = x.shape
         dev = x.device
         nb = len(FILTER_BAND_EDGES)
@@ -330,9 +330,9 @@ class AugmentPipe(nn.Module):
             t = torch.exp2(torch.randn([n], device=dev) * self.imgfilter_std)
             t = torch.where(self._gate("imgfilter", n, dev, self.p * self.weights["imgfilter"] * band_weight),
                             t, torch.ones_like(t))
-            gains_i = gains.clone()
-            gains_i[:, i] = t
-            gains = gains_i / (gains_i.square() * power).sum(dim=1, keepdim=True).sqrt()
+            step = torch.ones_like(gains)
+            step[:, i] = t
+            gains = gains * step / (step.square() * power).sum(dim=1, keepdim=True).sqrt()
         filt = gains @ self.band_filters.to(dev)           # [N, taps]
         taps = filt.shape[1]
         pad = taps // 2
