@@ -222,3 +222,33 @@ def test_optimizers_get_the_lazy_regularisation_correction(toy: str, tmp_path: P
     plain = Trainer(TrainOptions(toy, "shapes:8", 8, 0.008, 4, 0, tmp_path, train={"loss": "wgan-gp"}))
     assert [p.name for p in plain.phases] == ["Gboth", "Dboth"]
     assert plain.optimizers["D"].param_groups[0]["lr"] == pytest.approx(0.002)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys; sys.path.insert(0, {tests!r}); import model_zoo; from _toy_family import build_toy; "
+        "model_zoo.list_models(); model_zoo.MODELS._items['toy'] = build_toy; "
+        "from ganbench.train import run_training; "
+        "run_training('toy', 'shapes:40', 16, kimg=0.384, batch=8, seed=5, out=sys.argv[1], snapshot_kimg=0.064, "
+        "augment='bgc', augment_p=0.3, device='cpu')"
+    ).format(tests=str(Path(__file__).parent))
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "full")], check=True, env=env, timeout=600)
+    part = tmp_path / "part"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(part)], env=env)
+    deadline = time.time() + 300
+    while not list(part.glob("network-snapshot-*.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    subprocess.run([sys.executable, "-c", script, str(part)], check=True, env=env, timeout=600)
+    a = load_checkpoint(tmp_path / "full" / "network-snapshot-000000.pt").state
+    b = load_checkpoint(part / "network-snapshot-000000.pt").state
+    assert a["cur_nimg"] == b["cur_nimg"] == 384
+    for net in ("G", "D", "G_ema"):
+        assert _weights_equal(a[net], b[net]), net
