@@ -22,7 +22,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, out: str, report: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, report: str, stop_kimg: float | None = None,
+            kimg: float = 0.032) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
@@ -32,10 +33,12 @@ def _worker(rank: int, world: int, port: int, out: str, report: str) -> None:
 
     model_zoo.list_models()
     model_zoo.MODELS._items["toy"] = build_toy
-    trainer = Trainer(TrainOptions(model="toy", data="shapes:32", resolution=8, kimg=0.032, batch=8, seed=0,
-                                   out=Path(out), snapshot_kimg=0.016, augment="bgc", device="cpu"))
+    trainer = Trainer(TrainOptions(model="toy", data="shapes:32", resolution=8, kimg=kimg, batch=8, seed=0,
+                                   out=Path(out), snapshot_kimg=0.016, augment="bgc", device="cpu",
+                                   stop_kimg=stop_kimg))
+    state = trainer.stream.state_dict()
     first = trainer.stream.next_indices()
-    trainer.stream.load_state_dict({"epoch": 0, "pos": 0})
+    trainer.stream.load_state_dict(state)
     trainer.run()
     torch.save({"G": trainer.G.state_dict(), "D": trainer.D.state_dict(), "first": first,
                 "cur_nimg": trainer.cur_nimg}, Path(report) / f"rank{rank}.pt")
@@ -71,3 +74,17 @@ def test_torchrun_cli_two_processes(tmp_path: Path) -> None:
     ckpt = load_checkpoint(out / "network-snapshot-000000.pt")
     assert ckpt.state["cur_nimg"] == 32 and ckpt.state["world_size"] == 2
     assert ckpt.metadata["train"]["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_two_rank_run_resumes_exactly(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "full"), str(report), None, 0.048), nprocs=2)
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "part"), str(report), 0.016, 0.048), nprocs=2)
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "part"), str(report), None, 0.048), nprocs=2)
+    a = load_checkpoint(tmp_path / "full" / "network-snapshot-000000.pt").state
+    b = load_checkpoint(tmp_path / "part" / "network-snapshot-000000.pt").state
+    assert a["cur_nimg"] == b["cur_nimg"] == 48
+    for net in ("G", "D", "G_ema"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net

@@ -404,17 +404,20 @@ class Trainer:
                 "resolution": self.opts.resolution, "seed": self.opts.seed, "kimg": self.cur_nimg / 1000,
                 "train": train}
 
-    def state(self, rng: list[Any], data: list[Any]) -> dict[str, Any]:
-        """Everything needed to continue exactly (weights, optimizers, schedules, RNGs, data order)."""
+    def local_state(self) -> dict[str, Any]:
+        """What differs between processes: RNGs, data order, ADA statistics, loss running values."""
+        return {"rng": rng_state(), "data_order": self.stream.state_dict(),
+                "ada": self.ada.state_dict() if self.ada is not None else None, "loss": self.loss.state_dict()}
+
+    def state(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Everything needed to continue exactly; per-process parts are lists indexed by rank."""
         return {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-            "ada": self.ada.state_dict() if self.ada is not None else None,
-            "loss": self.loss.state_dict(),
             "pl_mean": float(self.loss.state_dict().get("pl_mean", torch.zeros([]))),
-            "cur_nimg": int(self.cur_nimg), "batch_idx": int(self.batch_idx),
-            "rng": rng, "data_order": data, "world_size": self.dist.world,
+            "cur_nimg": int(self.cur_nimg), "batch_idx": int(self.batch_idx), "world_size": self.dist.world,
+            **{key: [r[key] for r in ranks] for key in ("rng", "data_order", "ada", "loss")},
         }
 
     def _restore(self, path: Path) -> None:
@@ -435,13 +438,15 @@ class Trainer:
                 o.load_state_dict(st["optimizers"][k])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path} cannot be resumed: {str(exc).splitlines()[0][:200]}") from None
+        same_world = st.get("world_size") == self.dist.world
+        mine = self.dist.rank if same_world else 0
         if self.augment_pipe is not None:
             self.augment_pipe.p.fill_(float(st.get("augment_p", 0.0)))
-            if self.ada is not None and st.get("ada"):
-                self.ada.load_state_dict(st["ada"])
-        self.loss.load_state_dict(st.get("loss") or {})
+            if self.ada is not None and st["ada"][mine]:
+                self.ada.load_state_dict(st["ada"][mine])
+        self.loss.load_state_dict(st["loss"][mine] or {})
         self.cur_nimg, self.batch_idx = int(st["cur_nimg"]), int(st.get("batch_idx", 0))
-        if st.get("world_size") == self.dist.world:
+        if same_world:
             set_rng_state(st["rng"][self.dist.rank])
             self.stream.load_state_dict(st["data_order"][self.dist.rank])
         else:   # different process count: continue deterministically, but not identically
@@ -523,12 +528,11 @@ class Trainer:
 
     def snapshot(self) -> Path | None:
         """Checkpoint + grid (rank 0 writes; every rank contributes its RNG and data-order state)."""
-        rng = self.dist.gather(rng_state())
-        data = self.dist.gather(self.stream.state_dict())
+        ranks = self.dist.gather(self.local_state())
         if self.dist.rank != 0:
             return None
         kimg = self.cur_nimg / 1000
-        path = save_checkpoint(self.out / snapshot_name(int(kimg)), self.state(rng, data), self.metadata())
+        path = save_checkpoint(self.out / snapshot_name(int(kimg)), self.state(ranks), self.metadata())
         self.write_grid(f"fakes{int(kimg):06d}.png")
         return path
 
