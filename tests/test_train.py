@@ -94,6 +94,7 @@ def _resume_matches(model: str, data: str, resolution: int, tmp_path: Path, stop
     sa = [json.loads(x) for x in (full / "stats.jsonl").read_text().splitlines()]
     sb = [json.loads(x) for x in (part / "stats.jsonl").read_text().splitlines()]
     assert [r["cur_nimg"] for r in sa] == [r["cur_nimg"] for r in sb]
+    assert [r["tick"] for r in sb] == list(range(len(sb)))
     assert [r["loss/G"] for r in sa] == [r["loss/G"] for r in sb]
 
 

@@ -536,8 +536,8 @@ class Trainer:
         self.write_grid(f"fakes{int(kimg):06d}.png")
         return path
 
-    def _rewrite_stats(self) -> None:
-        """Drop stats lines past the resumed image count (they belong to the interrupted attempt)."""
+    def _rewrite_stats(self) -> int:
+        """Drop stats lines past the resumed image count (they belong to the interrupted attempt); count the rest."""
         path = self.out / "stats.jsonl"
         lines = []
         if path.exists() and self.cur_nimg > 0:
@@ -549,6 +549,7 @@ class Trainer:
                     continue
         text = "".join(line + "\n" for line in lines).encode()
         atomic_write_bytes(path, lambda f: f.write(text))
+        return len(lines)
 
     def _append_stats(self, record: dict[str, Any]) -> None:
         with open(self.out / "stats.jsonl", "a") as f:
@@ -560,16 +561,18 @@ class Trainer:
         """Train until `kimg` (or `stop_kimg`); returns the run folder."""
         opts = self.opts
         rank0 = self.dist.rank == 0
+        tick = 0
         if rank0:
             self.out.mkdir(parents=True, exist_ok=True)
-            self._rewrite_stats()
+            tick = self._rewrite_stats()
             if self.cur_nimg == 0:
                 self.write_reals()
                 self.write_grid("fakes_init.png")
         snap_nimg = int(round(opts.snapshot_kimg * 1000))
         tick_nimg = int(round((opts.tick_kimg or min(1.0, opts.snapshot_kimg)) * 1000))
         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
-        tick_start_nimg, tick = self.cur_nimg, 0
+        next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg     # ticks on multiples, also when resumed
+        tick_start_nimg = self.cur_nimg
         t_start = t_tick = time.time()
         cpu_tick = time.process_time()
         acc: dict[str, list[float]] = {}
@@ -589,7 +592,7 @@ class Trainer:
                     info = " ".join(f"{k.split('/')[-1]}={v[0] / max(v[1], 1):.3f}" for k, v in acc.items()
                                     if k in ("loss/G", "loss/D"))
                     progress.update(task, completed=self.cur_nimg / 1000, info=info)
-                if done or self.cur_nimg >= tick_start_nimg + tick_nimg:
+                if done or self.cur_nimg >= next_tick:
                     now, cpu_now = time.time(), time.process_time()
                     kimg_tick = max(self.cur_nimg - tick_start_nimg, 1) / 1000
                     record = {
@@ -606,6 +609,7 @@ class Trainer:
                         self._append_stats(record)
                     acc, tick = {}, tick + 1
                     tick_start_nimg, t_tick, cpu_tick = self.cur_nimg, now, cpu_now
+                    next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
                 if done or self.cur_nimg >= next_snap:
                     self.snapshot()
                     next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
