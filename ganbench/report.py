@@ -156,8 +156,8 @@ def _table_html(board: pd.DataFrame) -> str:
             key = "" if best is None else repr(float(best))
             tds.append(f'<td{cls} data-sort="{key}">{esc(_fmt(r.best))} {at}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return ('<table class="leaderboard"><thead><tr>' + "".join(head) + "</tr></thead><tbody>\n"
-            + "\n".join(body) + "\n</tbody></table>")
+    return ('<div class="wide"><table class="leaderboard"><thead><tr>' + "".join(head) + "</tr></thead><tbody>\n"
+            + "\n".join(body) + "\n</tbody></table></div>")
 
 
 def _plain(text: str) -> str:
