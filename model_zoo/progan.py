@@ -141,7 +141,7 @@ PROGAN = Family(
                batch=16, style_mixing=0.0, ema_kimg=10.0, ema_rampup=None, augment=None,
                progressive=dict(start_res=4, kimg_per_phase=600, fade_kimg=600)),
     presets={"tiny": lambda r: (dict(z_dim=64, fmap_base=512, fmap_max=32),
-                                dict(batch=16))},
+                                dict(batch=16, ema_rampup=0.05))},
 )
 
 

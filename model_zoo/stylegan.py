@@ -186,7 +186,7 @@ STYLEGAN = Family(
                eps=1e-8, batch=32, style_mixing=0.9, ema_kimg=10.0, ema_rampup=None, augment=None,
                progressive=dict(start_res=8, kimg_per_phase=600, fade_kimg=600)),
     presets={"tiny": lambda r: (dict(z_dim=64, w_dim=64, mapping_layers=2, fmap_base=512, fmap_max=32),
-                                dict(batch=16))},
+                                dict(batch=16, ema_rampup=0.05))},
     min_resolution=8,
 )
 
