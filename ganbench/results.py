@@ -85,12 +85,21 @@ def write_results(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 
 def append_rows(path: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
-    """Append rows to the table at `path` (created if absent) by an atomic rewrite; returns the new table."""
+    """Append rows to the table at `path` (created if absent) by an atomic rewrite; returns the new table.
+
+    An exclusive lock on a sibling `.NAME.lock` file serialises the read-modify-write, so evaluations
+    running in parallel into one table lose no rows.
+    """
+    import fcntl
+
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame(list(rows))
-    old = read_results(path) if path.is_file() else empty_table()
-    table = pd.concat([old, normalise(new)], ignore_index=True) if len(new) else old
-    write_results(path, table)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = read_results(path) if path.is_file() else empty_table()
+        table = pd.concat([old, normalise(new)], ignore_index=True) if len(new) else old
+        write_results(path, table)
     return table
 
 

@@ -108,3 +108,27 @@ def test_cli_check_exit_codes(tmp_path):
     assert r.exit_code == 1 and "missing" in r.output and "not in the baseline (not checked): z/fid" in r.output
     r = runner.invoke(app, ["check", str(results), "--baseline", str(baseline), "--tolerance", "fid+0.5"])
     assert r.exit_code == 2 and "NAME=+0.5" in r.output
+
+
+def _append_many(path: str, worker: int) -> None:
+    from ganbench.results import append_rows
+
+    for i in range(15):
+        append_rows(path, [{"run": f"w{worker}", "kimg": i, "metric": "fid", "value": float(i)}])
+
+
+def test_parallel_appends_lose_no_rows(tmp_path):
+    import multiprocessing
+
+    from ganbench.results import read_results
+
+    path = str(tmp_path / "results.csv")
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_append_many, args=(path, w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    table = read_results(path)
+    assert len(table) == 45 and table.groupby("run").size().tolist() == [15, 15, 15]
