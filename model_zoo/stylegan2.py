@@ -163,7 +163,9 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random", **block_kwargs: Any) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", update_emas: bool = False,
+                **block_kwargs: Any) -> torch.Tensor:
+        del update_emas  # accepted for the common synthesis interface; StyleGAN2 synthesis keeps no EMAs
         check_noise_mode(noise_mode)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
@@ -179,14 +181,19 @@ class SynthesisNetwork(nn.Module):
 
 
 class Generator(nn.Module):
-    """Mapping + synthesis: G(z, c, truncation_psi, noise_mode) -> images in about [-1, 1]."""
+    """Mapping + synthesis: G(z, c, truncation_psi, noise_mode) -> images in about [-1, 1].
+
+    Subclasses swap the synthesis network through `synthesis_class` (StyleGAN3 does).
+    """
+
+    synthesis_class: type[nn.Module] = SynthesisNetwork
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
                  mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None) -> None:
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.synthesis = self.synthesis_class(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
 
@@ -199,7 +206,7 @@ class Generator(nn.Module):
                 **synthesis_kwargs: Any) -> torch.Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
+        return self.synthesis(ws, noise_mode=noise_mode, update_emas=update_emas, **synthesis_kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------

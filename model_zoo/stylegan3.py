@@ -29,7 +29,7 @@ from model_zoo import ModelSpec, register
 from model_zoo import stylegan2
 from model_zoo._options import Family, resolve
 from model_zoo.filtered_lrelu import design_lowpass_filter, filtered_lrelu
-from model_zoo.layers import FullyConnectedLayer, MappingNetwork, check_noise_mode, filter2d, modulated_conv2d
+from model_zoo.layers import FullyConnectedLayer, check_noise_mode, filter2d, modulated_conv2d
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -265,28 +265,10 @@ class SynthesisNetwork(nn.Module):
                 f"num_critical={self.num_critical}, margin_size={self.margin_size}")
 
 
-class Generator(nn.Module):
-    """Mapping + synthesis: G(z, c, truncation_psi) -> images in about [-1, 1]."""
+class Generator(stylegan2.Generator):
+    """Mapping + alias-free synthesis: G(z, c, truncation_psi) -> images in about [-1, 1]."""
 
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
-                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None) -> None:
-        super().__init__()
-        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
-        self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self.mapping.w_avg
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "random", update_emas: bool = True,
-                **synthesis_kwargs: Any) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, update_emas=update_emas, **synthesis_kwargs)
+    synthesis_class = SynthesisNetwork
 
 
 # --------------------------------------------------------------------------------------------------------------
