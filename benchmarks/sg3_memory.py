@@ -27,7 +27,10 @@ Page faults are the next cost: with glibc's defaults a T@32 step takes 0.7-2 M m
 the mmap threshold is mapped and zero-filled afresh). `--allocator retain` (MALLOC_MMAP_MAX_=0, no trimming)
 cuts that to ~0.2 M. Measured 2026-11-25, same box, load ~4 (a demo running): T@32 b4 ours 30.9 -> 28.2 s wall
 (separate workers); in one process alternating the two settings step by step (mallopt), CPU seconds
-32.5/31.4/31.7/29.1 (glibc) vs 28.7/26.0/28.3/27.9 (retain), i.e. ~11% less, same numerics and peak RSS.
+32.5/31.4/31.7/29.1 (glibc) vs 28.7/26.0/28.3/27.9 (retain), i.e. ~11% less, same numerics and peak RSS
+(2.63 -> 2.59 GB). A rerun at load ~2.5: ours 30.7 -> 29.5 s; reference 53.0 s wall with glibc, while with
+`retain` it passed 12 GB (its many differently sized maps fragment a heap that never shrinks): the setting
+suits allocation patterns like ours, not arbitrary code.
 """
 
 from __future__ import annotations
