@@ -49,3 +49,22 @@ def make_metric(name: str, **params: Any) -> Metric:
         return cls(**params)
     except TypeError as exc:
         raise ConfigError(f"bad parameters for metric {name!r}: {exc}") from None
+
+
+def register_variant(base: type[Metric], name: str, doc: str, outputs: dict[str, Direction],
+                     class_attrs: dict[str, Any] | None = None, **defaults: Any) -> type[Metric]:
+    """Register `name` as a preset of dataclass metric `base`: other parameter defaults, its own result keys.
+
+    NVlabs' named metrics (`fid50k_full`, `kid50k`, `ppl2_wend`, ...) are such presets; declaring them as one
+    call keeps the parameter set in one place (the base) and each preset's difference on one line.
+    """
+    fields = base.__dataclass_fields__
+    unknown = sorted(set(defaults) - set(fields))
+    if unknown:
+        raise ValueError(f"metric variant {name!r}: {base.__name__} has no parameters {unknown}")
+    new_fields = [(key, fields[key].type, dataclasses.field(default=value)) for key, value in defaults.items()]
+    class_name = "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+    namespace = {"__doc__": doc, "name": name, "outputs": dict(outputs), **(class_attrs or {})}
+    cls = dataclasses.make_dataclass(class_name, new_fields, bases=(base,), namespace=namespace)
+    cls.__module__ = base.__module__
+    return METRICS.register(name)(cls)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ganbench.errors import ConfigError
 from ganbench.metrics._sampling import label_sampler, progress_reporter
-from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.base import Metric, register_variant
 
 if TYPE_CHECKING:
     from ganbench.metrics.context import MetricContext
@@ -273,34 +273,12 @@ class Equivariance(Metric):  # registered below once per kind
         return {self.name: out[self.kind]}
 
 
-@METRICS.register("eqt50k_int")
-@dataclass
-class EQTInt(Equivariance):
-    """EQ-T: integer-translation equivariance PSNR (dB, higher is better)."""
-
-    name = "eqt50k_int"
-    outputs = {"eqt50k_int": "higher"}
-    kind = "int"
-
-
-@METRICS.register("eqt50k_frac")
-@dataclass
-class EQTFrac(Equivariance):
-    """EQ-T_frac: fractional-translation equivariance PSNR (dB, higher is better)."""
-
-    name = "eqt50k_frac"
-    outputs = {"eqt50k_frac": "higher"}
-    kind = "frac"
-
-
-@METRICS.register("eqr50k")
-@dataclass
-class EQR(Equivariance):
-    """EQ-R: rotation equivariance PSNR (dB, higher is better)."""
-
-    name = "eqr50k"
-    outputs = {"eqr50k": "higher"}
-    kind = "rot"
+register_variant(Equivariance, "eqt50k_int", "EQ-T: integer-translation equivariance PSNR (dB, higher is better).",
+                 {"eqt50k_int": "higher"}, class_attrs={"kind": "int"})
+register_variant(Equivariance, "eqt50k_frac", "EQ-T_frac: fractional-translation equivariance PSNR (dB).",
+                 {"eqt50k_frac": "higher"}, class_attrs={"kind": "frac"})
+register_variant(Equivariance, "eqr50k", "EQ-R: rotation equivariance PSNR (dB, higher is better).",
+                 {"eqr50k": "higher"}, class_attrs={"kind": "rot"})
 
 
 __all__ = ["equivariance", "integer_translate", "fractional_translate", "fractional_rotate", "pseudo_rotate",

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.linalg
 
 from ganbench.errors import ConfigError, GanbenchError
-from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.base import METRICS, Metric, register_variant
 
 SQRTM_EPS = 1e-6
 MAX_IMAG = 1e-3  # largest tolerated imaginary part on the diagonal of sqrtm(S1 S2), as pytorch-fid
@@ -76,43 +76,11 @@ class FID(Metric):
         return {self.name: value}
 
 
-@METRICS.register("fid50k_full")
-@dataclass
-class FID50kFull(FID):
-    """NVlabs `fid50k_full`: 50k generated vs every real image."""
-
-    n_gen: int | None = 50000
-    name = "fid50k_full"
-    outputs = {"fid50k_full": "lower"}
-
-
-@METRICS.register("fid50k")
-@dataclass
-class FID50k(FID):
-    """NVlabs `fid50k`: 50k generated vs the first 50k reals."""
-
-    n_gen: int | None = 50000
-    n_real: int | None = 50000
-    name = "fid50k"
-    outputs = {"fid50k": "lower"}
-
-
-@METRICS.register("fid10k_full")
-@dataclass
-class FID10kFull(FID):
-    """10k generated vs every real image."""
-
-    n_gen: int | None = 10000
-    name = "fid10k_full"
-    outputs = {"fid10k_full": "lower"}
-
-
-@METRICS.register("fid10k")
-@dataclass
-class FID10k(FID):
-    """10k generated vs the first 10k reals."""
-
-    n_gen: int | None = 10000
-    n_real: int | None = 10000
-    name = "fid10k"
-    outputs = {"fid10k": "lower"}
+register_variant(FID, "fid50k_full", "NVlabs `fid50k_full`: 50k generated vs every real image.",
+                 {"fid50k_full": "lower"}, n_gen=50000)
+register_variant(FID, "fid50k", "NVlabs `fid50k`: 50k generated vs the first 50k reals.",
+                 {"fid50k": "lower"}, n_gen=50000, n_real=50000)
+register_variant(FID, "fid10k_full", "10k generated vs every real image.",
+                 {"fid10k_full": "lower"}, n_gen=10000)
+register_variant(FID, "fid10k", "10k generated vs the first 10k reals.",
+                 {"fid10k": "lower"}, n_gen=10000, n_real=10000)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from ganbench.errors import ConfigError, GanbenchError
-from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.base import METRICS, Metric, register_variant
 
 
 def inception_score(logits: np.ndarray, num_splits: int = 10) -> tuple[float, float]:
@@ -56,11 +56,5 @@ class InceptionScore(Metric):
         return {f"{self.name}_mean": mean, f"{self.name}_std": std}
 
 
-@METRICS.register("is50k")
-@dataclass
-class InceptionScore50k(InceptionScore):
-    """NVlabs `is50k`: IS of 50k generated images."""
-
-    n_gen: int | None = 50000
-    name = "is50k"
-    outputs = {"is50k_mean": "higher", "is50k_std": None}
+register_variant(InceptionScore, "is50k", "NVlabs `is50k`: IS of 50k generated images.",
+                 {"is50k_mean": "higher", "is50k_std": None}, n_gen=50000)

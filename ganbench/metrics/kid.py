@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganbench.errors import ConfigError, GanbenchError
-from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.base import METRICS, Metric, register_variant
 
 
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
@@ -70,22 +70,7 @@ class KID(Metric):
         return {f"{prefix}_mean": mean, f"{prefix}_std": std}
 
 
-@METRICS.register("kid50k_full")
-@dataclass
-class KID50kFull(KID):
-    """NVlabs `kid50k_full`: 50k generated vs every real image."""
-
-    n_gen: int | None = 50000
-    name = "kid50k_full"
-    outputs = {"kid50k_full_mean": "lower", "kid50k_full_std": None}
-
-
-@METRICS.register("kid50k")
-@dataclass
-class KID50k(KID):
-    """NVlabs `kid50k`: 50k generated vs the first 50k reals."""
-
-    n_gen: int | None = 50000
-    n_real: int | None = 50000
-    name = "kid50k"
-    outputs = {"kid50k_mean": "lower", "kid50k_std": None}
+register_variant(KID, "kid50k_full", "NVlabs `kid50k_full`: 50k generated vs every real image.",
+                 {"kid50k_full_mean": "lower", "kid50k_full_std": None}, n_gen=50000)
+register_variant(KID, "kid50k", "NVlabs `kid50k`: 50k generated vs the first 50k reals.",
+                 {"kid50k_mean": "lower", "kid50k_std": None}, n_gen=50000, n_real=50000)

@@ -27,7 +27,7 @@ import torch
 
 from ganbench.errors import ConfigError
 from ganbench.metrics._sampling import label_sampler, progress_reporter
-from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.base import Metric, register_variant
 
 if TYPE_CHECKING:
     from ganbench.metrics.context import MetricContext
@@ -180,55 +180,11 @@ class PPL(Metric):  # registered below once per (space, sampling)
         return {self.key: filtered_mean(values)}
 
 
-@METRICS.register("ppl_zfull")
-@dataclass
-class PPLZFull(PPL):
-    """PPL in Z, t ~ U(0, 1)."""
-
-    space: str = "z"
-    sampling: str = "full"
-    name = "ppl_zfull"
-    outputs = {"ppl_zfull": "lower"}
-
-
-@METRICS.register("ppl_wfull")
-@dataclass
-class PPLWFull(PPL):
-    """PPL in W, t ~ U(0, 1)."""
-
-    space: str = "w"
-    sampling: str = "full"
-    name = "ppl_wfull"
-    outputs = {"ppl_wfull": "lower"}
-
-
-@METRICS.register("ppl_zend")
-@dataclass
-class PPLZEnd(PPL):
-    """PPL in Z at the path ends (t = 0)."""
-
-    space: str = "z"
-    sampling: str = "end"
-    name = "ppl_zend"
-    outputs = {"ppl_zend": "lower"}
-
-
-@METRICS.register("ppl_wend")
-@dataclass
-class PPLWEnd(PPL):
-    """PPL in W at the path ends (t = 0); NVlabs' `ppl2_wend` is this with crop=False."""
-
-    space: str = "w"
-    sampling: str = "end"
-    name = "ppl_wend"
-    outputs = {"ppl_wend": "lower"}
-
-
-@METRICS.register("ppl2_wend")
-@dataclass
-class PPL2WEnd(PPLWEnd):
-    """NVlabs' `ppl2_wend` (StyleGAN2 onwards): W, end sampling, no crop, 50k samples."""
-
-    n_gen: int | None = 50000
-    name = "ppl2_wend"
-    outputs = {"ppl2_wend": "lower"}
+register_variant(PPL, "ppl_zfull", "PPL in Z, t ~ U(0, 1).", {"ppl_zfull": "lower"}, space="z", sampling="full")
+register_variant(PPL, "ppl_wfull", "PPL in W, t ~ U(0, 1).", {"ppl_wfull": "lower"}, space="w", sampling="full")
+register_variant(PPL, "ppl_zend", "PPL in Z at the path ends (t = 0).", {"ppl_zend": "lower"},
+                 space="z", sampling="end")
+register_variant(PPL, "ppl_wend", "PPL in W at the path ends (t = 0); NVlabs' `ppl2_wend` is this with 50k samples.",
+                 {"ppl_wend": "lower"}, space="w", sampling="end")
+register_variant(PPL, "ppl2_wend", "NVlabs' `ppl2_wend` (StyleGAN2 onwards): W, end sampling, no crop, 50k samples.",
+                 {"ppl2_wend": "lower"}, space="w", sampling="end", n_gen=50000)

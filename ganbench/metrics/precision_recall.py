@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ganbench.errors import ConfigError, GanbenchError
-from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.base import METRICS, Metric, register_variant
 
 
 def _kth_radii(manifold: torch.Tensor, k: int, block: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -83,24 +83,11 @@ class PrecisionRecall(Metric):
         return {keys[0]: precision, keys[1]: recall}
 
 
-@METRICS.register("pr50k3_full")
-@dataclass
-class PrecisionRecall50kFull(PrecisionRecall):
-    """NVlabs `pr50k3_full`: VGG16 features, 50k generated vs every real image, k=3."""
-
-    n_gen: int | None = 50000
-    extractor: str | None = "vgg16"
-    name = "pr50k3_full"
-    outputs = {"pr50k3_full_precision": "higher", "pr50k3_full_recall": "higher"}
-
-
-@METRICS.register("pr50k3")
-@dataclass
-class PrecisionRecall50k(PrecisionRecall):
-    """NVlabs `pr50k3`: VGG16 features, 50k generated vs the first 50k reals, k=3."""
-
-    n_gen: int | None = 50000
-    n_real: int | None = 50000
-    extractor: str | None = "vgg16"
-    name = "pr50k3"
-    outputs = {"pr50k3_precision": "higher", "pr50k3_recall": "higher"}
+register_variant(PrecisionRecall, "pr50k3_full",
+                 "NVlabs `pr50k3_full`: VGG16 features, 50k generated vs every real image, k=3.",
+                 {"pr50k3_full_precision": "higher", "pr50k3_full_recall": "higher"},
+                 n_gen=50000, extractor="vgg16")
+register_variant(PrecisionRecall, "pr50k3",
+                 "NVlabs `pr50k3`: VGG16 features, 50k generated vs the first 50k reals, k=3.",
+                 {"pr50k3_precision": "higher", "pr50k3_recall": "higher"},
+                 n_gen=50000, n_real=50000, extractor="vgg16")
