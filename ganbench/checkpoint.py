@@ -126,6 +126,15 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], metadata: di
 ZIP_MAGIC = b"PK\x03\x04"
 
 
+def _check_header(path: Path, payload: Any) -> None:
+    """Refuse payloads that are not ganbench checkpoints or come from a newer format (either file kind)."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a ganbench checkpoint (no '{FORMAT}' header)")
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer ganbench (format {version!r}); upgrade ganbench")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint with weights_only=True: a file that would need to run code is refused.
 
@@ -157,11 +166,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"refusing to load {path}: {what}; only tensors and plain data are allowed") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a ganbench checkpoint (no '{FORMAT}' header)")
-    version = payload.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer ganbench (format {version!r}); upgrade ganbench")
+    _check_header(path, payload)
     metadata, state = payload.get("metadata"), payload.get("state")
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
@@ -264,11 +269,7 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> Checkpoin
         doc = json.loads(header[_HEADER_KEY])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (its header JSON does not parse)") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a ganbench checkpoint (no '{FORMAT}' header)")
-    version = doc.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer ganbench (format {version!r}); upgrade ganbench")
+    _check_header(path, doc)
     metadata = decode_plain(doc.get("metadata"), tensors, str(path))
     state = decode_plain(doc.get("state"), tensors, str(path))
     if not isinstance(metadata, dict) or not isinstance(state, dict):

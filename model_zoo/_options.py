@@ -59,3 +59,13 @@ def resolve(family: Family, resolution: int, preset: str | None, overrides: dict
     # The config spells out every network hyperparameter, so a checkpoint rebuilds even if presets change.
     config = {"preset": preset, **net, **{k: v for k, v in overrides.items() if k in train}}
     return Options(net=net, train=train, config=config)
+
+
+def build_spec(family: Family, resolution: int, preset: str | None, overrides: dict[str, Any],
+               build_networks: Callable[[int, dict[str, Any]], tuple[Any, Any]]) -> "ModelSpec":
+    """Resolve the options, build (G, D) from the network options, and package them as a ModelSpec."""
+    from model_zoo import ModelSpec
+
+    opts = resolve(family, resolution, preset, overrides)
+    G, D = build_networks(resolution, opts.net)
+    return ModelSpec(G=G, D=D, config=opts.config, train=opts.train)

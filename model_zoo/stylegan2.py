@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from model_zoo import ModelSpec, register
-from model_zoo._options import Family, resolve
+from model_zoo._options import Family, build_spec
 from model_zoo.layers import (ACTIVATIONS, Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer,
                               bias_act, check_noise_mode, downsample2d, modulated_conv2d, setup_filter, upsample2d)
 
@@ -421,9 +421,7 @@ def build_networks(resolution: int, net: dict[str, Any]) -> tuple[Generator, Dis
 
 
 def _build(family: Family, resolution: int, preset: str | None, overrides: dict[str, Any]) -> ModelSpec:
-    opts = resolve(family, resolution, preset, overrides)
-    G, D = build_networks(resolution, opts.net)
-    return ModelSpec(G=G, D=D, config=opts.config, train=opts.train)
+    return build_spec(family, resolution, preset, overrides, build_networks)
 
 
 @register("stylegan2")

@@ -27,7 +27,7 @@ from torch import nn
 
 from model_zoo import ModelSpec, register
 from model_zoo import stylegan2
-from model_zoo._options import Family, resolve
+from model_zoo._options import Family, build_spec
 from model_zoo.filtered_lrelu import design_lowpass_filter, filtered_lrelu
 from model_zoo.layers import FullyConnectedLayer, check_noise_mode, filter2d, modulated_conv2d
 
@@ -397,9 +397,7 @@ STYLEGAN3_R = _family("stylegan3-r", r_config=True)
 
 
 def _build(family: Family, resolution: int, preset: str | None, overrides: dict[str, Any]) -> ModelSpec:
-    opts = resolve(family, resolution, preset, overrides)
-    G, D = build_networks(resolution, opts.net)
-    return ModelSpec(G=G, D=D, config=opts.config, train=opts.train)
+    return build_spec(family, resolution, preset, overrides, build_networks)
 
 
 @register("stylegan3-t")
