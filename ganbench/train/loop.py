@@ -265,10 +265,15 @@ class Dist:
         dist.all_gather_object(out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
+        """Leave the process group. On a normal finish every rank first waits for the others (rank 0 is
+        still writing the last snapshot), so no rank tears its gloo connections down under a peer that is
+        still using them; after an error it leaves at once (a barrier could wait forever)."""
         if self.owns_group:
             import torch.distributed as dist
 
+            if ok:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -579,6 +584,7 @@ class Trainer:
         progress = self._progress() if (opts.progress and rank0) else None
         task = progress.add_task("train", total=self.total_nimg / 1000, completed=self.cur_nimg / 1000,
                                  info="") if progress else None
+        ok = False
         try:
             if progress:
                 progress.start()
@@ -615,10 +621,11 @@ class Trainer:
                     next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
                     if opts.stop_kimg is not None and self.cur_nimg >= opts.stop_kimg * 1000:
                         break
+            ok = True
         finally:
             if progress:
                 progress.stop()
-            self.dist.close()
+            self.dist.close(ok)
         return self.out
 
     def _progress(self) -> Any:
