@@ -40,6 +40,44 @@ def test_large_imaginary_part_is_an_error():
         frechet_distance(np.zeros(2), np.diag([1.0, 1.0]), np.zeros(2), np.diag([-1.0, 1.0]))
 
 
+@pytest.mark.parametrize("dim,n", [(64, 500), (256, 2000)])
+def test_eigen_route_equals_scipy_sqrtm_on_full_rank_covariances(dim, n):
+    """Independent reference: scipy's Schur-based sqrtm of the product, as pytorch-fid / NVlabs compute it."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(dim)
+    a = rng.normal(size=(n, dim))
+    b = rng.normal(size=(n, dim)) @ rng.normal(0, 0.3, size=(dim, dim)) + 0.5 * a
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    reference = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2 - 2 * covmean)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-10)
+
+
+def test_fewer_samples_than_dimensions_is_finite_and_symmetric():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(20, 50)), rng.normal(0.1, 1.2, size=(30, 50))   # rank 19 and 29 covariances
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    d12 = frechet_distance(a.mean(0), s1, b.mean(0), s2)
+    d21 = frechet_distance(b.mean(0), s2, a.mean(0), s1)
+    # square roots of the ~30 round-off eigenvalues (~1e-15) that should be 0 move the trace by ~1e-8 relative;
+    # scipy's sqrtm disagrees with itself across the two orders by the same order of magnitude
+    assert np.isfinite(d12) and d12 > 0 and d12 == pytest.approx(d21, rel=1e-7)
+    import scipy.linalg
+    reference = (a.mean(0) - b.mean(0)) @ (a.mean(0) - b.mean(0)) + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert d12 == pytest.approx(reference, rel=1e-7)
+    assert frechet_distance(a.mean(0), s1, a.mean(0), s1) == pytest.approx(0.0, abs=1e-5)   # same round-off
+
+
+def test_non_finite_moments_are_named():
+    s = np.eye(3)
+    with pytest.raises(FrechetError, match="covariance 2 has non-finite"):
+        frechet_distance(np.zeros(3), s, np.zeros(3), np.full((3, 3), np.nan))
+    with pytest.raises(FrechetError, match="mean 1 has non-finite"):
+        frechet_distance(np.array([np.inf, 0, 0]), s, np.zeros(3), s)
+
+
 def test_singular_covariances_stay_finite():
     a = np.zeros((3, 3))
     assert frechet_distance(np.ones(3), a, np.zeros(3), a) == pytest.approx(3.0)
