@@ -65,7 +65,7 @@ def finished(run_dir: Path, kimg: float) -> bool:
     """Whether the run's final snapshot exists (its metadata, not its rounded file name, says how far it got)."""
     from ganbench.checkpoint import load_checkpoint
 
-    path = Path(run_dir) / snapshot_name(int(kimg))
+    path = Path(run_dir) / snapshot_name(kimg)
     if not path.is_file():
         return False
     done = load_checkpoint(path).metadata.get("kimg")

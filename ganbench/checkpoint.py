@@ -46,9 +46,23 @@ class Checkpoint:
         return float(self.state.get("cur_nimg", 0)) / 1000.0
 
 
-def snapshot_name(kimg: int) -> str:
-    """File name of the snapshot taken at `kimg` thousand images."""
-    return f"network-snapshot-{int(kimg):06d}.pt"
+SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d+)(?:\.(\d{3}))?\.pt$")
+
+
+def snapshot_name(kimg: float) -> str:
+    """File name of the snapshot taken at `kimg` thousand images: `network-snapshot-000004.pt` on whole kimg
+    (NVlabs' naming), `network-snapshot-000000.250.pt` in between, so snapshots every 0.25 kimg do not
+    overwrite each other."""
+    whole, frac = divmod(int(round(float(kimg) * 1000)), 1000)
+    return f"network-snapshot-{whole:06d}.pt" if frac == 0 else f"network-snapshot-{whole:06d}.{frac:03d}.pt"
+
+
+def snapshot_kimg(name: str) -> float | None:
+    """The kimg a snapshot file name stands for, or None when `name` is not a snapshot name."""
+    m = SNAPSHOT_RE.match(name)
+    if m is None:
+        return None
+    return int(m.group(1)) + int(m.group(2) or 0) / 1000
 
 
 def default_file_mode(directory: bool = False) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +24,6 @@ import ganbench
 from ganbench.errors import ConfigError
 from ganbench.results import append_rows, done_keys, identity_key, read_results
 
-SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d+)\.pt$")
 RESULTS_NAME = "results.csv"
 
 
@@ -69,19 +67,24 @@ class EvalSummary:
 
 
 def _snapshots(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and SNAPSHOT_RE.match(p.name)]
+    from ganbench.checkpoint import snapshot_kimg
+
+    return [p for p in folder.iterdir() if p.is_file() and snapshot_kimg(p.name) is not None]
 
 
 def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef]:
     """Checkpoints named by `targets` (files, run folders, or folders of run folders), sorted by kimg per run."""
+    from ganbench.checkpoint import snapshot_kimg
+
     found: list[CheckpointRef] = []
     for target in targets:
         target = Path(target)
         if target.is_file():
-            m = SNAPSHOT_RE.match(target.name)
-            if not m and target.suffix != ".pt":
+            kimg = snapshot_kimg(target.name)
+            if kimg is None and target.suffix != ".pt":
                 raise ConfigError(f"{target} is not a checkpoint (expected network-snapshot-*.pt)")
-            kimg = float(m.group(1)) if m else _kimg_from_metadata(target)
+            if kimg is None:
+                kimg = _kimg_from_metadata(target)
             found.append(CheckpointRef(run=target.resolve().parent.name, path=target, kimg=kimg))
             continue
         if not target.is_dir():
@@ -93,7 +96,7 @@ def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef
             raise ConfigError(f"no network-snapshot-*.pt in {target} or its subfolders")
         for p in files:
             found.append(CheckpointRef(run=p.resolve().parent.name, path=p,
-                                       kimg=float(SNAPSHOT_RE.match(p.name).group(1))))
+                                       kimg=snapshot_kimg(p.name)))
     unique = {ref.path.resolve(): ref for ref in found}
     runs: dict[str, Path] = {}
     for ref in unique.values():

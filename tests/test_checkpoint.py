@@ -19,6 +19,7 @@ from ganbench.checkpoint import (
     atomic_write_bytes,
     load_checkpoint,
     save_checkpoint,
+    snapshot_kimg,
     snapshot_name,
 )
 from ganbench.errors import CheckpointError
@@ -34,6 +35,25 @@ def state() -> dict:
     opt.step()
     return {"G": g.state_dict(), "optimizers": {"G": opt.state_dict()}, "augment_p": 0.25, "cur_nimg": 4000,
             "rng": {"torch": torch.get_rng_state(), "python": (3, (1, 2, 3), None)}, "pl_mean": torch.zeros([])}
+
+
+def test_snapshot_names_round_trip_and_sort_by_kimg():
+    assert snapshot_name(4) == "network-snapshot-000004.pt"                     # NVlabs' whole-kimg name
+    assert snapshot_name(0.25) == "network-snapshot-000000.250.pt"
+    assert snapshot_name(12.5) == "network-snapshot-000012.500.pt"
+    for kimg in (0, 0.016, 0.25, 1, 1.5, 25000):
+        assert snapshot_kimg(snapshot_name(kimg)) == pytest.approx(kimg)
+    assert snapshot_kimg("network-snapshot-000001.5.pt") is None and snapshot_kimg("model.pt") is None
+
+
+def test_latest_snapshot_orders_by_kimg_not_by_name(tmp_path):
+    from ganbench.train.loop import latest_snapshot
+
+    for kimg in (1, 1.5, 0.5):   # "000001.500.pt" sorts before "000001.pt" as text
+        (tmp_path / snapshot_name(kimg)).write_bytes(b"")
+    assert latest_snapshot(tmp_path).name == "network-snapshot-000001.500.pt"
+    (tmp_path / "empty").mkdir()
+    assert latest_snapshot(tmp_path / "empty") is None
 
 
 def test_round_trip(tmp_path):

@@ -19,6 +19,7 @@ from ganbench.data import ShapesDataset
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.train import Trainer, TrainOptions, run_training
 from ganbench.train.data_stream import DataStream
+from ganbench.train.loop import latest_snapshot
 from ganbench.train.progressive import LodSchedule, make_schedule, process_reals
 
 runner = CliRunner()
@@ -50,7 +51,11 @@ def test_cli_help() -> None:
 
 
 def test_tiny_cli_run_writes_snapshot_grid_and_stats(tiny_cli_run: Path) -> None:
-    ckpt = load_checkpoint(tiny_cli_run / "network-snapshot-000000.pt")
+    # snapshots every 0.032 kimg keep their own files (a whole-kimg name would overwrite the first one)
+    assert sorted(p.name for p in tiny_cli_run.glob("network-snapshot-*")) == [
+        "network-snapshot-000000.032.pt", "network-snapshot-000000.064.pt"]
+    assert load_checkpoint(tiny_cli_run / "network-snapshot-000000.032.pt").state["cur_nimg"] == 32
+    ckpt = load_checkpoint(latest_snapshot(tiny_cli_run))
     assert ckpt.state["cur_nimg"] == 64 and ckpt.metadata["arch"] == "stylegan2"
     assert ckpt.metadata["dataset"] == "shapes-n64-r16-seed0" and ckpt.metadata["seed"] == 0
     assert {"G", "D", "G_ema", "optimizers", "augment_p", "pl_mean", "rng", "data_order"} <= set(ckpt.state)
@@ -58,7 +63,7 @@ def test_tiny_cli_run_writes_snapshot_grid_and_stats(tiny_cli_run: Path) -> None
     assert [r["cur_nimg"] for r in records] == [32, 64]
     assert {"kimg", "s_per_kimg", "sec", "augment_p", "lod", "loss/G", "loss/D"} <= set(records[-1])
     assert all(np.isfinite(r["loss/G"]) and np.isfinite(r["loss/D"]) for r in records)
-    grid = Image.open(tiny_cli_run / "fakes000000.png")
+    grid = Image.open(tiny_cli_run / "fakes000000.064.png")
     assert grid.size == (8 * 16, 4 * 16) and grid.mode == "RGB"
     assert (tiny_cli_run / "reals.png").exists() and (tiny_cli_run / "fakes_init.png").exists()
 
@@ -68,7 +73,7 @@ def test_saved_G_ema_loads_and_reproduces_output(tmp_path: Path) -> None:
                         out=tmp_path, preset="tiny", snapshot_kimg=1, device="cpu")
     trainer = Trainer(opts)
     trainer.run()
-    G = model_zoo.load(tmp_path / "network-snapshot-000000.pt")
+    G = model_zoo.load(latest_snapshot(tmp_path))
     z = torch.randn([3, G.z_dim], generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         expected = trainer.G_ema(z, None, noise_mode="const")
@@ -157,8 +162,20 @@ def test_ada_p_rises_when_D_overfits_a_tiny_dataset(toy: str, tmp_path: Path) ->
     records = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert max(r["ada/rt"] for r in records) > 0.6          # D is confident on the 16 reals ...
     assert max(r["augment_p"] for r in records) > 0.02     # ... so ADA raised p
-    ckpt = load_checkpoint(tmp_path / "network-snapshot-000000.pt")
+    ckpt = load_checkpoint(latest_snapshot(tmp_path))
     assert ckpt.state["augment_p"] == pytest.approx(records[-1]["augment_p"])
+
+
+def test_snapshots_are_named_after_the_boundary_they_cross(toy: str, tmp_path: Path) -> None:
+    # batch 16 never lands on a multiple of 20 images: steps end at 32, 48, 64 and are named 20, 40 and
+    # (the run's length) 50, as NVlabs names a snapshot by the kimg it stands for
+    run_training(toy, "shapes:16", 8, kimg=0.05, batch=16, seed=0, out=tmp_path, snapshot_kimg=0.02, device="cpu")
+    names = sorted(p.name for p in tmp_path.glob("network-snapshot-*.pt"))
+    assert names == ["network-snapshot-000000.020.pt", "network-snapshot-000000.040.pt",
+                     "network-snapshot-000000.050.pt"]
+    assert [load_checkpoint(tmp_path / n).state["cur_nimg"] for n in names] == [32, 48, 64]
+    assert sorted(p.name for p in tmp_path.glob("fakes0*.png")) == [n.replace("network-snapshot-", "fakes")
+                                                                   .replace(".pt", ".png") for n in names]
 
 
 def test_augment_flags_select_pipeline(toy: str, tmp_path: Path) -> None:
@@ -199,7 +216,7 @@ def test_every_family_trains_through_the_loop(name: str, tmp_path: Path) -> None
     if spec.get("blur_sigma"):
         assert records[0]["blur_sigma"] > 0 and getattr(trainer.D, "blur_sigma", None) == pytest.approx(
             trainer.loss.blur_sigma)
-    G = model_zoo.load(tmp_path / "network-snapshot-000000.pt")
+    G = model_zoo.load(latest_snapshot(tmp_path))
     z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(G(z, None, noise_mode="const"), trainer.G_ema(z, None, noise_mode="const"))
@@ -248,8 +265,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
     proc.kill()
     proc.wait()
     subprocess.run([sys.executable, "-c", script, str(part)], check=True, env=env, timeout=600)
-    a = load_checkpoint(tmp_path / "full" / "network-snapshot-000000.pt").state
-    b = load_checkpoint(part / "network-snapshot-000000.pt").state
+    a = load_checkpoint(latest_snapshot(tmp_path / "full")).state
+    b = load_checkpoint(latest_snapshot(part)).state
     assert a["cur_nimg"] == b["cur_nimg"] == 384
     for net in ("G", "D", "G_ema"):
         assert _weights_equal(a[net], b[net]), net

@@ -14,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ganbench.checkpoint import load_checkpoint
+from ganbench.train.loop import latest_snapshot
 
 
 def _free_port() -> int:
@@ -53,7 +54,7 @@ def test_two_gloo_ranks_stay_in_sync(tmp_path: Path) -> None:
     for net in ("G", "D"):      # all-reduced gradients keep the replicas identical
         assert all(torch.equal(r0[net][k], r1[net][k]) for k in r0[net]), net
     assert set(r0["first"]).isdisjoint(r1["first"]) and len(r0["first"]) == 4   # own shard, batch 8 / 2
-    ckpt = load_checkpoint(out / "network-snapshot-000000.pt")
+    ckpt = load_checkpoint(latest_snapshot(out))
     assert ckpt.state["world_size"] == 2 and len(ckpt.state["rng"]) == 2
     assert not torch.equal(ckpt.state["rng"][0]["torch"], ckpt.state["rng"][1]["torch"])   # per-rank seeds
     assert all(torch.equal(ckpt.state["G"][k], r0["G"][k]) for k in r0["G"])
@@ -71,7 +72,7 @@ def test_torchrun_cli_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    ckpt = load_checkpoint(out / "network-snapshot-000000.pt")
+    ckpt = load_checkpoint(latest_snapshot(out))
     assert ckpt.state["cur_nimg"] == 32 and ckpt.state["world_size"] == 2
     assert ckpt.metadata["train"]["world_size"] == 2
 
@@ -83,8 +84,8 @@ def test_two_rank_run_resumes_exactly(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "full"), str(report), None, 0.048), nprocs=2)
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "part"), str(report), 0.016, 0.048), nprocs=2)
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "part"), str(report), None, 0.048), nprocs=2)
-    a = load_checkpoint(tmp_path / "full" / "network-snapshot-000000.pt").state
-    b = load_checkpoint(tmp_path / "part" / "network-snapshot-000000.pt").state
+    a = load_checkpoint(latest_snapshot(tmp_path / "full")).state
+    b = load_checkpoint(latest_snapshot(tmp_path / "part")).state
     assert a["cur_nimg"] == b["cur_nimg"] == 48
     for net in ("G", "D", "G_ema"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net

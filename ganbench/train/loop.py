@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganbench.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint, snapshot_name
+from ganbench.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint, snapshot_kimg, snapshot_name
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
@@ -156,8 +156,8 @@ def seed_everything(seed: int) -> None:
 
 def latest_snapshot(out: Path) -> Path | None:
     """The newest `network-snapshot-*.pt` in `out`, or None."""
-    snaps = sorted(out.glob("network-snapshot-*.pt"))
-    return snaps[-1] if snaps else None
+    snaps = [(kimg, p) for p in out.glob("network-snapshot-*.pt") if (kimg := snapshot_kimg(p.name)) is not None]
+    return max(snaps)[1] if snaps else None
 
 
 def open_training_data(spec: str, resolution: int) -> Any:
@@ -531,14 +531,18 @@ class Trainer:
         imgs = torch.from_numpy(np.stack([self.dataset.image(i) for i in range(n)]))
         atomic_write_bytes(self.out / "reals.png", grid_png(imgs, self.opts.grid[0]))
 
-    def snapshot(self) -> Path | None:
-        """Checkpoint + grid (rank 0 writes; every rank contributes its RNG and data-order state)."""
+    def snapshot(self, label_nimg: int | None = None) -> Path | None:
+        """Checkpoint + grid (rank 0 writes; every rank contributes its RNG and data-order state).
+
+        The file is named after `label_nimg` (default: the current image count), the snapshot boundary the
+        step crossed, as NVlabs names snapshots by the kimg they stand for rather than the exact count.
+        """
         ranks = self.dist.gather(self.local_state())
         if self.dist.rank != 0:
             return None
-        kimg = self.cur_nimg / 1000
-        path = save_checkpoint(self.out / snapshot_name(int(kimg)), self.state(ranks), self.metadata())
-        self.write_grid(f"fakes{int(kimg):06d}.png")
+        name = snapshot_name((self.cur_nimg if label_nimg is None else label_nimg) / 1000)
+        path = save_checkpoint(self.out / name, self.state(ranks), self.metadata())
+        self.write_grid(name.replace("network-snapshot-", "fakes").replace(".pt", ".png"))
         return path
 
     def _rewrite_stats(self) -> int:
@@ -617,7 +621,8 @@ class Trainer:
                     tick_start_nimg, t_tick, cpu_tick = self.cur_nimg, now, cpu_now
                     next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
                 if done or self.cur_nimg >= next_snap:
-                    self.snapshot()
+                    # the last boundary crossed (1.0 kimg for a step ending at 1008 images), or the run's length
+                    self.snapshot(self.total_nimg if done else self.cur_nimg // snap_nimg * snap_nimg)
                     next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
                     if opts.stop_kimg is not None and self.cur_nimg >= opts.stop_kimg * 1000:
                         break
