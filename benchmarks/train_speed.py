@@ -9,6 +9,14 @@ mean wall time of steps that run only the main phases (G main, D main, plus non-
 reported beside wall seconds because the machine may be shared. Peak memory is the subprocess's max RSS
 (and CUDA max allocated on GPU). A config whose address space would pass `--mem-limit-gb` fails inside
 its own process (RLIMIT_AS) and is reported as "exceeded" instead of taking the machine down.
+
+Measured 2026-11-25, idle 2-core AMD EPYC / 24 GB box, 2 threads, batch 4, paper networks (no preset),
+`--models stylegan3-t,stylegan3-r --resolutions 32,64 --steps 2` (one step = G main + D main phases, ADA on):
+    stylegan3-t  32   16.0 s/step  31.7 CPU-s  all phases 17.2 s  peak RSS 3.5 GB
+    stylegan3-r  32   16.3 s/step  32.3 CPU-s  all phases 17.0 s  peak RSS 4.0 GB
+    stylegan3-t  64   37.2 s/step  73.2 CPU-s  all phases 45.0 s  peak RSS 4.5 GB
+    stylegan3-r  64   40.9 s/step  79.2 CPU-s  all phases 47.8 s  peak RSS 5.4 GB
+(benchmarks/sg3_memory.py times the bare G -> D forward + backward the StyleGAN3 issue quotes.)
 """
 
 from __future__ import annotations
