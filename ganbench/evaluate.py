@@ -240,6 +240,20 @@ def init_distributed(device: str = "cpu") -> tuple[int, int]:
     return dist_info()
 
 
+def leave_distributed() -> None:
+    """Leave the process group `init_distributed` joined, once every rank is done with it.
+
+    Exiting with the group still alive (or destroying it while a peer still talks to it) lets gloo abort a
+    rank at interpreter exit ('terminate called without an active exception'), which torchrun reports as
+    a failed run even though every result was written.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @dataclass
 class _Plan:
     """The metrics of one evaluation and how each one's rows are identified."""

@@ -49,6 +49,20 @@ def test_top_level_help_lists_every_command():
     assert runner.invoke(app, ["--version"]).exit_code == 0
 
 
+def test_python_dash_m_ganbench_is_the_cli():
+    """`python -m ganbench` (what `torchrun -m ganbench eval ...` runs on every rank) is the same app."""
+    import subprocess
+    import sys
+
+    from ganbench import __version__
+
+    proc = subprocess.run([sys.executable, "-m", "ganbench", "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"ganbench {__version__}", proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ganbench", "eval", "/nonexistent/run"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "/nonexistent/run does not exist" in proc.stderr + proc.stdout
+
+
 def test_every_command_answers_help():
     paths = command_paths()
     assert {p[0] for p in paths if p} >= set(TOP_LEVEL)

@@ -34,10 +34,11 @@ SCRIPT = textwrap.dedent("""
         return forward(self, z, *a, **k)
     ToyG.forward = counting
     from ganbench.data.shapes import ShapesDataset
-    from ganbench.evaluate import EvalOptions, evaluate, init_distributed
+    from ganbench.evaluate import EvalOptions, evaluate, init_distributed, leave_distributed
     rank, world = init_distributed("cpu")
     evaluate([{run!r}], EvalOptions(metrics=["toy-stat", "fid"], real=ShapesDataset(n=48, resolution=16, seed=1),
              n=40, extractor="toy-pixels", seed=3, batch_size=16), out={out!r})
+    leave_distributed()
     with open(os.path.join({logs!r}, f"rank{{rank}}.json"), "w") as f:
         json.dump({{"rank": rank, "world": world, "images": calls}}, f)
 """)
@@ -76,3 +77,30 @@ def test_torchrun_two_processes_match_one(tmp_path, monkeypatch):
     got = {(r.kimg, r.metric): r.value for r in dist.itertuples()}
     for r in single.itertuples():
         assert got[(r.kimg, r.metric)] == pytest.approx(r.value, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_torchrun_cli_eval_matches_one_process(tmp_path):
+    """`torchrun -m ganbench eval ... --num-gen N` on 2 gloo ranks writes the rows one process writes."""
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+    from ganbench.train import run_training
+
+    run = tmp_path / "run"
+    run_training("stylegan2", "shapes:64", 16, kimg=0.016, batch=4, seed=0, out=run, preset="tiny",
+                 snapshot_kimg=0.008, device="cpu", progress=False)
+    args = ["eval", str(run), "--metrics", "fid,kid", "--num-gen", "32", "--real", "shapes:64",
+            "--extractor", "shapes-net", "--batch-size", "16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANBENCH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "ganbench", *args, "--out", str(tmp_path / "dist.csv")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "single.csv")], env=env)
+    assert single.exit_code == 0, single.output
+    dist, one = read_results(tmp_path / "dist.csv"), read_results(tmp_path / "single.csv")
+    assert len(dist) == len(one) == 2 * 3     # two snapshots x (fid, kid_mean, kid_std)
+    got = {(r.checkpoint, r.metric): r.value for r in dist.itertuples()}
+    for r in one.itertuples():
+        assert got[(r.checkpoint, r.metric)] == pytest.approx(r.value, rel=1e-9, abs=1e-12)

@@ -56,7 +56,7 @@ def eval_(
 ) -> None:
     """Evaluate checkpoints (sorted by kimg) and append one row per result to a results table; reruns skip done rows."""
     from ganbench.config import parse_metric_list, parse_metric_params
-    from ganbench.evaluate import EvalOptions, evaluate, init_distributed
+    from ganbench.evaluate import EvalOptions, evaluate, init_distributed, leave_distributed
 
     options = EvalOptions(metrics=parse_metric_list(metrics), real=real, n=n, n_real=n_real, extractor=extractor,
                           seed=seed, device=device, batch_size=batch_size, metric_params=parse_metric_params(param))
@@ -64,8 +64,10 @@ def eval_(
     if rank == 0:
         with progress_bar() as progress:
             summary = evaluate(targets, options, out=out, progress=progress)
+        leave_distributed()
         files = ", ".join(str(p) for p in summary.outputs)
         typer.echo(f"added {len(summary.added)} rows ({summary.skipped} metric computations already present) to {files}")
         report_not_computed(summary.not_computed)
     else:
         evaluate(targets, options, out=out)
+        leave_distributed()
