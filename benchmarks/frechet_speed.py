@@ -15,12 +15,11 @@ Measured 2026-11-25, idle 2-core AMD EPYC box, 2 threads, n=4096:
 from __future__ import annotations
 
 import argparse
-import csv
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.linalg
+from _table import emit
 
 from ganbench.metrics.fid import frechet_distance
 
@@ -59,17 +58,7 @@ def main() -> None:
         rows.append({"dim": dim, "n": args.n, "scipy_sqrtm_s": round(t_ref, 3), "ganbench_s": round(t_ours, 3),
                      "speedup": round(t_ref / t_ours, 2), "fid_scipy": ref, "fid_ganbench": ours,
                      "rel_diff": f"{abs(ref - ours) / abs(ref):.1e}"})
-    widths = {f: max(len(f), *(len(str(r[f])) for r in rows)) for f in FIELDS}
-    print("  ".join(f.ljust(widths[f]) for f in FIELDS))
-    for r in rows:
-        print("  ".join(str(r[f]).ljust(widths[f]) for f in FIELDS))
-    out = Path(args.csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out}")
+    emit(rows, FIELDS, args.csv)
 
 
 if __name__ == "__main__":

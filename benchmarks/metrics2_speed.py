@@ -15,10 +15,10 @@ The machine may be shared, so CPU seconds are printed beside wall seconds.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
-from pathlib import Path
 from typing import Any, Callable
+
+from _table import emit
 
 FIELDS = ["metric", "what", "n", "resolution", "wall_s", "cpu_s", "items_per_s", "value", "note"]
 
@@ -89,17 +89,7 @@ def main() -> None:
         out, wall, cpu = timed(lambda: compute(metric, g3, n=n, cache_dir=False))
         add(metric, "stylegan3-t tiny", n, 32, wall, cpu, out[metric], "PSNR dB")
 
-    widths = {f: max(len(f), *(len(str(r[f])) for r in rows)) for f in FIELDS}
-    print("  ".join(f.ljust(widths[f]) for f in FIELDS))
-    for r in rows:
-        print("  ".join(str(r[f]).ljust(widths[f]) for f in FIELDS))
-    path = Path(args.csv)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {path}")
+    emit(rows, FIELDS, args.csv)
 
 
 if __name__ == "__main__":
