@@ -12,13 +12,13 @@ CPU seconds are reported beside wall seconds because the machine may be shared.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _table import write_csv
 
 FIELDS = ["source", "resolution", "n", "workers", "wall_s", "cpu_s", "images_per_s", "note"]
 
@@ -82,13 +82,7 @@ def main() -> None:
                 open_wall, _ = timed(lambda: open_dataset(str(tmp / spec)).identity)
                 add(source, res, n, *timed(lambda: drain(ds)), note=f"open+identity {1000 * open_wall:.1f} ms")
 
-    out = Path(args.csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out}")
+    write_csv(rows, FIELDS, args.csv)
 
 
 if __name__ == "__main__":

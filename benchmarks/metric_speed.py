@@ -27,13 +27,13 @@ Inception rows carried ~10 s more for the 2048-d square root.)
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from _table import write_csv
 
 FIELDS = ["tool", "extractor", "metrics", "n", "resolution", "feature_s", "images_per_s", "total_s", "cpu_s",
           "ratio_total_vs_ganbench", "values"]
@@ -195,13 +195,7 @@ def main() -> None:
     for r in rows:
         table.add_row(*[str(r.get(f, "")) for f in FIELDS])
     Console(width=220).print(table)
-    out = Path(args.csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out}")
+    write_csv(rows, FIELDS, args.csv)
 
 
 if __name__ == "__main__":

@@ -46,8 +46,6 @@ suits allocation patterns like ours, not arbitrary code.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -57,6 +55,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from _table import print_table, write_csv
 
 CONFIGS = {"t32": ("stylegan3-t", 32), "r32": ("stylegan3-r", 32), "t64": ("stylegan3-t", 64),
            "r64": ("stylegan3-r", 64), "t16": ("stylegan3-t", 16), "r16": ("stylegan3-r", 16)}
@@ -231,23 +231,8 @@ def run_one(config: str, impl: str, batch: int, iters: int, max_gb: float, threa
             "status": f"failed (rc {proc.returncode}): {tail}"}
 
 
-def print_table(rows: list[dict]) -> None:
-    cols = ["config", "impl", "allocator", "batch", "status", "wall_s", "cpu_s", "g_fwd_s", "d_fwd_s", "backward_s",
-            "peak_rss_gb", "threads", "load_start", "load_end"]
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    from ganbench.checkpoint import atomic_write_bytes
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, lambda f: f.write(buf.getvalue().encode()))
+TABLE = ["config", "impl", "allocator", "batch", "status", "wall_s", "cpu_s", "g_fwd_s", "d_fwd_s", "backward_s",
+         "peak_rss_gb", "threads", "load_start", "load_end"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -273,15 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = filter_micro(batch=args.batch) + op_micro()
         for r in rows:
             print(f"{r['op']:58s} {r['layout']:14s} {r['input']:16s} {r['cpu_ms']:9.1f} ms")
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        from ganbench.checkpoint import atomic_write_bytes
-
-        out = args.out.with_name(args.out.stem + "_filters.csv")
-        atomic_write_bytes(out, lambda f: f.write(buf.getvalue().encode()))
-        print(f"wrote {out}")
+        write_csv(rows, list(rows[0]), args.out.with_name(args.out.stem + "_filters.csv"))
         return
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
@@ -295,9 +272,8 @@ def main(argv: list[str] | None = None) -> None:
             for allocator in allocators:
                 rows.append(run_one(config, impl, args.batch, args.iters, args.max_gb, args.threads, allocator))
                 print(json.dumps(rows[-1]), flush=True)
-    print_table(rows)
-    write_csv(rows, args.out)
-    print(f"wrote {args.out}")
+    print_table(rows, TABLE)
+    write_csv(rows, FIELDS, args.out)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,14 @@ Measured 2026-11-25, idle 2-core AMD EPYC / 24 GB box, 2 threads, batch 4, paper
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _table import write_csv
 
 FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "step_s", "step_cpu_s",
           "all_phases_s", "all_phases_cpu_s", "first_step_s", "peak_rss_mb", "cuda_max_alloc_mb", "g_params",
@@ -148,16 +149,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{fmt(row.get('peak_rss_mb', ''), 0):>8}", flush=True)
         if not row["status"].startswith("ok"):
             print(f"  {model}@{res}: {row['status']}", flush=True)
-    path = Path(args.csv)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in FIELDS})
-    os.replace(tmp, path)
-    print(f"wrote {path}")
+    write_csv(rows, FIELDS, args.csv)
 
 
 if __name__ == "__main__":
