@@ -104,3 +104,50 @@ def test_torchrun_cli_eval_matches_one_process(tmp_path):
     got = {(r.checkpoint, r.metric): r.value for r in dist.itertuples()}
     for r in one.itertuples():
         assert got[(r.checkpoint, r.metric)] == pytest.approx(r.value, rel=1e-9, abs=1e-12)
+
+
+def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from ganbench.metrics.context import Moments, _gather_pass
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    rng = np.random.default_rng(rank)
+    n = [0, 5, 3][rank]                          # rank 0's shard is empty, the others differ in size
+    feats = rng.normal(size=(n, 4)).astype(np.float32)
+    if n:
+        part = ({"features": feats, "labels": np.arange(n, dtype=np.int64) + 100 * rank},
+                Moments(n=n, total=feats.astype(np.float64).sum(0), outer=feats.T.astype(np.float64) @ feats))
+    else:
+        part = ({}, Moments(n=0, total=np.zeros(0), outer=np.zeros((0, 0))))
+    outputs, moments = _gather_pass(part, "test")
+    dist.barrier()
+    dist.destroy_process_group()
+    torch.save({"outputs": {k: torch.from_numpy(v) for k, v in outputs.items()}, "n": moments.n,
+                "total": torch.from_numpy(moments.total), "outer": torch.from_numpy(moments.outer)},
+               os.path.join(out, f"rank{rank}.pt"))
+
+
+def test_gather_pass_concatenates_in_rank_order_with_an_empty_rank(tmp_path):
+    import socket
+
+    import numpy as np
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gather_worker, args=(3, port, str(tmp_path)), nprocs=3, join=True)
+    expected = np.concatenate([np.random.default_rng(r).normal(size=(n, 4)).astype(np.float32)
+                               for r, n in ((1, 5), (2, 3))])
+    for r in range(3):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
+        assert got["outputs"]["features"].dtype == torch.float32
+        assert np.array_equal(got["outputs"]["features"].numpy(), expected)
+        assert got["outputs"]["labels"].tolist() == [100, 101, 102, 103, 104, 200, 201, 202]
+        assert got["n"] == 8
+        np.testing.assert_allclose(got["total"].numpy(), expected.astype(np.float64).sum(0), rtol=1e-12)
+        np.testing.assert_allclose(got["outer"].numpy(), expected.T.astype(np.float64) @ expected, rtol=1e-12)
