@@ -467,6 +467,13 @@ def check_noise_mode(noise_mode: str) -> None:
         raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
 
 
+def check_images(img: torch.Tensor, channels: int, resolution: int) -> None:
+    """Reject a discriminator input that is not [N, channels, resolution, resolution]."""
+    expected = (channels, resolution, resolution)
+    if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+        raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Mapping network.
 

@@ -20,7 +20,8 @@ from torch import nn
 from ganbench.errors import ConfigError
 from model_zoo import ModelSpec, register
 from model_zoo._options import Family, resolve
-from model_zoo.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, bias_act, normalize_2nd_moment
+from model_zoo.layers import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, bias_act, check_images,
+                              normalize_2nd_moment)
 
 
 def stage_channels(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
@@ -115,9 +116,7 @@ class ProDiscriminator(nn.Module):
         self.register_buffer("lod", torch.zeros([]))
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
+        check_images(img, self.img_channels, self.img_resolution)
         x = getattr(self, f"fromrgb{self.img_resolution}")(img)
         for r in range(self.log2, 2, -1):
             res = 2 ** r

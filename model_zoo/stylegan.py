@@ -19,7 +19,7 @@ from torch import nn
 from model_zoo import ModelSpec, register
 from model_zoo._options import Family, resolve
 from model_zoo.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, NoiseInjection,
-                              bias_act, check_noise_mode, filter2d, setup_filter)
+                              bias_act, check_images, check_noise_mode, filter2d, setup_filter)
 from model_zoo.progan import blend, downscale2d, stage_channels, upscale2d
 
 
@@ -155,9 +155,7 @@ class StyleDiscriminator(nn.Module):
         self.register_buffer("lod", torch.zeros([]))
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
+        check_images(img, self.img_channels, self.img_resolution)
         x = getattr(self, f"fromrgb{self.img_resolution}")(img)
         for r in range(self.log2, 2, -1):
             res = 2 ** r

@@ -16,7 +16,8 @@ from torch import nn
 from model_zoo import ModelSpec, register
 from model_zoo._options import Family, build_spec
 from model_zoo.layers import (ACTIVATIONS, Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer,
-                              bias_act, check_noise_mode, downsample2d, modulated_conv2d, setup_filter, upsample2d)
+                              bias_act, check_images, check_noise_mode, downsample2d, modulated_conv2d, setup_filter,
+                              upsample2d)
 
 SQRT_HALF = math.sqrt(0.5)
 
@@ -313,9 +314,7 @@ class Discriminator(nn.Module):
                                         mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **block_kwargs: Any) -> torch.Tensor:
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
+        check_images(img, self.img_channels, self.img_resolution)
         x = None
         for res in self.block_resolutions:
             x, img = getattr(self, f"b{res}")(x, img, **block_kwargs)

@@ -29,7 +29,7 @@ from model_zoo import ModelSpec, register
 from model_zoo import stylegan2
 from model_zoo._options import Family, build_spec
 from model_zoo.filtered_lrelu import design_lowpass_filter, filtered_lrelu
-from model_zoo.layers import FullyConnectedLayer, check_noise_mode, filter2d, modulated_conv2d
+from model_zoo.layers import FullyConnectedLayer, check_images, check_noise_mode, filter2d, modulated_conv2d
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -303,6 +303,7 @@ class Discriminator(stylegan2.Discriminator):
         self.blur_sigma_value.fill_(float(value))
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **block_kwargs: Any) -> torch.Tensor:
+        check_images(img, self.img_channels, self.img_resolution)   # before the blur, so the error is D's own
         f = blur_kernel(self.blur_sigma)
         if f is not None:
             img = filter2d(img, f.to(img.device))

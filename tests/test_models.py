@@ -168,6 +168,15 @@ def test_conditional_labels(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_discriminator_names_the_shape_it_expects(name: str) -> None:
+    D = model_zoo.build(name, 16, preset="tiny").D
+    with pytest.raises(ValueError, match=r"D expects images \[N, 3, 16, 16\], got \(2, 3, 32, 32\)"):
+        D(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"got \(3, 16, 16\)"):
+        D(torch.zeros(3, 16, 16))
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_bad_options_are_config_errors(name: str) -> None:
     with pytest.raises(ConfigError, match="no_such_option"):
         model_zoo.build(name, 16, preset="tiny", no_such_option=1)
