@@ -130,6 +130,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], metadata: di
     meta = {"ganbench_version": ganbench.__version__, "torch_version": str(torch.__version__), **metadata}
     check_loadable(meta, "metadata")
     check_loadable(state, "state")
+    check_contents(path, meta, state)
     if Path(path).suffix == SAFETENSORS_SUFFIX:
         return _save_safetensors(Path(path), state, meta)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": meta, "state": state}
