@@ -64,6 +64,14 @@ def open_network_file(path: str | os.PathLike) -> "NetworkFile":
     return open_file(path)
 
 
+def snapshot_kimg(name: str) -> float | None:
+    """The kimg a snapshot file name stands for, in any format `load` reads (ganbench's network-snapshot-*.pt,
+    NVlabs' network-snapshot-*.pkl); None when `name` is not a snapshot name."""
+    from model_zoo.formats import snapshot_kimg as kimg_of
+
+    return kimg_of(name)
+
+
 def load(path: str | os.PathLike, which: str = "G_ema", device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild network `which` ('G_ema', 'G' or 'D') from a network file alone, in eval mode.
 

@@ -322,3 +322,25 @@ def test_not_a_network_pickle_and_damaged_pickles(tmp_path):
     path = write_pickle(tmp_path / "no_ema.pkl", no_ema)
     with pytest.raises(CheckpointError, match=re.escape("holds no G_ema (it has G, D)")):
         model_zoo.load(path)
+
+
+def test_eval_scores_nvlabs_pickles_files_and_run_folders(tmp_path):
+    from orchestrator_helpers import register_toys
+
+    from ganbench.evaluate import EvalOptions, evaluate, find_checkpoints
+
+    register_toys()
+    spec, G_ema = _sg2()
+    g, d = ada_kwargs(spec)
+    run = tmp_path / "00003-ada-run"
+    run.mkdir()
+    for kimg in (40, 120):
+        write_pickle(run / f"network-snapshot-{kimg:06d}.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    single = write_pickle(tmp_path / "stylegan2-ffhq-16x16.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    assert [(r.path.name, r.kimg) for r in find_checkpoints([run, single])] == [
+        ("network-snapshot-000040.pkl", 40.0), ("network-snapshot-000120.pkl", 120.0),
+        ("stylegan2-ffhq-16x16.pkl", 0.0)]
+    opts = EvalOptions(metrics=["toy-stat"], real="shapes:16", n=8, extractor="toy-pixels", batch_size=8)
+    rows = evaluate([run], opts, out=tmp_path / "results.csv").added
+    assert list(rows["checkpoint"]) == ["network-snapshot-000040.pkl"] * 2 + ["network-snapshot-000120.pkl"] * 2
+    assert list(rows["kimg"]) == [40.0, 40.0, 120.0, 120.0] and rows["value"].notna().all()

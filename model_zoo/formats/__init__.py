@@ -71,6 +71,8 @@ class Reader(Protocol):
 
     def read(self, path: Path) -> NetworkFile: ...
 
+    def snapshot_kimg(self, name: str) -> float | None: ...
+
 
 FORMATS: Registry[Reader] = Registry("network file format")
 _ORDER: list[str] = []   # sniffed in registration order: specific formats before catch-alls
@@ -98,6 +100,16 @@ def sniff(path: str | Path) -> str | None:
     for name in _ORDER:
         if FORMATS.get(name).sniff(path):
             return name
+    return None
+
+
+def snapshot_kimg(name: str) -> float | None:
+    """The kimg a snapshot file name stands for in any registered format, or None."""
+    _import_formats()
+    for fmt in _ORDER:
+        kimg = FORMATS.get(fmt).snapshot_kimg(name)
+        if kimg is not None:
+            return kimg
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ganbench.checkpoint import SAFETENSORS_SUFFIX, ZIP_MAGIC, load_checkpoint
+from ganbench.checkpoint import SAFETENSORS_SUFFIX, ZIP_MAGIC, load_checkpoint, snapshot_kimg
 from model_zoo.formats import NETWORKS, NetworkFile, register
 
 
@@ -29,6 +29,9 @@ class GanbenchCheckpoint:
                 return f.read(4) == ZIP_MAGIC
         except OSError:
             return False
+
+    def snapshot_kimg(self, name: str) -> float | None:
+        return snapshot_kimg(name)
 
     def read(self, path: Path) -> NetworkFile:
         ckpt = load_checkpoint(path)     # validates the metadata fields used below

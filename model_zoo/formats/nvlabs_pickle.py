@@ -28,7 +28,7 @@ from model_zoo.formats.safe_pickle import PersistentRecord
 
 PERSISTENCE_VERSION = 6
 LRELU_ONLY = "ganbench's StyleGAN2/3 layers use leaky ReLU"
-SNAPSHOT = re.compile(r"network-snapshot-(\d+)\.pkl$")
+SNAPSHOT = re.compile(r"^network-snapshot-(\d+)\.pkl$")   # NVlabs names snapshots by whole kimg
 
 # -- defaults of the code that wrote the pickle ---------------------------------------------------------
 # stylegan2-ada-pytorch training/networks.py
@@ -234,6 +234,10 @@ class NVlabsPickle:
         first = safe_pickle.first_global(path)
         return first is not None and first not in TF_NETWORK_CLASSES
 
+    def snapshot_kimg(self, name: str) -> float | None:
+        m = SNAPSHOT.match(name)
+        return float(m.group(1)) if m else None
+
     def read(self, path: Path) -> NetworkFile:
         data = safe_pickle.load(path)
         if not isinstance(data, dict) or not any(k in data for k in NETWORKS):
@@ -248,10 +252,9 @@ class NVlabsPickle:
         if family.startswith("stylegan3") and "D" in states:
             states["D"]["blur_sigma_value"] = torch.tensor(0.0)   # ganbench's D blurs by this buffer; NVIDIA's never
         usable, recorded = _training_data(data)
-        snap = SNAPSHOT.search(path.name)
         notes: dict[str, Any] = {"recorded_data": recorded}
         if records["D"] is not None:
             notes["freeze_layers"] = (records["D"].init_kwargs.get("block_kwargs") or {}).get("freeze_layers", 0)
         return NetworkFile(path=path, format="nvlabs-pickle", family=family, resolution=resolution,
-                           overrides=overrides, states=states, kimg=float(snap.group(1)) if snap else None,
+                           overrides=overrides, states=states, kimg=self.snapshot_kimg(path.name),
                            data=usable, notes=notes)

@@ -17,5 +17,8 @@ class TFPickle:
     def sniff(self, path: Path) -> bool:
         return safe_pickle.first_global(path) in TF_NETWORK_CLASSES
 
+    def snapshot_kimg(self, name: str) -> float | None:
+        return None
+
     def read(self, path: Path) -> NetworkFile:
         raise CheckpointError(f"{path} is a TensorFlow-era network pickle; reading those is not implemented yet")
