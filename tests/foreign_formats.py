@@ -59,13 +59,21 @@ def _reconstruct_persistent_obj(meta: dict) -> Any:  # what the stand-in records
 
 
 class Network:
-    """Stand-in for dnnlib.tflib.network.Network: pickles as NEWOBJ + BUILD(state)."""
+    """A TF-era Network's state; pickles as NEWOBJ(<module>.Network) + BUILD(state), like the real class."""
 
-    def __init__(self, state: dict) -> None:
+    def __init__(self, state: dict, module: str = "dnnlib.tflib.network") -> None:
         self._state = state
+        self.__dict__["module"] = module
 
     def __getstate__(self) -> dict:
         return self._state
+
+    def retype(self) -> "Network":
+        """This network (and its components) as instances of the registered stand-in class of its module."""
+        self.__class__ = sys.modules[self.module].Network
+        for comp in self._state.get("components", {}).values():
+            comp.retype()
+        return self
 
     def __setstate__(self, state: dict) -> None:
         self._state = state
@@ -74,7 +82,8 @@ class Network:
 @contextlib.contextmanager
 def nvlabs_modules(reconstruct: Any = _reconstruct_persistent_obj, network_setstate: Any = None) -> Iterator[None]:
     """Register stand-ins for torch_utils.persistence, dnnlib.util and dnnlib.tflib.network while pickling."""
-    net_cls = type("Network", (Network,), {} if network_setstate is None else {"__setstate__": network_setstate})
+    body = {} if network_setstate is None else {"__setstate__": network_setstate}
+    net_cls, tfutil_cls = type("Network", (Network,), dict(body)), type("Network", (Network,), dict(body))
     mods = {
         "torch_utils": _fake_module("torch_utils"),
         "torch_utils.persistence": _fake_module("torch_utils.persistence", _reconstruct_persistent_obj=reconstruct),
@@ -82,6 +91,7 @@ def nvlabs_modules(reconstruct: Any = _reconstruct_persistent_obj, network_setst
         "dnnlib.util": _fake_module("dnnlib.util", EasyDict=EasyDict),
         "dnnlib.tflib": _fake_module("dnnlib.tflib"),
         "dnnlib.tflib.network": _fake_module("dnnlib.tflib.network", Network=net_cls),
+        "tfutil": _fake_module("tfutil", Network=tfutil_cls),    # ProGAN's own repository
     }
     saved = {k: sys.modules.get(k) for k in mods}
     sys.modules.update(mods)
@@ -183,14 +193,17 @@ def snapshot(G: nn.Module, D: nn.Module, G_ema: nn.Module, g_kwargs: dict, d_kwa
 def tf_network(name: str, build_func_name: str, static_kwargs: dict, variables: dict[str, np.ndarray],
                components: dict | None = None, version: int = 4,
                build_module_src: str = "import tensorflow as tf  # never runs in ganbench\n") -> Network:
-    """A TF-era Network as its pickled state."""
-    return Network({"version": version, "name": name, "static_kwargs": dict(static_kwargs),
-                    "components": dict(components or {}), "build_module_src": build_module_src,
-                    "build_func_name": build_func_name, "variables": list(variables.items())})
+    """A TF-era Network as its pickled state (version 2, ProGAN's repository, pickles as tfutil.Network)."""
+    state = {"version": version, "name": name, "static_kwargs": dict(static_kwargs),
+             "build_module_src": build_module_src, "build_func_name": build_func_name,
+             "variables": list(variables.items())}
+    if version >= 3:
+        state["components"] = dict(components or {})
+    return Network(state, module="tfutil" if version == 2 else "dnnlib.tflib.network")
 
 
 def write_tf_pickle(path: Path, G: Network, D: Network, Gs: Network) -> Path:
     """The (G, D, Gs) tuple, protocol 4, as the TF-era training loops saved it."""
     with nvlabs_modules():
-        path.write_bytes(pickle.dumps((G, D, Gs), protocol=4))
+        path.write_bytes(pickle.dumps(tuple(net.retype() for net in (G, D, Gs)), protocol=4))
     return path

@@ -36,6 +36,8 @@ class NetworkFile:
     kimg: float | None = None                     # training progress, when the file records it
     data: str | None = None                       # training data spec, when recorded and present here
     notes: dict[str, Any] = field(default_factory=dict)  # format facts worth showing (e.g. recorded data path)
+    unavailable: dict[str, str] = field(default_factory=dict)   # network -> why it cannot be expressed
+    fixed_buffers: tuple[str, ...] = ()           # buffer names the config fixes and the file does not store
 
     @property
     def config(self) -> dict[str, Any]:
@@ -46,7 +48,8 @@ class NetworkFile:
         """Plain-data summary: format, family, resolution, config, kimg, training data, networks held."""
         return {"path": str(self.path), "format": self.format, "family": self.family, "resolution": self.resolution,
                 "config": self.config, "kimg": self.kimg, "data": self.data,
-                "networks": [n for n in NETWORKS if n in self.states], **self.notes}
+                "networks": [n for n in NETWORKS if n in self.states],
+                **({"unavailable": dict(self.unavailable)} if self.unavailable else {}), **self.notes}
 
     def build(self, which: str = "G_ema", device: str | torch.device = "cpu") -> nn.Module:
         """Network `which` built by `model_zoo.build` with the weights loaded strictly, in eval mode."""
@@ -55,12 +58,18 @@ class NetworkFile:
 
         if which not in NETWORKS:
             raise CheckpointError(f"which must be one of {', '.join(NETWORKS)}, got {which!r}")
+        if which in self.unavailable:
+            raise CheckpointError(self.unavailable[which])
         if which not in self.states:
             held = ", ".join(n for n in NETWORKS if n in self.states) or "no networks"
             raise CheckpointError(f"{self.path} holds no {which} (it has {held})")
         spec = model_zoo.build(self.family, self.resolution, **self.overrides)
         net = spec.D if which == "D" else spec.G
-        load_state_strict(net, self.states[which], f"{self.path} ({which})")
+        state = self.states[which]
+        if self.fixed_buffers:
+            fixed = {k: v for k, v in net.state_dict().items() if k.rsplit(".", 1)[-1] in self.fixed_buffers}
+            state = {**fixed, **state}
+        load_state_strict(net, state, f"{self.path} ({which})")
         return net.to(device).eval().requires_grad_(False)
 
 
