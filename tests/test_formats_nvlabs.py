@@ -229,6 +229,9 @@ def test_persistence_version_other_than_6_is_refused(tmp_path):
     snap["G_ema"] = persistent(G_ema, "Generator", g, version=5)
     with pytest.raises(CheckpointError, match=r"persistence version 5"):
         model_zoo.load(write_pickle(tmp_path / "v5.pkl", snap))
+    snap["G_ema"] = persistent(G_ema, "Generator", g, extra={"_init_args": (64,)})   # NVlabs passes kwargs only
+    with pytest.raises(CheckpointError, match=r"G_ema was constructed with positional arguments"):
+        model_zoo.load(write_pickle(tmp_path / "args.pkl", snap))
 
 
 def test_refused_global_is_one_line_naming_it(tmp_path):
