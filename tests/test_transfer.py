@@ -36,8 +36,8 @@ def _pretrained(tmp_path: Path, name: str = "stylegan2", **overrides) -> tuple[P
 
 
 def _opts(tmp_path: Path, resume_from: Path | None, model: str = "stylegan2", **kw) -> TrainOptions:
-    base = dict(model=model, data="shapes:32", resolution=RES, kimg=0.032, batch=4, seed=0, out=tmp_path / "run",
-                snapshot_kimg=0.032, device="cpu", resume_from=resume_from)
+    base = dict(model=model, data="shapes:32", resolution=RES, kimg=0.008, batch=4, seed=0, out=tmp_path / "run",
+                snapshot_kimg=0.008, device="cpu", resume_from=resume_from)
     return TrainOptions(**{**base, **kw})
 
 
@@ -55,7 +55,7 @@ def test_resume_from_checkpoint_starts_a_new_run_from_its_weights(tmp_path):
     assert trainer.train_cfg["ema_rampup"] is None and trainer.train_cfg["ada_kimg"] == 100
     trainer.run()
     ckpt = load_checkpoint(latest_snapshot(tmp_path / "run"))
-    assert ckpt.state["cur_nimg"] == 32 and ckpt.metadata["train"]["resume_from"] == str(path)
+    assert ckpt.state["cur_nimg"] == 8 and ckpt.metadata["train"]["resume_from"] == str(path)
     assert not _same(model_zoo.load(ckpt.path, which="G"), spec.G)        # and it trained on
     explicit = Trainer(_opts(tmp_path, path, out=tmp_path / "run2", train={"ema_rampup": 0.05}))
     assert explicit.train_cfg["ema_rampup"] == 0.05                        # the user's setting wins
@@ -126,7 +126,7 @@ def test_cli_resume_from_and_freeze_d_train_without_moving_frozen_layers(tmp_pat
     path, spec = _pretrained(tmp_path)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--model", "stylegan2", "--data", "shapes:32", "--resolution", "16",
-                                      "--kimg", "0.032", "--batch", "4", "--snapshot-kimg", "0.032", "--out", str(out),
+                                      "--kimg", "0.008", "--batch", "4", "--snapshot-kimg", "0.008", "--out", str(out),
                                       "--device", "cpu", "--no-progress", "--resume-from", str(path),
                                       "--freeze-d", "2"])
     assert result.exit_code == 0, result.output
