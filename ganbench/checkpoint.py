@@ -21,7 +21,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Mapping
 
 import torch
 
@@ -130,6 +130,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], metadata: di
     meta = {"ganbench_version": ganbench.__version__, "torch_version": str(torch.__version__), **metadata}
     check_loadable(meta, "metadata")
     check_loadable(state, "state")
+    check_contents(path, meta, state)
     if Path(path).suffix == SAFETENSORS_SUFFIX:
         return _save_safetensors(Path(path), state, meta)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": meta, "state": state}
@@ -184,7 +185,108 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     metadata, state = payload.get("metadata"), payload.get("state")
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
+    check_contents(path, metadata, state)
     return Checkpoint(path=path, metadata=dict(metadata), state=dict(state))
+
+
+# -- what a loaded checkpoint must hold ----------------------------------------------------------
+
+NETWORK_KEYS = ("G", "D", "G_ema")
+
+
+def _kind(value: Any) -> str:
+    return "missing" if value is _MISSING else f"a {type(value).__name__} ({value!r:.40})"
+
+
+_MISSING = object()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_contents(path: str | os.PathLike, metadata: dict[str, Any], state: dict[str, Any]) -> None:
+    """Raise one CheckpointError naming the first metadata field or state entry that is missing or of the wrong type.
+
+    A checkpoint is read by model_zoo.load, eval and resumed training; each of them would otherwise fail deep
+    inside with a KeyError or TypeError that does not say which field of which file is damaged.
+    """
+    def bad(field: str, value: Any, expected: str) -> CheckpointError:
+        return CheckpointError(f"{path} is a damaged ganbench checkpoint: metadata {field} is {_kind(value)}, "
+                               f"expected {expected}")
+
+    arch = metadata.get("arch", _MISSING)
+    if not isinstance(arch, str) or not arch:
+        raise bad("'arch'", arch, "a model name")
+    config = metadata.get("config", _MISSING)
+    if not isinstance(config, dict):
+        raise bad("'config'", config, "a dict of build options")
+    name = config.get("name", _MISSING)
+    if not isinstance(name, str) or not name:
+        raise bad("config['name']", name, "a model name")
+    res = config.get("resolution", _MISSING)
+    if not _is_int(res):
+        raise bad("config['resolution']", res, "an integer")
+    top = metadata.get("resolution", _MISSING)
+    if not _is_int(top):
+        raise bad("'resolution'", top, "an integer")
+    if top != res:
+        raise CheckpointError(f"{path} is a damaged ganbench checkpoint: metadata resolution {top} differs from "
+                              f"config['resolution'] {res}")
+    for field, check, expected in (("kimg", _is_number, "a number"), ("seed", _is_int, "an integer"),
+                                   ("train", lambda v: isinstance(v, dict), "a dict")):
+        if field in metadata and not check(metadata[field]):
+            raise bad(f"'{field}'", metadata[field], expected)
+    if "cur_nimg" in state and not _is_int(state["cur_nimg"]):
+        raise CheckpointError(f"{path} is a damaged ganbench checkpoint: state 'cur_nimg' is "
+                              f"{_kind(state['cur_nimg'])}, expected an integer")
+    for key in NETWORK_KEYS:
+        if key in state and not isinstance(state[key], Mapping):
+            raise CheckpointError(f"{path} is a damaged ganbench checkpoint: state {key!r} is {_kind(state[key])}, "
+                                  "expected a state dict")
+
+
+def _first(names: list[str], n: int = 5) -> str:
+    shown = ", ".join(names[:n])
+    return shown + (f", ... ({len(names) - n} more)" if len(names) > n else "")
+
+
+def state_mismatch(own: Mapping[str, Any], given: Mapping[str, Any]) -> str | None:
+    """What keeps `given` from loading strictly into a module whose state dict is `own`, or None when it fits.
+
+    Names the first few missing and unexpected keys and shape mismatches, with their counts.
+    """
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    wrong = [k for k in own if k in given and (not isinstance(given[k], torch.Tensor)
+                                                or tuple(given[k].shape) != tuple(own[k].shape))]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {_first(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {_first(unexpected)}")
+    if wrong:
+        shapes = [f"{k} {tuple(given[k].shape) if isinstance(given[k], torch.Tensor) else type(given[k]).__name__}"
+                  f" vs {tuple(own[k].shape)}" for k in wrong]
+        parts.append(f"{len(wrong)} shape mismatch(es) (file vs network): {_first(shapes, 3)}")
+    return "; ".join(parts) or None
+
+
+def load_state_strict(module: torch.nn.Module, state: Any, what: str) -> None:
+    """Load `state` into `module` strictly; a mismatch is one CheckpointError naming the keys at fault."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{what}: the weights are a {type(state).__name__}, not a state dict")
+    problem = state_mismatch(module.state_dict(), state)
+    if problem is not None:
+        raise CheckpointError(f"{what} does not fit the network it describes: {problem}")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:   # e.g. a dtype torch cannot copy; the key checks above passed
+        raise CheckpointError(f"{what} does not load: {str(exc).strip().splitlines()[-1][:200]}") from None
 
 
 # -- .safetensors + JSON ------------------------------------------------------------------------
@@ -288,4 +390,5 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> Checkpoin
     state = decode_plain(doc.get("state"), tensors, str(path))
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
+    check_contents(path, metadata, state)
     return Checkpoint(path=path, metadata=metadata, state=state)

@@ -67,22 +67,20 @@ class EvalSummary:
 
 
 def _snapshots(folder: Path) -> list[Path]:
-    from ganbench.checkpoint import snapshot_kimg
+    from model_zoo import snapshot_kimg   # ganbench's and NVlabs' snapshot names
 
     return [p for p in folder.iterdir() if p.is_file() and snapshot_kimg(p.name) is not None]
 
 
 def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef]:
     """Checkpoints named by `targets` (files, run folders, or folders of run folders), sorted by kimg per run."""
-    from ganbench.checkpoint import snapshot_kimg
+    from model_zoo import snapshot_kimg   # ganbench's and NVlabs' snapshot names
 
     found: list[CheckpointRef] = []
     for target in targets:
         target = Path(target)
         if target.is_file():
             kimg = snapshot_kimg(target.name)
-            if kimg is None and target.suffix != ".pt":
-                raise ConfigError(f"{target} is not a checkpoint (expected network-snapshot-*.pt)")
             if kimg is None:
                 kimg = _kimg_from_metadata(target)
             found.append(CheckpointRef(run=target.resolve().parent.name, path=target, kimg=kimg))
@@ -108,10 +106,9 @@ def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef
 
 
 def _kimg_from_metadata(path: Path) -> float:
-    from ganbench.checkpoint import load_checkpoint
+    import model_zoo
 
-    ckpt = load_checkpoint(path)
-    return float(ckpt.metadata.get("kimg", ckpt.kimg))
+    return float(model_zoo.describe(path)["kimg"] or 0.0)   # any network file model_zoo reads; 0 if unrecorded
 
 
 def default_output(ref: CheckpointRef) -> Path:
@@ -181,12 +178,6 @@ def _with_recorded_kimg(ref: CheckpointRef, meta: dict[str, Any]) -> CheckpointR
     if isinstance(kimg, (int, float)) and int(kimg) == int(ref.kimg):
         return dataclasses.replace(ref, kimg=round(float(kimg), 3))
     return ref
-
-
-def training_data(meta: dict[str, Any]) -> str | None:
-    """The dataset spec a checkpoint was trained on, when its metadata records one."""
-    spec = (meta.get("train") or {}).get("data") if isinstance(meta.get("train"), dict) else None
-    return spec if isinstance(spec, str) and spec else None
 
 
 def _open_real(real: Any, resolution: int, cache: dict[Any, Any]) -> Any:
@@ -317,13 +308,12 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     import torch
 
     import model_zoo
-    from ganbench.checkpoint import load_checkpoint
     from ganbench.metrics.context import MetricContext
 
-    meta = load_checkpoint(ref.path).metadata
-    ref = _with_recorded_kimg(ref, meta)
-    G = model_zoo.load(str(ref.path), device=options.device)
-    spec = options.real if options.real is not None else training_data(meta)
+    nets = model_zoo.open_network_file(ref.path)   # a ganbench checkpoint or a foreign network file
+    ref = _with_recorded_kimg(ref, {"kimg": nets.kimg})
+    G = nets.build("G_ema", device=options.device)
+    spec = options.real if options.real is not None else nets.data
     real = _open_real(spec, int(G.img_resolution), datasets)
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,

@@ -2,18 +2,23 @@
 
 A family registers a builder with `@register(name)`; `build(name, resolution, **overrides)` returns a
 `ModelSpec` whose `config` rebuilds the same networks (`build(**spec.config)`), so a checkpoint that
-stores the config describes itself and `load(path)` needs nothing but the file.
+stores the config describes itself and `load(path)` needs nothing but the file. `load` also reads NVlabs'
+PyTorch pickles and TF-era pickles, through model_zoo/formats (the one place that knows those formats).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 from ganbench.registry import Registry, import_submodules
+
+if TYPE_CHECKING:
+    from model_zoo.formats import NetworkFile
 
 
 @dataclass
@@ -52,20 +57,30 @@ def build(name: str, resolution: int, **overrides: Any) -> ModelSpec:
     return spec
 
 
-def load(path: str, which: str = "G_ema", device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild network `which` ('G_ema', 'G' or 'D') from a checkpoint file alone, in eval mode."""
-    from ganbench.checkpoint import load_checkpoint
-    from ganbench.errors import CheckpointError
+def open_network_file(path: str | os.PathLike) -> "NetworkFile":
+    """Read a network file of any supported format (ganbench checkpoint, NVlabs or TF-era pickle) as data."""
+    from model_zoo.formats import open_file
 
-    ckpt = load_checkpoint(path, map_location=device)
-    config = dict(ckpt.metadata["config"])
-    spec = build(config.pop("name"), config.pop("resolution"), **config)
-    net = spec.D if which == "D" else spec.G
-    if which not in ckpt.state:
-        raise CheckpointError(f"checkpoint {path} holds no {which!r} (has {', '.join(sorted(ckpt.state))})")
-    try:
-        net.load_state_dict(ckpt.state[which])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path}: {which} weights do not fit {config}: "
-                              f"{str(exc).splitlines()[0]}") from None
-    return net.to(device).eval().requires_grad_(False)
+    return open_file(path)
+
+
+def snapshot_kimg(name: str) -> float | None:
+    """The kimg a snapshot file name stands for, in any format `load` reads (ganbench's network-snapshot-*.pt,
+    NVlabs' network-snapshot-*.pkl); None when `name` is not a snapshot name."""
+    from model_zoo.formats import snapshot_kimg as kimg_of
+
+    return kimg_of(name)
+
+
+def load(path: str | os.PathLike, which: str = "G_ema", device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild network `which` ('G_ema', 'G' or 'D') from a network file alone, in eval mode.
+
+    The file may be a ganbench checkpoint, an NVlabs PyTorch pickle or a TF-era ProGAN / StyleGAN / StyleGAN2
+    pickle; none of its code runs (see model_zoo/formats).
+    """
+    return open_network_file(path).build(which, device)
+
+
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """What a network file holds, as plain data: format, family, resolution, config, kimg, training data."""
+    return open_network_file(path).describe()

@@ -270,3 +270,96 @@ def test_failed_safetensors_save_keeps_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_checkpoint(path, {"v": torch.zeros(1)}, META)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.safetensors"]
+
+
+# -- damaged contents (issue 15, item 15): one line naming the field, never a traceback ----------------
+
+def _damaged(tmp_path, name: str, metadata: dict, state: dict | None = None) -> Path:
+    """A checkpoint file with a valid header around `metadata` (written by torch.save, as a damaged file would be)."""
+    path = tmp_path / name
+    torch.save({"format": FORMAT, "format_version": 1, "metadata": metadata, "state": state or {}}, path)
+    return path
+
+
+def _spec_state():
+    import model_zoo
+
+    spec = model_zoo.build("stylegan2", 16, preset="tiny")
+    return spec, {"G": spec.G.state_dict(), "D": spec.D.state_dict(), "G_ema": spec.G.state_dict(), "cur_nimg": 0}
+
+
+DAMAGED_METADATA = {
+    "missing-config": ({"arch": "stylegan2", "resolution": 16}, r"metadata 'config' is missing, expected a dict"),
+    "config-not-a-dict": ({"arch": "stylegan2", "config": ["stylegan2", 16], "resolution": 16},
+                          r"metadata 'config' is a list .*expected a dict"),
+    "config-without-name": ({"arch": "stylegan2", "config": {"resolution": 16}, "resolution": 16},
+                            r"metadata config\['name'\] is missing, expected a model name"),
+    "config-resolution-a-string": ({"arch": "stylegan2", "config": {"name": "stylegan2", "resolution": "16"},
+                                    "resolution": 16}, r"metadata config\['resolution'\] is a str \('16'\), expected an integer"),
+    "arch-not-a-string": ({"arch": 3, "config": {"name": "stylegan2", "resolution": 16}, "resolution": 16},
+                          r"metadata 'arch' is a int \(3\), expected a model name"),
+    "kimg-not-a-number": ({"arch": "stylegan2", "config": {"name": "stylegan2", "resolution": 16}, "resolution": 16,
+                           "kimg": "4"}, r"metadata 'kimg' is a str \('4'\), expected a number"),
+    "resolutions-disagree": ({"arch": "stylegan2", "config": {"name": "stylegan2", "resolution": 16},
+                              "resolution": 32}, r"metadata resolution 32 differs from config\['resolution'\] 16"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_METADATA))
+def test_damaged_metadata_is_one_line_naming_the_field(tmp_path, case):
+    import model_zoo
+
+    metadata, message = DAMAGED_METADATA[case]
+    path = _damaged(tmp_path, "network-snapshot-000004.pt", metadata, {"cur_nimg": 4000})
+    for read in (load_checkpoint, model_zoo.load, model_zoo.describe):
+        with pytest.raises(CheckpointError, match=r"network-snapshot-000004\.pt is a damaged ganbench checkpoint: "
+                                                  + message) as err:
+            read(path)
+        assert "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match=f"{message}|lacks config"):   # and save refuses to write such a file
+        save_checkpoint(tmp_path / "again.pt", {}, metadata)
+
+
+@pytest.mark.parametrize("case,state,message", [
+    ("cur-nimg-a-float", {"cur_nimg": 4000.5}, r"state 'cur_nimg' is a float \(4000\.5\), expected an integer"),
+    ("g-ema-not-a-dict", {"G_ema": [1, 2]}, r"state 'G_ema' is a list .*expected a state dict"),
+])
+def test_damaged_state_entries_are_one_line_naming_the_entry(tmp_path, case, state, message):
+    import model_zoo
+
+    path = _damaged(tmp_path, "a.pt", dict(META), state)
+    with pytest.raises(CheckpointError, match=r"a\.pt is a damaged ganbench checkpoint: " + message):
+        model_zoo.load(path)
+
+
+def test_damaged_metadata_through_the_cli_exits_2_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    path = _damaged(tmp_path, "network-snapshot-000004.pt", DAMAGED_METADATA["missing-config"][0])
+    result = CliRunner().invoke(app, ["eval", str(path), "--metrics", "fid", "--n", "8", "--real", "shapes:8"])
+    assert result.exit_code == 2, result.output
+    assert "metadata 'config' is missing" in result.output and "Traceback" not in result.output
+
+
+def test_state_dict_mismatch_names_missing_and_unexpected_keys(tmp_path):
+    import model_zoo
+
+    spec, state = _spec_state()
+    g_ema = dict(state["G_ema"])
+    removed = [k for k in list(g_ema) if k.startswith("synthesis.b16.")]       # 16 keys: more than are listed
+    for key in removed:
+        del g_ema[key]
+    g_ema["synthesis.b32.conv0.weight"] = torch.zeros(1)
+    g_ema["mapping.fc0.weight"] = torch.zeros(3, 3)                               # right name, wrong shape
+    meta = {"arch": "stylegan2", "config": spec.config, "resolution": 16}
+    path = save_checkpoint(tmp_path / "mismatch.pt", {**state, "G_ema": g_ema}, meta)
+    with pytest.raises(CheckpointError) as err:
+        model_zoo.load(path)
+    msg = str(err.value)
+    assert "mismatch.pt (G_ema) does not fit the network it describes" in msg and "\n" not in msg
+    assert f"{len(removed)} missing key(s): {', '.join(removed[:5])}, ... ({len(removed) - 5} more)" in msg
+    assert "1 unexpected key(s): synthesis.b32.conv0.weight" in msg
+    assert "1 shape mismatch(es) (file vs network): mapping.fc0.weight (3, 3) vs (64, 64)" in msg
+    model_zoo.load(path, which="G")   # the intact networks still load

@@ -54,6 +54,10 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE training or network option, e.g. "
                                                            "--set r1_gamma=1 --set channel_base=4096 (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Start a new run from this network "
+                                               "file's weights: a ganbench checkpoint or an NVlabs / TF-era .pkl "
+                                               "(transfer learning, NVlabs' --resume)."),
+    freeze_d: int = typer.Option(0, "--freeze-d", help="Freeze the first N layers of D (NVlabs' --freezed)."),
 ) -> None:
     """Train a GAN family on a dataset, writing snapshots, image grids and a stats log into --out."""
     from ganbench.train import run_training
@@ -61,7 +65,8 @@ def train(
     aug: bool | str | None = augpipe if (augpipe and augment is not False) else augment
     folder = run_training(model, data, resolution, kimg, batch, seed, out, preset=preset,
                           snapshot_kimg=snapshot_kimg, resume=resume, cond=cond, augment=aug, device=device,
-                          progress=progress, **parse_overrides(overrides))
+                          progress=progress, resume_from=resume_from, freeze_d=freeze_d,
+                          **parse_overrides(overrides))
     stats = folder / "stats.jsonl"
     last = stats.read_text().strip().splitlines()[-1] if stats.exists() and stats.read_text().strip() else None
     if last:

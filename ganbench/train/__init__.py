@@ -7,7 +7,7 @@ from typing import Any
 
 from ganbench.train.loop import TRAIN_DEFAULTS, TrainOptions, Trainer
 
-LOOP_OPTIONS = ("cond", "augment", "device", "tick_kimg", "grid", "progress", "stop_kimg")
+LOOP_OPTIONS = ("cond", "augment", "device", "tick_kimg", "grid", "progress", "stop_kimg", "resume_from", "freeze_d")
 
 
 def run_training(model: str, data: str, resolution: int, kimg: float, batch: int, seed: int, out: Path,
@@ -15,7 +15,8 @@ def run_training(model: str, data: str, resolution: int, kimg: float, batch: int
                  **overrides: Any) -> Path:
     """Train `model` on `data` for `kimg` thousand images into `out` (resuming its newest snapshot).
 
-    `overrides` holds loop options (cond, augment, device, tick_kimg, grid, progress, stop_kimg),
+    `overrides` holds loop options (cond, augment, device, tick_kimg, grid, progress, stop_kimg, resume_from,
+    freeze_d),
     training settings (any `spec.train` key such as lr_g, r1_gamma, ema_kimg; or a dict `train=`),
     and network options passed to `model_zoo.build` (anything else; or a dict `network=`).
     Returns the run folder holding network-snapshot-*.pt, fakes*.png and stats.jsonl.

@@ -34,6 +34,7 @@ from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pip
 from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
 from ganbench.train.progressive import LodSchedule, has_lod, make_schedule, process_reals, set_lod
+from ganbench.train.transfer import TransferSetup
 
 # Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -69,6 +70,8 @@ class TrainOptions:
     grid: tuple[int, int] = (8, 4)
     progress: bool = False
     stop_kimg: float | None = None           # stop after the first snapshot at or past this (time-boxed runs)
+    resume_from: Path | None = None          # start a new run from this network file's weights (NVlabs --resume)
+    freeze_d: int = 0                        # freeze D's first N layers (NVlabs --freezed)
     network: dict[str, Any] = field(default_factory=dict)   # model_zoo.build overrides
     train: dict[str, Any] = field(default_factory=dict)     # spec.train overrides
 
@@ -327,6 +330,9 @@ class Trainer:
             net_kw["c_dim"] = self.dataset.label_dim
         if opts.preset is not None:
             net_kw["preset"] = opts.preset
+        self.transfer = TransferSetup.from_options(opts, net_kw)   # --resume-from config / --freeze-d (train/transfer.py)
+        self.opts = opts = self.transfer.opts
+        net_kw = self.transfer.net_kw
         seed_everything(opts.seed)     # identical initial weights on every rank
         try:
             spec = model_zoo.build(opts.model, opts.resolution, **net_kw)
@@ -335,6 +341,7 @@ class Trainer:
         self.config = spec.config
         self.G, self.D = spec.G.to(self.device).train(), spec.D.to(self.device).train()
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.transfer.apply(self.G, self.D, self.G_ema)   # pretrained weights, frozen D layers
         for m in (self.G, self.D, self.G_ema):
             self.dist.broadcast_module(m)
         self.c_dim = int(getattr(self.G, "c_dim", 0) or 0)
@@ -404,7 +411,7 @@ class Trainer:
         """Self-description stored with every snapshot."""
         train = {k: v for k, v in self.train_cfg.items()}
         train.update({"batch": self.opts.batch, "total_kimg": self.opts.kimg, "augment_pipe": self.augment_name,
-                      "world_size": self.dist.world, "data": self.opts.data})
+                      "world_size": self.dist.world, "data": self.opts.data, **self.transfer.metadata()})
         return {"arch": self.opts.model, "config": self.config, "dataset": self.dataset.identity,
                 "resolution": self.opts.resolution, "seed": self.opts.seed, "kimg": self.cur_nimg / 1000,
                 "train": train}

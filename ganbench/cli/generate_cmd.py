@@ -1,0 +1,43 @@
+"""`ganbench generate`: images by seed from any network file, as NVlabs' gen_images.py draws them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ganbench.cli import app
+from ganbench.cli.common import console, handle_errors, progress_bar, warnings_as_lines
+
+
+@app.command("generate")
+@handle_errors
+def generate(
+    path: Path = typer.Argument(..., help="Network file: a ganbench checkpoint, an NVlabs .pkl or a TF-era .pkl."),
+    seeds: str = typer.Option(..., "--seeds", help="Seeds, e.g. 0-7 or 0,1,4-6; seed s uses "
+                                                   "np.random.RandomState(s).randn(1, z_dim)."),
+    trunc: float = typer.Option(1.0, "--trunc", help="Truncation psi (style-based families)."),
+    class_idx: Optional[int] = typer.Option(None, "--class", help="Class label (required for conditional networks)."),
+    noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
+    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write seed0000.png, seed0001.png, ... here."),
+    grid: Optional[Path] = typer.Option(None, "--grid", help="Also (or only) write all images tiled into FILE.png."),
+    grid_cols: Optional[int] = typer.Option(None, "--grid-cols", help="Images per grid row (default: near-square)."),
+    translate: str = typer.Option("0,0", "--translate", help="StyleGAN3: translate the output by X,Y (image units)."),
+    rotate: float = typer.Option(0.0, "--rotate", help="StyleGAN3: rotate the output by this many degrees."),
+    network: str = typer.Option("G_ema", "--network", help="Which generator: G_ema or G."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Generate images by seed (NVlabs gen_images.py semantics: the same seed gives the same picture)."""
+    from ganbench.generate import generate_files, parse_seeds, parse_vec2
+
+    seed_list = parse_seeds(seeds)
+    with warnings_as_lines(), progress_bar("generating", len(seed_list)) as advance:
+        written = generate_files(path, seed_list, outdir=outdir, grid=grid, truncation_psi=trunc,
+                                 class_idx=class_idx, noise_mode=noise_mode, translate=parse_vec2(translate),
+                                 rotate=rotate, device=device, which=network, grid_cols=grid_cols, progress=advance)
+    images = [p for p in written if p != grid]
+    if images:
+        console.print(f"wrote {len(images)} image(s) to {outdir}", highlight=False, markup=False)
+    if grid is not None:
+        console.print(f"wrote grid {grid}", highlight=False, markup=False)
