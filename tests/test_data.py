@@ -449,3 +449,89 @@ def test_loaders_over_zip_and_npz_yield_uint8_nchw(tmp_path, workers):
         images = torch.cat([x for x, _ in batches])
         assert images.dtype == torch.uint8 and torch.equal(images, reference)
         assert batches[0][1].shape == (4, 4) and batches[0][1].dtype == torch.float32
+
+
+# -- issue 15 item 17: hostile dataset files --------------------------------------------------------
+
+def _npy_bytes(header_shape: tuple[int, ...], dtype: str, payload: bytes) -> bytes:
+    """A .npy file whose header claims `header_shape` but which holds only `payload`."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                               "shape": header_shape})
+    return buf.getvalue() + payload
+
+
+def _lying_npz(path: Path, members: dict[str, bytes], compressed: bool = False) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as zf:
+        for name, raw in members.items():
+            zf.writestr(name + ".npy", raw)
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except GanbenchError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_issue15_17_npz_huge_class_label_is_an_error_before_allocating(tmp_path):
+    np.savez(tmp_path / "d.npz", images=np.zeros([2, 8, 8, 3], np.uint8), labels=np.array([0, 2 ** 31]))
+    with pytest.raises(DataError, match=r"labels.*2147483648") as info:
+        open_dataset(str(tmp_path / "d.npz"))
+    assert "\n" not in str(info.value)
+    assert _peak_bytes(lambda: open_dataset(str(tmp_path / "d.npz"))) < 64 << 20
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_issue15_17_npz_header_that_lies_about_its_shape(tmp_path, compressed):
+    real = np.zeros([2, 8, 8, 3], np.uint8).tobytes()
+    _lying_npz(tmp_path / "d.npz", {"images": _npy_bytes((100000, 8, 8, 3), "|u1", real)}, compressed)
+    with pytest.raises(DataError, match=r"images.*(header|holds)"):
+        open_dataset(str(tmp_path / "d.npz"))
+    good = np.zeros([2, 8, 8, 3], np.uint8)
+    labels = _npy_bytes((10 ** 12,), "<f4", np.zeros(2, np.float32).tobytes())
+    _lying_npz(tmp_path / "l.npz", {"images": _npy_bytes((2, 8, 8, 3), "|u1", good.tobytes()), "labels": labels},
+               compressed)
+    with pytest.raises(DataError, match=r"labels"):
+        open_dataset(str(tmp_path / "l.npz"))
+    assert _peak_bytes(lambda: open_dataset(str(tmp_path / "l.npz"))) < 64 << 20
+    (tmp_path / "d.npy").write_bytes(_npy_bytes((1000, 8, 8, 3), "|u1", real))
+    with pytest.raises(DataError, match=r"d\.npy"):
+        open_dataset(str(tmp_path / "d.npy"))
+
+
+@pytest.mark.parametrize("labels,match", [
+    (np.array([0.5, np.nan]).reshape(2, 1), "not finite"),
+    (np.array([[0.5, 1.0], [np.inf, 0.0]]), "not finite"),
+])
+def test_issue15_17_npz_nan_labels_are_rejected(tmp_path, labels, match):
+    np.savez(tmp_path / "d.npz", images=np.zeros([2, 8, 8, 3], np.uint8), labels=labels)
+    with pytest.raises(DataError, match=match):
+        open_dataset(str(tmp_path / "d.npz"))
+
+
+@pytest.mark.parametrize("text,match", [
+    ('{"labels": [["img000.png", 0], ["img001.png", 2147483648]]}', "2147483648"),
+    ('{"labels": [["img000.png", 0], ["img001.png", 1000000000000000000000000000000]]}', "class"),
+    ('{"labels": [["img000.png", 0], ["img001.png", 1]], "label_dim": 1000000000000}', "label_dim"),
+    ('{"labels": [["img000.png", [0.5]], ["img001.png", [NaN]]]}', "not finite"),
+    ('{"labels": [["img000.png", [0.5]], ["img001.png", [1e999]]]}', "not finite"),
+    ('{"labels": ' + "[" * 100000 + "]" * 100000 + "}", "nest"),
+    ('{"labels": [["img000.png", ' + "[" * 900 + "]" * 900 + '], ["img001.png", 0]]}', "labels"),
+])
+def test_issue15_17_hostile_dataset_json_is_a_clear_error(tmp_path, text, match):
+    write_folder(tmp_path, rgb_images(2))
+    (tmp_path / "dataset.json").write_text(text)
+    with pytest.raises(DataError, match=match) as info:
+        open_dataset(str(tmp_path))
+    assert "dataset.json" in str(info.value) and "\n" not in str(info.value)
+    assert _peak_bytes(lambda: open_dataset(str(tmp_path))) < 64 << 20

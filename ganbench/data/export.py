@@ -22,7 +22,7 @@ from PIL import Image
 
 from ganbench.checkpoint import atomic_write_bytes, default_file_mode
 from ganbench.data.base import ImageDataset
-from ganbench.data.labels import ATTRIBUTE_FILE, ATTRIBUTE_FORMAT, LABEL_FILE, labels_document
+from ganbench.data.labels import ATTRIBUTE_FILE, ATTRIBUTE_FORMAT, LABEL_FILE, compact_label, labels_document
 from ganbench.errors import DataError
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -49,13 +49,13 @@ def _files(dataset: ImageDataset, progress: Callable[[int], None] | None) -> Ite
         name = image_name(i)
         yield name, encode_png(dataset.image(i))
         names.append(name)
-        labels.append(dataset.label(i))
+        if dataset.label_dim > 0:
+            labels.append(compact_label(dataset.label(i)))
         annotations.append(dataset.annotations(i))
         if progress is not None:
             progress(1)
-    label_array = np.stack(labels) if dataset.label_dim > 0 else None
-    yield LABEL_FILE, _json(labels_document(names, label_array))
-    if any(a is not None for a in annotations):
+    yield LABEL_FILE, _json(labels_document(names, labels, dataset.label_dim))
+    if annotations and all(a is not None for a in annotations):
         doc = {"format": ATTRIBUTE_FORMAT, "dataset": dataset.identity,
                "attributes": [[n, a] for n, a in zip(names, annotations)]}
         yield ATTRIBUTE_FILE, _json(doc)

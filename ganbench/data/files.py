@@ -103,8 +103,8 @@ class FileImageDataset(ImageDataset):
         self._labels = None
         if use_labels and LABEL_FILE in present:
             labels = parse_labels(self._read(LABEL_FILE), images, self._where(LABEL_FILE))
-            self._labels = None if labels is None else labels[:n]
-        self.label_dim = 0 if self._labels is None else int(self._labels.shape[1])
+            self._labels = None if labels is None else labels.head(n)
+        self.label_dim = 0 if self._labels is None else self._labels.dim
         self._attributes = None
         if ATTRIBUTE_FILE in present:
             self._attributes = parse_attributes(self._read(ATTRIBUTE_FILE), images, self._where(ATTRIBUTE_FILE))[:n]
@@ -180,7 +180,7 @@ class FileImageDataset(ImageDataset):
     def label(self, index: int) -> np.ndarray:
         if self._labels is None:
             return np.zeros([0], dtype=np.float32)
-        return self._labels[index].copy()
+        return self._labels.row(index)
 
     def annotations(self, index: int) -> dict[str, Any] | None:
         return None if self._attributes is None else dict(self._attributes[index])
