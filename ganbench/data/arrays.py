@@ -29,7 +29,7 @@ import numpy as np
 from ganbench.data.base import ImageDataset
 from ganbench.data.files import PREPROCESS_VERSION, _safe
 from ganbench.data.labels import MAX_LABEL_DIM, LabelTable, class_labels, vector_labels
-from ganbench.data.preprocess import check_resolution, drop_alpha, fit, is_power_of_two
+from ganbench.data.preprocess import check_resolution, drop_alpha, fit, is_power_of_two, parse_geometry
 from ganbench.errors import DataError
 
 IMAGES_KEY, LABELS_KEY = "images", "labels"
@@ -73,8 +73,9 @@ class ArrayDataset(ImageDataset):
     """Images from a .npz (`images` + optional `labels`) or .npy file, memory-mapped when stored uncompressed."""
 
     def __init__(self, path: str | os.PathLike, resolution: int | None = None, n: int | None = None,
-                 use_labels: bool = True) -> None:
+                 use_labels: bool = True, crop: str | None = None, resize: str | None = None) -> None:
         self.path = Path(path)
+        self._geometry = parse_geometry(crop, resize, resolution)
         self.name = self.path.stem
         if not self.path.is_file():
             raise DataError(f"{self.path} does not exist")
@@ -96,7 +97,7 @@ class ArrayDataset(ImageDataset):
         if resolution is None:
             if h != w or not is_power_of_two(h):
                 raise DataError(f"{self._where} images are {w}x{h}, not a square power-of-two size; pass a "
-                                f"resolution to centre-crop and resize them")
+                                f"resolution to crop and resize them (--crop, --resize)")
             self.resolution = check_resolution(h, f"image size in {self._where}")
         else:
             self.resolution = check_resolution(resolution)
@@ -104,6 +105,8 @@ class ArrayDataset(ImageDataset):
         self.label_dim = 0 if self._labels is None else self._labels.dim
         self._identity_parts = [PREPROCESS_VERSION, shape, crc, self.path.stat().st_size, self.resolution,
                                 self._count, use_labels]
+        if not self._geometry.is_default:
+            self._identity_parts.append(self._geometry.describe())
         self._array: np.ndarray | None = None
 
     def _hwc(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -217,7 +220,8 @@ class ArrayDataset(ImageDataset):
         elif self._layout == "NCHW":
             arr = arr.transpose(1, 2, 0)
         # A copy, so callers get a writable array they own rather than a view into the (read-only) memmap.
-        return np.array(fit(drop_alpha(arr), self.resolution).transpose(2, 0, 1), dtype=np.uint8, order="C", copy=True)
+        fitted = fit(drop_alpha(arr), self.resolution, self._geometry, f"{self._where}[{index}]")
+        return np.array(fitted.transpose(2, 0, 1), dtype=np.uint8, order="C", copy=True)
 
     def label(self, index: int) -> np.ndarray:
         if self._labels is None:
