@@ -379,3 +379,32 @@ def test_issue15_19_failed_train_creates_no_files(toy: str, tmp_path: Path) -> N
             run_training(toy, "shapes:8", 8, kimg=0.016, batch=4, seed=0, out=out, snapshot_kimg=0.004,
                          tick_kimg=0.004, device="cpu")
     assert _files(out) == before
+
+
+def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # a fresh run must not leave the old run's later snapshots beside its own: resume and eval would mix them
+    base = dict(seed=0, snapshot_kimg=0.008, device="cpu")
+    run_training(toy, "shapes:8", 8, kimg=0.016, batch=4, out=tmp_path, **base)
+    (tmp_path / "results.csv").write_text("run,checkpoint\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    old = _files(tmp_path)
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, resume=False, **base)
+    assert sorted(p.name for p in tmp_path.glob("network-snapshot-*")) == ["network-snapshot-000000.008.pt"]
+    assert load_checkpoint(tmp_path / "network-snapshot-000000.008.pt").metadata["train"]["batch"] == 8
+    (moved,) = tmp_path.glob("replaced-*")
+    assert _files(moved) == {k: v for k, v in old.items() if k != "notes.txt"}
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "results.csv").exists()
+    assert f"moved the previous run's {len(old) - 1} files" in capsys.readouterr().out
+    # resuming a finished run says so and touches nothing
+    before = _files(tmp_path)
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, **base)
+    assert "already at kimg 0.008" in capsys.readouterr().out and _files(tmp_path) == before
+
+
+def test_progressive_run_resumes_only_with_the_same_schedule(tmp_path: Path) -> None:
+    # ProGAN's growing schedule is compressed to fit --kimg: another length would change lod mid-run
+    base = dict(batch=8, seed=0, snapshot_kimg=0.016, preset="tiny", device="cpu", quiet=True)
+    run_training("progan", "shapes:16", 16, kimg=0.032, out=tmp_path, stop_kimg=0.016, **base)
+    with pytest.raises(ConfigError, match=r"--kimg: recorded 0.032, now 0.064 \(the growing schedule"):
+        run_training("progan", "shapes:16", 16, kimg=0.064, out=tmp_path, **base)
+    run_training("progan", "shapes:16", 16, kimg=0.032, out=tmp_path, **base)

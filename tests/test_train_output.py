@@ -117,13 +117,15 @@ def test_tensorboard_event_files_hold_the_tick_scalars(toy: str, tmp_path: Path)
     assert [v for _, v in got] == pytest.approx([r["loss/G"] for r in records], rel=1e-6)
 
 
-def test_without_tensorboard_only_stats_are_written(toy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_tensorboard_only_stats_are_written(toy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)      # import fails as if not installed
-    run_training(toy, "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=tmp_path, snapshot_kimg=1, device="cpu",
-                 quiet=True)
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=tmp_path, snapshot_kimg=1, device="cpu")
     assert not list(tmp_path.glob("events.out.tfevents.*")) and len(_stats(tmp_path)) == 1
+    printed = capsys.readouterr().out
+    assert "| stats.jsonl in" in printed and "TensorBoard" not in printed
 
 
 def test_a_run_folder_in_use_is_refused(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pip
 from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
 from ganbench.train.options import check_run_options, check_train_settings, settings_mismatch
-from ganbench.train.output import RunOutput, format_time, memory_gb
+from ganbench.train.output import RunOutput, format_time, memory_gb, summary_writer
 from ganbench.train.progressive import LodSchedule, has_lod, make_schedule, process_reals, set_lod
 
 # Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
@@ -446,6 +446,11 @@ class Trainer:
             raise CheckpointError(f"{path} was trained with network config {meta.get('config')}, not "
                                   f"{self.config}; use another --out or --no-resume")
         differ = settings_mismatch(meta, self.metadata())
+        old_kimg = (meta.get("train") or {}).get("total_kimg")
+        if (self.schedule is not None and isinstance(old_kimg, (int, float))
+                and make_schedule(self.train_cfg["progressive"], self.opts.resolution, float(old_kimg)) != self.schedule):
+            differ.append(f"--kimg: recorded {old_kimg:g}, now {self.opts.kimg:g} (the growing schedule is fitted to "
+                          f"the run's length, so it would change)")
         if differ:
             more = f" (and {len(differ) - 1} more: {'; '.join(differ[1:])})" if len(differ) > 1 else ""
             raise ConfigError(f"{self.out} holds a run with other settings, {differ[0]}{more}; resume it with the "
@@ -583,7 +588,7 @@ class Trainer:
             extras.append(f"augment {self.augment_name}")
         if self.c_dim:
             extras.append(f"conditional on {self.c_dim} labels")
-        logs = "stats.jsonl + TensorBoard" if RunOutput.tensorboard_available() else "stats.jsonl"
+        logs = "stats.jsonl + TensorBoard" if summary_writer() is not None else "stats.jsonl"
         return (f"{what}: {self.opts.model}{preset} {self.opts.resolution}px, {self.opts.kimg:g} kimg, batch "
                 f"{self.opts.batch}{', ' + ', '.join(extras) if extras else ''} | data {self.opts.data} "
                 f"({len(ds)} images, {ds.num_channels} ch, {ds.identity}) | G {g / 1e6:.2f}M + D {d / 1e6:.2f}M "
@@ -666,8 +671,12 @@ class Trainer:
                     break
             out.stop_progress()
             if last_snapshot is not None:
-                out.line(f"done: {self.cur_nimg / 1000:g} kimg in {format_time(time.time() - t_start)}; "
+                of = f" of {opts.kimg:g} (stop_kimg)" if self.cur_nimg < self.total_nimg else ""
+                out.line(f"done: {self.cur_nimg / 1000:g} kimg{of} in {format_time(time.time() - t_start)}; "
                          f"newest snapshot {last_snapshot}")
+            elif self.resumed_from is not None:
+                out.line(f"done: the run is already at kimg {self.cur_nimg / 1000:g} (--kimg {opts.kimg:g}); "
+                         f"nothing to train")
             ok = True
         finally:
             out.close()

@@ -5,6 +5,8 @@
 - On first output the run takes an exclusive lock on the folder (so a second `train` into it is an error),
   removes temp files a killed run of ours left (`.network-snapshot-*.pt.XXXX.tmp`, ...), drops the
   stats.jsonl lines of an interrupted attempt past the resumed snapshot, and writes the deferred files.
+  A run that starts from zero (`--no-resume`) in a folder holding another run's snapshots first moves
+  that run's files into `replaced-<time>/`, so two runs' snapshots (and eval results) never mix.
 - Every tick prints one NVlabs-style line to stdout (also when stdout is a file, so `> log.txt` shows the
   run), appends the same numbers to stats.jsonl and, when the `tensorboard` package is installed, to a
   TensorBoard event file in the run folder (step = images shown, so runs shorter than 1 kimg plot too).
@@ -19,6 +21,7 @@ import os
 import re
 import resource
 import sys
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -26,6 +29,9 @@ from ganbench.checkpoint import atomic_write_bytes
 from ganbench.errors import ConfigError
 
 STATS_FILE = "stats.jsonl"
+# Files that belong to one run: moved aside together when a fresh run replaces it.
+RUN_FILES = re.compile(r"^(?:network-snapshot-[\d.]+\.(?:pt|safetensors|json)|fakes[\w.]*\.png|reals\.png|"
+                       r"stats\.jsonl|events\.out\.tfevents\..*|results\.csv)$")
 # Temp files atomic_write_bytes makes for the files a run writes: `.<name>.<random>.tmp`.
 OWNED_TEMP = re.compile(r"^\.(?:network-snapshot-[\d.]+\.(?:pt|safetensors|json)|fakes[\w.]*\.png|reals\.png|"
                         r"stats\.jsonl)\.[A-Za-z0-9_]+\.tmp$")
@@ -54,6 +60,15 @@ def tick_line(record: dict[str, Any], extra: tuple[str, ...] = ()) -> str:
     parts += [f"{key} {record[key]:.3f}" for key in extra if key in record]
     parts += [f"{key} {value:.4f}" for key, value in record.items() if key.startswith("loss/")]
     return " ".join(parts)
+
+
+def summary_writer() -> Any:
+    """torch's TensorBoard SummaryWriter class, or None when the `tensorboard` package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter
 
 
 def memory_gb() -> float:
@@ -133,12 +148,31 @@ class RunOutput:
         for path in self.out.iterdir():
             if OWNED_TEMP.match(path.name) and path.is_file():
                 path.unlink(missing_ok=True)
+        if self.resume_nimg == 0:
+            self._replace_previous_run()
         text = "".join(line + "\n" for line in self._kept_stats).encode()
         atomic_write_bytes(self.out / STATS_FILE, lambda f: f.write(text))
         for name, write in self._pending:
             atomic_write_bytes(self.out / name, write)
         self._pending.clear()
         self._opened = True
+
+    def _replace_previous_run(self) -> None:
+        """Move another run's files out of the way before a fresh run writes its own."""
+        from ganbench.checkpoint import snapshot_kimg
+
+        files = [p for p in self.out.iterdir() if p.is_file() and RUN_FILES.match(p.name)]
+        if not any(snapshot_kimg(p.name) is not None for p in files):
+            return
+        target = self.out / time.strftime("replaced-%Y%m%d-%H%M%S")
+        suffix = 1
+        while target.exists():
+            target = target.with_name(f"{target.name.split('.')[0]}.{suffix}")
+            suffix += 1
+        target.mkdir()
+        for path in files:
+            os.replace(path, target / path.name)
+        self.line(f"note: moved the previous run's {len(files)} files (snapshots, grids, stats) to {target}")
 
     def write(self, name: str, write: Callable[[BinaryIO], Any]) -> Path:
         """Write file `name` in the run folder atomically (rank 0)."""
@@ -178,21 +212,13 @@ class RunOutput:
 
     def _tensorboard(self) -> Any:
         if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:      # the optional extra is not installed: stats.jsonl only
+            writer = summary_writer()
+            if writer is None:       # the optional extra is not installed: stats.jsonl only
                 self._tb = False
                 return None
             # purge_step hides what an interrupted attempt logged past the snapshot this run resumed from
-            self._tb = SummaryWriter(log_dir=str(self.out), purge_step=self.resume_nimg + 1 if self.resume_nimg else None)
+            self._tb = writer(log_dir=str(self.out), purge_step=self.resume_nimg + 1 if self.resume_nimg else None)
         return self._tb or None
-
-    @staticmethod
-    def tensorboard_available() -> bool:
-        """Whether ticks also go to TensorBoard event files."""
-        import importlib.util
-
-        return importlib.util.find_spec("tensorboard") is not None
 
     # -- progress bar ----------------------------------------------------------------------------
     def start_progress(self, title: str, total_kimg: float, done_kimg: float) -> None:
@@ -215,6 +241,7 @@ class RunOutput:
         self._bar.start()
 
     def update_progress(self, done_kimg: float, info: str = "") -> None:
+        """Move the bar (if one is shown) to `done_kimg`, with `info` (running losses) beside it."""
         if self._bar is not None:
             self._bar.update(self._task, completed=done_kimg, info=info)
 
