@@ -147,3 +147,15 @@ def test_tick_line_shows_gpu_memory_and_lod_when_present() -> None:
     assert line.split() == ["tick", "3", "kimg", "1.500", "time", "1m", "05s", "sec/tick", "2.00", "sec/kimg", "4.00",
                             "maintenance", "0.50", "cpumem", "1.25", "gpumem", "2.50", "reserved", "3.00", "augment",
                             "0.125", "lod", "1.500", "loss/G", "0.5000", "loss/D", "1.2500"]
+
+
+def test_stats_lines_are_strict_json_even_when_a_loss_diverges(tmp_path: Path) -> None:
+    output = RunOutput(tmp_path, quiet=True)
+    record = {"tick": 0, "kimg": 0.004, "cur_nimg": 4, "sec": 1.0, "sec_per_tick": 1.0, "s_per_kimg": 250.0,
+              "maintenance_sec": 0.0, "cpumem_gb": 0.5, "augment_p": 0.0, "loss/G": float("nan"),
+              "loss/D": float("inf")}
+    output.tick(record)
+    output.close()
+    line = (tmp_path / "stats.jsonl").read_text()
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        **record, "loss/G": None, "loss/D": None}

@@ -8,7 +8,7 @@
   A run that starts from zero (`--no-resume`) in a folder holding another run's snapshots first moves
   that run's files into `replaced-<time>/`, so two runs' snapshots (and eval results) never mix.
 - Every tick prints one NVlabs-style line to stdout (also when stdout is a file, so `> log.txt` shows the
-  run), appends the same numbers to stats.jsonl and, when the `tensorboard` package is installed, to a
+  run), appends the same numbers to stats.jsonl (strict JSON: non-finite values as null) and, when the `tensorboard` package is installed, to a
   TensorBoard event file in the run folder (step = images shown, so runs shorter than 1 kimg plot too).
 - The rich progress bar is drawn on stderr only when stderr is a terminal.
 Only rank 0 of a multi-process run prints or writes.
@@ -17,6 +17,7 @@ Only rank 0 of a multi-process run prints or writes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import resource
@@ -90,7 +91,7 @@ class RunOutput:
         self.resume_nimg = resume_nimg
         self._stdout = stdout
         self.console = console     # where the progress bar goes (default: stderr)
-        self._want_progress = progress and enabled
+        self._want_progress = progress and enabled and not quiet
         self._pending: list[tuple[str, Callable[[BinaryIO], Any]]] = []
         self._opened = False
         self._lock_fd: int | None = None
@@ -186,7 +187,7 @@ class RunOutput:
         if self.resume_nimg <= 0 or not path.is_file():
             return []
         kept = []
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
                 if json.loads(line).get("cur_nimg", 0) <= self.resume_nimg:
                     kept.append(line)
@@ -201,8 +202,10 @@ class RunOutput:
             return
         self.open()
         self.line(tick_line(record, extra))
+        # strict JSON for every reader (jq, JavaScript): a diverged loss is null, never NaN or Infinity
+        plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         with open(self.out / STATS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(plain, allow_nan=False) + "\n")
         tb = self._tensorboard()
         if tb is not None:
             for key, value in record.items():
