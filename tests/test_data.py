@@ -583,7 +583,8 @@ def test_crop_and_resize_work_on_npz_and_reject_bad_values(tmp_path):
     ds = open_dataset(str(tmp_path / "d.npz"), resolution=8, crop="center-wide:6", resize="box")
     assert np.array_equal(ds.image(0)[:, 1:7], chw(src[3:9, ::2]))
     for kw, match in (({"crop": "middle"}, "--crop 'middle'"), ({"resize": "cubic"}, "--resize 'cubic'"),
-                      ({"crop": "center-wide:99"}, "band height"), ({"crop": "none:4"}, "only center-wide")):
+                      ({"crop": "center-wide:99"}, "band height"), ({"crop": "none:4"}, "only center-wide"),
+                      ({"crop": 5}, "--crop 5")):
         with pytest.raises(ConfigError, match=match):
             open_dataset(str(tmp_path / "d.npz"), resolution=8, **kw)
     with pytest.raises(ConfigError, match="need a --resolution"):

@@ -104,6 +104,9 @@ class Geometry:
 
 def parse_geometry(crop: str | None, resize: str | None, resolution: int | None) -> Geometry:
     """Check `crop` (center, center-wide[:H], none) and `resize` (lanczos, box) for `resolution`."""
+    for flag, value in (("--crop", crop), ("--resize", resize)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{flag} {value!r}: must be a name such as {'center' if flag == '--crop' else 'lanczos'}")
     if resolution is None:
         if crop is not None or resize is not None:
             raise ConfigError("--crop and --resize need a --resolution to crop and resize to")
