@@ -176,9 +176,10 @@ class RunOutput:
         self.line(f"note: moved the previous run's {len(files)} files (snapshots, grids, stats) to {target}")
 
     def write(self, name: str, write: Callable[[BinaryIO], Any]) -> Path:
-        """Write file `name` in the run folder atomically (rank 0)."""
-        self.open()
-        atomic_write_bytes(self.out / name, write)
+        """Write file `name` in the run folder atomically (rank 0; other ranks write nothing)."""
+        if self.enabled:
+            self.open()
+            atomic_write_bytes(self.out / name, write)
         return self.out / name
 
     def _read_kept_stats(self) -> list[str]:
