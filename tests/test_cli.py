@@ -175,7 +175,7 @@ def test_skip_unknown_flag_warns_and_continues(tmp_path):
     result = runner.invoke(app, ["datasets", "info", "mixed", "--skip-unknown", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["images"] == 2
-    assert "warning: skipping 1 file(s): mixed/notes.txt is not an image" in result.output
+    assert "warning: skipping 1 non-image file(s): mixed/notes.txt is not an image" in result.output
 
 
 def test_debug_shows_the_exception_and_does_not_leak(tmp_path):
@@ -212,3 +212,105 @@ def test_handle_errors_collapses_messages_and_maps_interrupts():
     assert result.exit_code == 130 and "interrupted" in result.output
     result = runner.invoke(demo, ["bug"])
     assert isinstance(result.exception, RuntimeError)
+
+
+# -- issue 11: the dataset tool people expect --------------------------------------------------------
+
+def _nvlabs_read(zip_path):
+    """Read a dataset zip the way NVlabs' ImageFolderDataset does: image names sorted, labels from dataset.json."""
+    from PIL import Image as PILImage
+
+    with zipfile.ZipFile(zip_path) as zf:
+        names = sorted(n for n in zf.namelist() if os.path.splitext(n)[1].lower() in (".png", ".jpg", ".jpeg"))
+        images = [np.array(PILImage.open(zf.open(n))) for n in names]
+        labels = json.loads(zf.read("dataset.json"))["labels"]
+    if labels is not None:
+        table = dict(labels)
+        labels = np.array([table[n] for n in names])
+        labels = labels.astype({1: np.int64, 2: np.float32}[labels.ndim])
+    return names, images, labels
+
+
+def test_convert_writes_an_nvlabs_zip_that_loads_back_equal(tmp_path):
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    src.mkdir()
+    sources = {}
+    for name, (h, w) in {"a.png": (12, 16), "b.png": (12, 16), "c.png": (8, 16), "d.png": (24, 32)}.items():
+        # columns in equal groups of w / 8, so the box filter's horizontal averages are exact
+        sources[name] = rng.integers(0, 256, [h, 8, 3], dtype=np.uint8).repeat(w // 8, axis=1)
+        PILImage.fromarray(sources[name]).save(src / name)
+    (src / "dataset.json").write_text(json.dumps({"labels": [["a.png", 2], ["b.png", 0], ["c.png", 1], ["d.png", 2]]}))
+    (src / "LICENSE.txt").write_text("CC-BY")
+
+    result = runner.invoke(app, ["datasets", "convert", "src", "out.zip", "--resolution", "8", "--crop",
+                                 "center-wide:6", "--resize", "box"])
+    assert result.exit_code == 2 and "--skip-unknown" in result.output       # the stray file is named first
+    result = runner.invoke(app, ["datasets", "convert", "src", "out.zip", "--resolution", "8", "--crop",
+                                 "center-wide:6", "--resize", "box", "--skip-unknown"])
+    assert result.exit_code == 0, result.output
+    assert "skipping 1 non-image file(s): src/LICENSE.txt" in result.output
+    assert "wrote 3 images (8x8, 3 channel(s), label_dim 3)" in result.output and "4/4" in result.output
+    assert "dropped 1 image(s)" in result.output and "c.png is 16x8" in result.output
+
+    names, images, labels = _nvlabs_read(tmp_path / "out.zip")
+    # NVlabs' names: 00000/img<source index>.png (c.png, source index 2, was dropped), then dataset.json
+    assert names == ["00000/img00000000.png", "00000/img00000001.png", "00000/img00000003.png"]
+    with zipfile.ZipFile(tmp_path / "out.zip") as zf:
+        assert sorted(zf.namelist()) == [*names, "dataset.json"]
+        assert all(zf.getinfo(n).compress_type == zipfile.ZIP_STORED for n in names)
+        assert json.loads(zf.read("dataset.json"))["labels"] == [[names[0], 2], [names[1], 0], [names[2], 2]]
+    assert labels.tolist() == [2, 0, 2] and labels.dtype == np.int64
+    for got, source in zip(images, ("a.png", "b.png", "d.png")):   # hand-computed center-crop-wide, box filter
+        s = sources[source]
+        h, w = s.shape[:2]
+        rows = round(8 * h / w)                                        # 6 for the 4:3 sources
+        strip = s[(h - rows) // 2:(h + rows) // 2]
+        expected = np.zeros([8, 8, 3], np.uint8)
+        expected[1:7] = strip[:, ::w // 8]      # (NVlabs squashes d.png's 6 middle rows of 24: kept as is)
+        assert np.array_equal(got, expected), source
+    back = open_dataset("out.zip")
+    assert (len(back), back.resolution, back.label_dim) == (3, 8, 3)
+    for i in range(3):
+        assert np.array_equal(back.image(i), images[i].transpose(2, 0, 1))
+        assert int(back.label(i).argmax()) == labels[i]
+
+
+def test_convert_keeps_vector_labels_and_unlabelled_sets(tmp_path):
+    vectors = np.array([[0.5, -1.0], [2.0, 0.25], [1.0, 1.0]], np.float32)
+    np.savez(tmp_path / "v.npz", images=np.random.default_rng(1).integers(0, 256, [3, 8, 8, 3], dtype=np.uint8),
+             labels=vectors)
+    assert runner.invoke(app, ["datasets", "convert", "v.npz", "v.zip"]).exit_code == 0
+    _, images, labels = _nvlabs_read(tmp_path / "v.zip")
+    assert labels.dtype == np.float32 and np.array_equal(labels, vectors)
+    source = open_dataset("v.npz")
+    assert all(np.array_equal(images[i].transpose(2, 0, 1), source.image(i)) for i in range(3))
+    assert runner.invoke(app, ["datasets", "convert", "shapes:3", "s.zip", "-r", "8"]).exit_code == 0
+    assert _nvlabs_read(tmp_path / "s.zip")[2].tolist() == [int(ShapesDataset(n=3, resolution=8).label(i).argmax())
+                                                           for i in range(3)]
+    np.savez(tmp_path / "u.npz", images=np.zeros([2, 8, 8, 3], np.uint8))
+    assert runner.invoke(app, ["datasets", "convert", "u.npz", "u.zip"]).exit_code == 0
+    assert _nvlabs_read(tmp_path / "u.zip")[2] is None
+
+
+def test_train_has_the_dataset_flags(tmp_path, monkeypatch):
+    import model_zoo
+    from _toy_family import build_toy
+
+    model_zoo.list_models()
+    monkeypatch.setitem(model_zoo.MODELS._items, "toy", build_toy)
+    write_pngs(tmp_path / "data", n=4)
+    (tmp_path / "data" / "LICENSE.txt").write_text("CC-BY")
+    args = ["train", "--model", "toy", "--data", "data", "-r", "8", "--kimg", "0.004", "--batch", "4",
+            "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--out", "run1"])
+    assert result.exit_code == 2 and "LICENSE.txt" in result.output and "--skip-unknown" in result.output
+    assert not (tmp_path / "run1").exists()
+    result = runner.invoke(app, [*args, "--out", "run2", "--skip-unknown", "--mirror", "--crop", "none",
+                                 "--resize", "box"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stdout.splitlines() if "LICENSE.txt" in line]
+    assert len(notes) == 1 and "skipping 1 non-image file(s)" in notes[0]
+    assert "(8 images, 3 ch, folder-data-n4-r8-" in result.stdout and "-xflip)" in result.stdout

@@ -449,3 +449,169 @@ def test_loaders_over_zip_and_npz_yield_uint8_nchw(tmp_path, workers):
         images = torch.cat([x for x, _ in batches])
         assert images.dtype == torch.uint8 and torch.equal(images, reference)
         assert batches[0][1].shape == (4, 4) and batches[0][1].dtype == torch.float32
+
+
+# -- issue 15 item 17: hostile dataset files --------------------------------------------------------
+
+def _npy_bytes(header_shape: tuple[int, ...], dtype: str, payload: bytes) -> bytes:
+    """A .npy file whose header claims `header_shape` but which holds only `payload`."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                               "shape": header_shape})
+    return buf.getvalue() + payload
+
+
+def _lying_npz(path: Path, members: dict[str, bytes], compressed: bool = False) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as zf:
+        for name, raw in members.items():
+            zf.writestr(name + ".npy", raw)
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except GanbenchError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_issue15_17_npz_huge_class_label_is_an_error_before_allocating(tmp_path):
+    np.savez(tmp_path / "d.npz", images=np.zeros([2, 8, 8, 3], np.uint8), labels=np.array([0, 2 ** 31]))
+    with pytest.raises(DataError, match=r"labels.*2147483648") as info:
+        open_dataset(str(tmp_path / "d.npz"))
+    assert "\n" not in str(info.value)
+    assert _peak_bytes(lambda: open_dataset(str(tmp_path / "d.npz"))) < 64 << 20
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_issue15_17_npz_header_that_lies_about_its_shape(tmp_path, compressed):
+    real = np.zeros([2, 8, 8, 3], np.uint8).tobytes()
+    _lying_npz(tmp_path / "d.npz", {"images": _npy_bytes((100000, 8, 8, 3), "|u1", real)}, compressed)
+    with pytest.raises(DataError, match=r"images.*(header|holds)"):
+        open_dataset(str(tmp_path / "d.npz"))
+    good = np.zeros([2, 8, 8, 3], np.uint8)
+    labels = _npy_bytes((10 ** 12,), "<f4", np.zeros(2, np.float32).tobytes())
+    _lying_npz(tmp_path / "l.npz", {"images": _npy_bytes((2, 8, 8, 3), "|u1", good.tobytes()), "labels": labels},
+               compressed)
+    with pytest.raises(DataError, match=r"labels"):
+        open_dataset(str(tmp_path / "l.npz"))
+    assert _peak_bytes(lambda: open_dataset(str(tmp_path / "l.npz"))) < 64 << 20
+    (tmp_path / "d.npy").write_bytes(_npy_bytes((1000, 8, 8, 3), "|u1", real))
+    with pytest.raises(DataError, match=r"d\.npy"):
+        open_dataset(str(tmp_path / "d.npy"))
+
+
+@pytest.mark.parametrize("labels,match", [
+    (np.array([0.5, np.nan]).reshape(2, 1), "not finite"),
+    (np.array([[0.5, 1.0], [np.inf, 0.0]]), "not finite"),
+])
+def test_issue15_17_npz_nan_labels_are_rejected(tmp_path, labels, match):
+    np.savez(tmp_path / "d.npz", images=np.zeros([2, 8, 8, 3], np.uint8), labels=labels)
+    with pytest.raises(DataError, match=match):
+        open_dataset(str(tmp_path / "d.npz"))
+
+
+@pytest.mark.parametrize("text,match", [
+    ('{"labels": [["img000.png", 0], ["img001.png", 2147483648]]}', "2147483648"),
+    ('{"labels": [["img000.png", 0], ["img001.png", 1000000000000000000000000000000]]}', "class"),
+    ('{"labels": [["img000.png", 0], ["img001.png", 1]], "label_dim": 1000000000000}', "label_dim"),
+    ('{"labels": [["img000.png", [0.5]], ["img001.png", [NaN]]]}', "not finite"),
+    ('{"labels": [["img000.png", [0.5]], ["img001.png", [1e999]]]}', "not finite"),
+    ('{"labels": ' + "[" * 100000 + "]" * 100000 + "}", "nest"),
+    ('{"labels": [["img000.png", ' + "[" * 900 + "]" * 900 + '], ["img001.png", 0]]}', "labels"),
+])
+def test_issue15_17_hostile_dataset_json_is_a_clear_error(tmp_path, text, match):
+    write_folder(tmp_path, rgb_images(2))
+    (tmp_path / "dataset.json").write_text(text)
+    with pytest.raises(DataError, match=match) as info:
+        open_dataset(str(tmp_path))
+    assert "dataset.json" in str(info.value) and "\n" not in str(info.value)
+    assert _peak_bytes(lambda: open_dataset(str(tmp_path))) < 64 << 20
+
+
+# -- issue 11: NVlabs dataset_tool geometry (--crop, --resize), --mirror, --skip-unknown -------------
+
+def _pair_constant(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """uint8 HWC RGB whose columns come in equal pairs, so a 2:1 box downscale of them is exact."""
+    half = np.random.default_rng(seed).integers(0, 256, [h, w // 2, 3], dtype=np.uint8)
+    return half.repeat(2, axis=1)
+
+
+def test_center_wide_crop_matches_a_hand_computed_case(tmp_path):
+    # NVlabs center-crop-wide at --resolution=8x6 on a 16x12 source: ch = round(8 * 12 / 16) = 6 source rows
+    # from (12 - 6) // 2 = 3 to 9, resized to 8x6 (columns halve, rows stay), pasted into rows 1..6 of black 8x8.
+    src = _pair_constant(12, 16)
+    write_folder(tmp_path / "wide", [src])
+    ds = open_dataset(str(tmp_path / "wide"), resolution=8, crop="center-wide:6", resize="box")
+    expected = np.zeros([8, 8, 3], np.uint8)
+    expected[1:7] = src[3:9, ::2]
+    assert np.array_equal(ds.image(0), chw(expected))
+    # default band 3/4 of the resolution and the Lanczos filter: PIL's resize of the same strip
+    lanczos = open_dataset(str(tmp_path / "wide"), resolution=8, crop="center-wide").image(0)
+    strip = np.asarray(Image.fromarray(src[3:9]).resize((8, 6), Image.Resampling.LANCZOS))
+    assert np.array_equal(lanczos[:, 1:7], chw(strip)) and not lanczos[:, [0, 7]].any()
+    # a 16x8 source gives ch = 4 < 6 rows: NVlabs drops it; reading it here says so, naming the file
+    write_folder(tmp_path / "flat", [_pair_constant(8, 16)])
+    with pytest.raises(DataError, match=r"img000\.png is 16x8: too small for --crop center-wide:6"):
+        open_dataset(str(tmp_path / "flat"), resolution=8, crop="center-wide:6").image(0)
+
+
+def test_center_and_none_crops_match_hand_computed_cases(tmp_path):
+    src = _pair_constant(8, 11)                 # odd margin: columns (11 - 8) // 2 = 1 to (11 + 8) // 2 = 9
+    write_folder(tmp_path / "c", [src])
+    assert np.array_equal(open_dataset(str(tmp_path / "c"), resolution=8).image(0), chw(src[:, 1:9]))
+    src = _pair_constant(8, 16)                 # none: the whole 16x8 image squashed to 8x8
+    write_folder(tmp_path / "n", [src])
+    assert np.array_equal(open_dataset(str(tmp_path / "n"), resolution=8, crop="none", resize="box").image(0),
+                          chw(src[:, ::2]))
+    ids = {open_dataset(str(tmp_path / "n"), resolution=8, **kw).identity
+           for kw in ({}, {"crop": "none"}, {"resize": "box"}, {"crop": "center", "resize": "lanczos"})}
+    assert len(ids) == 3                        # geometry is part of the identity; the default spelled out is not new
+
+
+def test_crop_and_resize_work_on_npz_and_reject_bad_values(tmp_path):
+    src = _pair_constant(12, 16)
+    np.savez(tmp_path / "d.npz", images=src[None])
+    ds = open_dataset(str(tmp_path / "d.npz"), resolution=8, crop="center-wide:6", resize="box")
+    assert np.array_equal(ds.image(0)[:, 1:7], chw(src[3:9, ::2]))
+    for kw, match in (({"crop": "middle"}, "--crop 'middle'"), ({"resize": "cubic"}, "--resize 'cubic'"),
+                      ({"crop": "center-wide:99"}, "band height"), ({"crop": "none:4"}, "only center-wide"),
+                      ({"crop": 5}, "--crop 5")):
+        with pytest.raises(ConfigError, match=match):
+            open_dataset(str(tmp_path / "d.npz"), resolution=8, **kw)
+    with pytest.raises(ConfigError, match="need a --resolution"):
+        open_dataset(str(tmp_path / "d.npz"), crop="none")
+    with pytest.raises(ConfigError, match="crop do not apply to the shapes"):
+        open_dataset("shapes:4", resolution=8, crop="none")
+
+
+def test_mirror_doubles_the_dataset_with_flipped_copies(tmp_path):
+    shapes = ShapesDataset(n=3, resolution=8)
+    ds = open_dataset("shapes:3", resolution=8, mirror=True)
+    assert len(ds) == 6 and ds.identity == shapes.identity + "-xflip" and ds.label_dim == 4
+    for i in range(3):
+        assert np.array_equal(ds.image(i), shapes.image(i))
+        assert np.array_equal(ds.image(3 + i), shapes.image(i)[:, :, ::-1])
+        assert np.array_equal(ds.label(3 + i), shapes.label(i))
+    assert ds.annotations(0) == asdict(shapes.attributes(0)) and ds.annotations(3) is None
+    with pytest.raises(IndexError):
+        ds.image(6)
+
+
+def test_skip_unknown_is_accepted_by_every_source(tmp_path):
+    np.savez(tmp_path / "d.npz", images=np.zeros([2, 8, 8, 3], np.uint8))
+    assert len(open_dataset(str(tmp_path / "d.npz"), skip_unknown=True)) == 2
+    assert len(open_dataset("shapes:2", skip_unknown=True)) == 2
+    write_folder(tmp_path / "f", rgb_images(2))
+    (tmp_path / "f" / "LICENSE.txt").write_text("CC-BY")
+    with pytest.warns(UserWarning, match=r"skipping 1 non-image file\(s\): .*LICENSE\.txt"):
+        ds = open_dataset(str(tmp_path / "f"), skip_unknown=True)
+    assert len(ds) == 2 and ds.skipped == ["LICENSE.txt"]

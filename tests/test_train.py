@@ -270,3 +270,141 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert a["cur_nimg"] == b["cur_nimg"] == 384
     for net in ("G", "D", "G_ema"):
         assert _weights_equal(a[net], b[net]), net
+
+
+# -- issue 15: trustworthy runs ------------------------------------------------------------------
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_issue15_12_resume_only_when_recorded_settings_match(toy: str, tmp_path: Path) -> None:
+    base = dict(kimg=0.008, batch=4, seed=0, snapshot_kimg=1, device="cpu")
+    run_training(toy, "shapes:8", 8, out=tmp_path, **base)
+    before = _files(tmp_path)
+    changes = [
+        ("shapes:16", {}, "--data"),
+        ("shapes:8", {"batch": 8}, "--batch"),
+        ("shapes:8", {"seed": 1}, "--seed"),
+        ("shapes:8", {"r1_gamma": 0.5}, "r1_gamma"),
+        ("shapes:8", {"augment": "bgc"}, "augment"),
+    ]
+    for data, change, flag in changes:
+        with pytest.raises(ConfigError) as info:
+            run_training(toy, data, 8, out=tmp_path, **{**base, **change})
+        message = str(info.value)
+        assert flag in message and "--no-resume" in message and "another --out" in message, message
+        assert "\n" not in message
+    assert _files(tmp_path) == before                       # nothing written or changed
+    result = runner.invoke(app, ["train", "--model", toy, "--data", "shapes:8", "-r", "8", "--batch", "8",
+                                 "--kimg", "0.008", "--out", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 2 and "--batch" in result.output, result.output
+    # the same settings with a longer --kimg resume; --no-resume starts over with other settings
+    run_training(toy, "shapes:8", 8, out=tmp_path, **{**base, "kimg": 0.016})
+    assert load_checkpoint(latest_snapshot(tmp_path)).state["cur_nimg"] == 16
+    run_training(toy, "shapes:16", 8, out=tmp_path / "fresh", **base)
+    run_training(toy, "shapes:8", 8, out=tmp_path / "fresh", resume=False, **{**base, "batch": 8})
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--kimg", "nan"], ["--kimg", "nan"]),
+    (["--kimg", "inf"], ["--kimg", "inf"]),
+    (["--kimg", "0.0001"], ["--kimg"]),
+    (["--snapshot-kimg", "nan"], ["--snapshot-kimg"]),
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--seed", str(2 ** 32)], ["--seed"]),
+    (["--set", "lr_g=nan"], ["lr_g", "nan"]),
+    (["--set", "lr_g=abc"], ["lr_g", "abc"]),
+    (["--set", "lr_g=-0.1"], ["lr_g"]),
+    (["--set", "r1_gamma=inf"], ["r1_gamma", "inf"]),
+    (["--set", "r1_gamma=1e999"], ["r1_gamma", "inf"]),
+    (["--set", "betas=(0, 1.5)"], ["betas"]),
+    (["--set", "r1_interval=0"], ["r1_interval"]),
+    (["--set", "augment_p=2"], ["augment_p"]),
+    (["--set", "style_mixing=True"], ["style_mixing"]),
+    (["--set", "loss=nosuchloss"], ["nosuchloss"]),
+    (["--set", "channel_base=1e999"], ["channel_base", "inf"]),
+])
+def test_issue15_13_every_train_option_is_validated_before_the_run(tmp_path: Path, args: list[str],
+                                                                   words: list[str]) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--model", "stylegan2", "--preset", "tiny", "--data", "shapes:8",
+                                 "-r", "8", "--kimg", "0.008", "--batch", "4", "--out", str(out), "--device",
+                                 "cpu", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and result.output.count("\n") == 1, result.output
+    for word in words:
+        assert word in result.output, result.output
+    assert not out.exists()
+
+
+def test_issue15_19_next_run_removes_stale_temp_files_it_owns(toy: str, tmp_path: Path) -> None:
+    base = dict(batch=4, seed=0, snapshot_kimg=0.004, device="cpu")
+    run_training(toy, "shapes:8", 8, out=tmp_path, kimg=0.004, **base)
+    owned = [".network-snapshot-000000.008.pt.k2j3h4.tmp", ".fakes000000.008.png.a8d7f6.tmp",
+             ".stats.jsonl.x1y2z3.tmp", ".reals.png.q9w8e7.tmp"]
+    foreign = [".notes.txt.abc123.tmp", "mine.tmp", ".network-snapshot-000000.008.pt.keep"]
+    for name in owned + foreign:
+        (tmp_path / name).write_bytes(b"partial")
+    run_training(toy, "shapes:8", 8, out=tmp_path, kimg=0.008, **base)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert not names & set(owned) and set(foreign) <= names
+
+
+def test_issue15_19_failed_train_creates_no_files(toy: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    shapes = ShapesDataset(n=4, resolution=8)
+    for i in range(4):
+        Image.fromarray(shapes.image(i).transpose(1, 2, 0)).save(data / f"img{i}.png")
+    raw = (data / "img3.png").read_bytes()
+    (data / "img3.png").write_bytes(raw[: len(raw) // 2])       # header fine, pixels missing
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--model", toy, "--data", str(data), "-r", "8", "--kimg", "0.008",
+                                 "--batch", "4", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 2 and "img3.png" in result.output, result.output
+    assert not out.exists()
+    # a resumed run that fails before its first tick leaves the folder exactly as it was
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=out, snapshot_kimg=0.004, tick_kimg=0.004,
+                 device="cpu")
+    before = _files(out)
+
+    def broken_step(self: Trainer) -> dict:
+        raise ConfigError("step failed")
+
+    import pytest as _pytest
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "step", broken_step)
+        with pytest.raises(ConfigError, match="step failed"):
+            run_training(toy, "shapes:8", 8, kimg=0.016, batch=4, seed=0, out=out, snapshot_kimg=0.004,
+                         tick_kimg=0.004, device="cpu")
+    assert _files(out) == before
+
+
+def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # a fresh run must not leave the old run's later snapshots beside its own: resume and eval would mix them
+    base = dict(seed=0, snapshot_kimg=0.008, device="cpu")
+    run_training(toy, "shapes:8", 8, kimg=0.016, batch=4, out=tmp_path, **base)
+    (tmp_path / "results.csv").write_text("run,checkpoint\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    old = _files(tmp_path)
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, resume=False, **base)
+    assert sorted(p.name for p in tmp_path.glob("network-snapshot-*")) == ["network-snapshot-000000.008.pt"]
+    assert load_checkpoint(tmp_path / "network-snapshot-000000.008.pt").metadata["train"]["batch"] == 8
+    (moved,) = tmp_path.glob("replaced-*")
+    assert _files(moved) == {k: v for k, v in old.items() if k != "notes.txt"}
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "results.csv").exists()
+    assert f"moved the previous run's {len(old) - 1} files" in capsys.readouterr().out
+    # resuming a finished run says so and touches nothing
+    before = _files(tmp_path)
+    run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, **base)
+    assert "already at kimg 0.008" in capsys.readouterr().out and _files(tmp_path) == before
+
+
+def test_progressive_run_resumes_only_with_the_same_schedule(tmp_path: Path) -> None:
+    # ProGAN's growing schedule is compressed to fit --kimg: another length would change lod mid-run
+    base = dict(batch=8, seed=0, snapshot_kimg=0.016, preset="tiny", device="cpu", quiet=True)
+    run_training("progan", "shapes:16", 16, kimg=0.032, out=tmp_path, stop_kimg=0.016, **base)
+    with pytest.raises(ConfigError, match=r"--kimg: recorded 0.032, now 0.064 \(the growing schedule"):
+        run_training("progan", "shapes:16", 16, kimg=0.064, out=tmp_path, **base)
+    run_training("progan", "shapes:16", 16, kimg=0.032, out=tmp_path, **base)

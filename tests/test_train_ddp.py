@@ -45,10 +45,14 @@ def _worker(rank: int, world: int, port: int, out: str, report: str, stop_kimg: 
                 "cur_nimg": trainer.cur_nimg}, Path(report) / f"rank{rank}.pt")
 
 
-def test_two_gloo_ranks_stay_in_sync(tmp_path: Path) -> None:
+def test_two_gloo_ranks_stay_in_sync(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     out, report = tmp_path / "run", tmp_path / "report"
     report.mkdir()
     mp.spawn(_worker, args=(2, _free_port(), str(out), str(report)), nprocs=2, join=True)
+    printed = capfd.readouterr().out.splitlines()          # both ranks write to this stdout; rank 0 alone prints
+    assert sum(line.startswith("new run: toy 8px") and "x 2 processes" in line for line in printed) == 1
+    assert sum(line.startswith("tick ") for line in printed) == 2
+    assert sum(line.startswith("done: ") for line in printed) == 1
     r0, r1 = (torch.load(report / f"rank{r}.pt", weights_only=True) for r in range(2))
     assert r0["cur_nimg"] == r1["cur_nimg"] == 32
     for net in ("G", "D"):      # all-reduced gradients keep the replicas identical
@@ -72,6 +76,9 @@ def test_torchrun_cli_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()                      # rank 0 alone prints: one announce, 2 ticks, one done
+    assert [line.split(":")[0] for line in lines if not line.startswith("tick ")] == ["new run", "done"], proc.stdout
+    assert sum(line.startswith("tick ") for line in lines) == 2
     ckpt = load_checkpoint(latest_snapshot(out))
     assert ckpt.state["cur_nimg"] == 32 and ckpt.state["world_size"] == 2
     assert ckpt.metadata["train"]["world_size"] == 2

@@ -1,4 +1,8 @@
-"""`ganbench datasets list | info | export`: what datasets exist, what one holds, and writing one out."""
+"""`ganbench datasets list | info | export | convert`: what datasets exist, what one holds, writing one out.
+
+`convert` is NVlabs' dataset_tool.py: any source (folder, zip, npz, shapes) to an NVlabs-layout zip or
+folder at one resolution (`--crop` = its `--transform`), dropping images the crop cannot use.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,33 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ganbench.cli import app
 from ganbench.cli.common import console, handle_errors, progress_bar, warnings_as_lines
 
-datasets_app = typer.Typer(no_args_is_help=True, help="Embedded datasets and on-disk formats: list, info, export.")
+datasets_app = typer.Typer(no_args_is_help=True,
+                            help="Embedded datasets and on-disk formats: list, info, export, convert.")
 app.add_typer(datasets_app, name="datasets")
 
 SPEC_HELP = "`shapes`, `shapes:N`, or a path to an image folder, .zip, .npz or .npy."
+CROP_HELP = ("With --resolution: center (default, NVlabs center-crop: the largest centred square), "
+             "center-wide[:H] (NVlabs center-crop-wide: a band H px high, default 3/4 of the resolution, on "
+             "black; images too small for it are dropped by convert), none (squash the whole image).")
+RESIZE_HELP = "With --resolution: resize filter lanczos (default, as NVlabs) or box."
+SKIP_HELP = "Skip non-image files in a folder or zip (counted in one warning line) instead of failing."
 
 
 def _open(spec: str, resolution: Optional[int], n: Optional[int], seed: Optional[int], channels: Optional[int],
-          skip_unknown: bool) -> Any:
+          skip_unknown: bool, crop: Optional[str] = None, resize: Optional[str] = None) -> Any:
     """open_dataset with only the options the user gave (others keep each dataset's defaults)."""
     from ganbench.data import open_dataset
 
-    kw = {k: v for k, v in (("n", n), ("seed", seed), ("channels", channels)) if v is not None}
-    if skip_unknown:
-        kw["skip_unknown"] = True
+    kw = {k: v for k, v in (("n", n), ("seed", seed), ("channels", channels), ("crop", crop), ("resize", resize))
+          if v is not None}
     with warnings_as_lines():
-        return open_dataset(spec, resolution=resolution, **kw)
+        return open_dataset(spec, resolution=resolution, skip_unknown=skip_unknown, **kw)
 
 
 @datasets_app.command("list")
@@ -56,12 +66,14 @@ def info(
     n: Optional[int] = typer.Option(None, "--n", help="Use only the first N images (shapes: generate N)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of an embedded dataset."),
     channels: Optional[int] = typer.Option(None, "--channels", help="Convert every image to 1 or 3 channels."),
-    skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Skip non-image files (with a warning)."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown", help=SKIP_HELP),
+    crop: Optional[str] = typer.Option(None, "--crop", help=CROP_HELP),
+    resize: Optional[str] = typer.Option(None, "--resize", help=RESIZE_HELP),
     verify: bool = typer.Option(False, "--verify", help="Decode every image, failing on the first bad one."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Print a dataset's size, resolution, channels, label_dim and identity (its cache key)."""
-    dataset = _open(spec, resolution, n, seed, channels, skip_unknown)
+    dataset = _open(spec, resolution, n, seed, channels, skip_unknown, crop, resize)
     if verify:
         with progress_bar("verifying", len(dataset)) as advance:
             dataset.verify(progress=advance)
@@ -71,7 +83,7 @@ def info(
         return
     table = Table(show_header=False, box=None)
     for key, value in facts.items():
-        table.add_row(key, str(value))
+        table.add_row(key, escape(str(value)))
     Console().print(table)
 
 
@@ -84,14 +96,52 @@ def export(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Power-of-two output size."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of an embedded dataset."),
     channels: Optional[int] = typer.Option(None, "--channels", help="Convert every image to 1 or 3 channels."),
-    skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Skip non-image files (with a warning)."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown", help=SKIP_HELP),
+    crop: Optional[str] = typer.Option(None, "--crop", help=CROP_HELP),
+    resize: Optional[str] = typer.Option(None, "--resize", help=RESIZE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Write a dataset as PNGs + dataset.json (labels) + attributes.json (shapes ground truth), atomically."""
+    dataset = _open(spec, resolution, n, seed, channels, skip_unknown, crop, resize)
+    _write(dataset, out, overwrite, "exporting", drop=False)
+
+
+@datasets_app.command("convert")
+@handle_errors
+def convert(
+    src: str = typer.Argument(..., metavar="SRC", help=SPEC_HELP),
+    dest: Path = typer.Argument(..., metavar="DEST", help="DEST.zip (one archive, as NVlabs trains from) or a "
+                                                          "new folder."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Power-of-two output size (default: "
+                                             "the native size, which must then be square)."),
+    crop: Optional[str] = typer.Option(None, "--crop", help=CROP_HELP),
+    resize: Optional[str] = typer.Option(None, "--resize", help=RESIZE_HELP),
+    n: Optional[int] = typer.Option(None, "--n", "--max-images", help="Convert only the first N images."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Convert every image to 1 or 3 channels."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown", help=SKIP_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace DEST if it exists."),
+) -> None:
+    """Convert images to an NVlabs-compatible dataset: 00000/img00000000.png ... + dataset.json (labels kept).
+
+    The equivalent of NVlabs' `dataset_tool.py --source SRC --dest DEST --resolution RxR --transform ...`;
+    the result trains and evaluates the same in ganbench and in NVlabs' stylegan2-ada / stylegan3 code.
+    """
+    dataset = _open(src, resolution, n, None, channels, skip_unknown, crop, resize)
+    _write(dataset, dest, overwrite, "converting", drop=True)
+
+
+def _write(dataset: Any, out: Path, overwrite: bool, verb: str, drop: bool) -> None:
+    """Export with a progress bar and one summary line (plus one line counting dropped images)."""
     from ganbench.data.export import export_dataset
 
-    dataset = _open(spec, resolution, n, seed, channels, skip_unknown)
-    with progress_bar(f"exporting {dataset.name}", len(dataset)) as advance:
-        path = export_dataset(dataset, out, overwrite=overwrite, progress=advance)
-    console.print(f"wrote {len(dataset)} images ({dataset.resolution}x{dataset.resolution}, "
-                  f"{dataset.num_channels} channel(s), label_dim {dataset.label_dim}) to {path}", highlight=False)
+    dropped: list[str] = []
+    with progress_bar(f"{verb} {escape(dataset.name)}", len(dataset)) as advance:
+        path = export_dataset(dataset, out, overwrite=overwrite, progress=advance,
+                              on_drop=dropped.append if drop else None)
+    written = len(dataset) - len(dropped)
+    console.print(escape(f"wrote {written} images ({dataset.resolution}x{dataset.resolution}, "
+                         f"{dataset.num_channels} channel(s), label_dim {dataset.label_dim}) to {path}"),
+                  highlight=False)
+    if dropped:
+        console.print(escape(f"dropped {len(dropped)} image(s) the crop cannot use, as NVlabs' dataset tool does; "
+                             f"first: {dropped[0]}"), highlight=False, soft_wrap=True)

@@ -1,16 +1,20 @@
-"""`ganbench train`: a thin wrapper over `ganbench.train.run_training`."""
+"""`ganbench train`: a thin wrapper over `ganbench.train.run_training`.
+
+The trainer prints its own lines on stdout (one announce line, one NVlabs-style line per tick, a closing
+`done:` line), on rank 0 only, so `ganbench train ... > log.txt` is a complete log; the progress bar is
+drawn on stderr only when it is a terminal.
+"""
 
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from ganbench.cli import app
-from ganbench.cli.common import console, handle_errors
+from ganbench.cli.common import handle_errors
 from ganbench.errors import ConfigError
 
 
@@ -53,7 +57,19 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE training or network option, e.g. "
                                                            "--set r1_gamma=1 --set channel_base=4096 (repeatable)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    mirror: bool = typer.Option(False, "--mirror", help="Also train on every image flipped left-right "
+                                                        "(doubles the dataset, as NVlabs' --mirror)."),
+    crop: Optional[str] = typer.Option(None, "--crop", help="How non-square images become square: center "
+                                       "(default: the largest centred square), center-wide[:H] (NVlabs' "
+                                       "center-crop-wide: a band H px high, default 3/4 of the resolution, on "
+                                       "black), none (squash the whole image)."),
+    resize: Optional[str] = typer.Option(None, "--resize", help="Filter that brings images to --resolution: "
+                                         "lanczos (default, as NVlabs) or box."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Ignore non-image files in a dataset "
+                                                                    "folder or zip (counted in one line)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show a progress bar (only when stderr is a terminal)."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors (stats.jsonl is still written)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Start a new run from this network "
                                                "file's weights: a ganbench checkpoint or an NVlabs / TF-era .pkl "
                                                "(transfer learning, NVlabs' --resume)."),
@@ -63,15 +79,7 @@ def train(
     from ganbench.train import run_training
 
     aug: bool | str | None = augpipe if (augpipe and augment is not False) else augment
-    folder = run_training(model, data, resolution, kimg, batch, seed, out, preset=preset,
-                          snapshot_kimg=snapshot_kimg, resume=resume, cond=cond, augment=aug, device=device,
-                          progress=progress, resume_from=resume_from, freeze_d=freeze_d,
-                          **parse_overrides(overrides))
-    stats = folder / "stats.jsonl"
-    last = stats.read_text().strip().splitlines()[-1] if stats.exists() and stats.read_text().strip() else None
-    if last:
-        rec = json.loads(last)
-        losses = ", ".join(f"{k}={v:.4g}" for k, v in rec.items() if k.startswith("loss/"))
-        console.print(f"done: {rec['kimg']:.3f} kimg, {rec['s_per_kimg']:.2f} s/kimg, {losses}; "
-                      f"augment p={rec['augment_p']:.3f}", highlight=False)
-    typer.echo(str(folder))
+    run_training(model, data, resolution, kimg, batch, seed, out, preset=preset, snapshot_kimg=snapshot_kimg,
+                 resume=resume, cond=cond, augment=aug, device=device, progress=progress, quiet=quiet,
+                 resume_from=resume_from, freeze_d=freeze_d,
+                 mirror=mirror, crop=crop, resize=resize, skip_unknown=skip_unknown, **parse_overrides(overrides))

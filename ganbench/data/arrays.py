@@ -9,6 +9,9 @@ Accepted `.npz` keys:
 
 An uncompressed member (what `np.savez` writes) is memory-mapped, so opening a 50k-image file reads
 only its header; a compressed one (`np.savez_compressed`) is loaded on first access.
+
+Every array's header is checked against the bytes that follow it before anything is read or
+allocated, so a damaged or hostile file (a header claiming 10^12 entries) is a one-line error.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,8 @@ import numpy as np
 
 from ganbench.data.base import ImageDataset
 from ganbench.data.files import PREPROCESS_VERSION, _safe
-from ganbench.data.preprocess import check_resolution, drop_alpha, fit, is_power_of_two
+from ganbench.data.labels import MAX_LABEL_DIM, LabelTable, class_labels, vector_labels
+from ganbench.data.preprocess import check_resolution, drop_alpha, fit, is_power_of_two, parse_geometry
 from ganbench.errors import DataError
 
 IMAGES_KEY, LABELS_KEY = "images", "labels"
@@ -34,9 +39,20 @@ def _read_npy_header(f: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtyp
     try:
         version = np.lib.format.read_magic(f)
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return reader(f)
-    except (ValueError, OSError, EOFError, struct.error) as exc:
-        raise DataError(f"{where} is not a valid .npy array ({exc})") from None
+        shape, fortran, dtype = reader(f)
+    except (ValueError, OSError, EOFError, struct.error, SyntaxError, TypeError) as exc:
+        raise DataError(f"{where} is not a valid .npy array ({str(exc)[:120]})") from None
+    if dtype.hasobject:
+        raise DataError(f"{where} holds Python objects ({dtype}); ganbench never unpickles data, store numbers")
+    return shape, fortran, dtype
+
+
+def _check_size(where: str, shape: tuple[int, ...], dtype: np.dtype, header_len: int, total: int) -> None:
+    """The bytes after the header must be exactly what the header's shape and dtype say (numpy writes no more)."""
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if total - header_len != expected:
+        raise DataError(f"{where}: its header says shape {list(shape)} {dtype} ({expected} bytes) but the file "
+                        f"holds {total - header_len} bytes of data; the file is truncated or damaged")
 
 
 def array_layout(shape: tuple[int, ...], where: str) -> str:
@@ -57,12 +73,14 @@ class ArrayDataset(ImageDataset):
     """Images from a .npz (`images` + optional `labels`) or .npy file, memory-mapped when stored uncompressed."""
 
     def __init__(self, path: str | os.PathLike, resolution: int | None = None, n: int | None = None,
-                 use_labels: bool = True) -> None:
+                 use_labels: bool = True, crop: str | None = None, resize: str | None = None) -> None:
         self.path = Path(path)
+        self._geometry = parse_geometry(crop, resize, resolution)
         self.name = self.path.stem
         if not self.path.is_file():
             raise DataError(f"{self.path} does not exist")
         self._npz = self.path.suffix.lower() == ".npz"
+        self._label_header: tuple[tuple[int, ...], bool, np.dtype] | None = None
         self._where = f"{self.path}:{IMAGES_KEY}" if self._npz else str(self.path)
         shape, dtype, self._offset, crc = self._inspect()
         if dtype != np.uint8:
@@ -79,14 +97,16 @@ class ArrayDataset(ImageDataset):
         if resolution is None:
             if h != w or not is_power_of_two(h):
                 raise DataError(f"{self._where} images are {w}x{h}, not a square power-of-two size; pass a "
-                                f"resolution to centre-crop and resize them")
+                                f"resolution to crop and resize them (--crop, --resize)")
             self.resolution = check_resolution(h, f"image size in {self._where}")
         else:
             self.resolution = check_resolution(resolution)
         self._labels = self._read_labels(total) if use_labels and self._npz else None
-        self.label_dim = 0 if self._labels is None else int(self._labels.shape[1])
+        self.label_dim = 0 if self._labels is None else self._labels.dim
         self._identity_parts = [PREPROCESS_VERSION, shape, crc, self.path.stat().st_size, self.resolution,
                                 self._count, use_labels]
+        if not self._geometry.is_default:
+            self._identity_parts.append(self._geometry.describe())
         self._array: np.ndarray | None = None
 
     def _hwc(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -101,9 +121,10 @@ class ArrayDataset(ImageDataset):
         if not self._npz:
             with open(self.path, "rb") as f:
                 shape, fortran, dtype = _read_npy_header(f, self._where)
-                offset = None if fortran else f.tell()
+                header_len = f.tell()
             st = self.path.stat()
-            return shape, dtype, offset, (st.st_size, st.st_mtime_ns)
+            _check_size(self._where, shape, dtype, header_len, st.st_size)
+            return shape, dtype, None if fortran else header_len, (st.st_size, st.st_mtime_ns)
         try:
             with zipfile.ZipFile(self.path) as zf:
                 members = {i.filename: i for i in zf.infolist()}
@@ -112,9 +133,10 @@ class ArrayDataset(ImageDataset):
                     keys = sorted(k[:-4] for k in members if k.endswith(".npy"))
                     raise DataError(f"{self.path} has no {IMAGES_KEY!r} array (found keys: "
                                     f"{', '.join(keys) or 'none'}); save images with np.savez(path, images=...)")
-                with zf.open(info) as f:
-                    shape, fortran, dtype = _read_npy_header(f, self._where)
-                    header_len = f.tell()
+                shape, fortran, dtype, header_len = self._member_header(zf, info, self._where)
+                labels = members.get(LABELS_KEY + ".npy")
+                self._label_header = (None if labels is None else
+                                      self._member_header(zf, labels, f"{self.path}:{LABELS_KEY}")[:3])
                 crc = tuple((i.filename, i.CRC, i.file_size) for i in sorted(members.values(), key=lambda i: i.filename))
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise DataError(f"{self.path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
@@ -128,36 +150,53 @@ class ArrayDataset(ImageDataset):
                     offset = info.header_offset + 30 + name_len + extra_len + header_len
         return shape, dtype, offset, crc
 
-    def _read_labels(self, total: int) -> np.ndarray | None:
+    @staticmethod
+    def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+        """Shape, fortran order, dtype and header length of one .npz member, checked against its size."""
+        with zf.open(info) as f:
+            shape, fortran, dtype = _read_npy_header(f, where)
+            header_len = f.tell()
+        _check_size(where, shape, dtype, header_len, info.file_size)
+        return shape, fortran, dtype, header_len
+
+    def _read_labels(self, total: int) -> LabelTable | None:
+        if self._label_header is None:
+            return None
+        where = f"{self.path}:{LABELS_KEY}"
+        shape, _, dtype = self._label_header
+        if shape[:1] != (total,) or len(shape) not in (1, 2):
+            raise DataError(f"{where} has shape {list(shape)} but there are {total} images; expected [{total}] "
+                            f"classes or [{total}, D] vectors")
+        if len(shape) == 2 and not 0 < shape[1] <= MAX_LABEL_DIM:
+            raise DataError(f"{where} has {shape[1]} entries per label; 1 to {MAX_LABEL_DIM} are supported")
         try:
             with np.load(self.path, allow_pickle=False) as data:
-                if LABELS_KEY not in data.files:
-                    return None
                 raw = data[LABELS_KEY]
         except ValueError as exc:
-            raise DataError(f"{self.path}:{LABELS_KEY} cannot be read without pickle ({exc})") from None
-        where = f"{self.path}:{LABELS_KEY}"
-        if raw.shape[:1] != (total,):
-            raise DataError(f"{where} has shape {list(raw.shape)} but there are {total} images")
+            raise DataError(f"{where} cannot be read without pickle ({exc})") from None
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{where} is damaged ({type(exc).__name__}: {str(exc)[:120]})") from None
         if raw.ndim == 1 and np.issubdtype(raw.dtype, np.integer):
-            if raw.min() < 0:
-                raise DataError(f"{where} holds a negative class ({raw.min()})")
-            onehot = np.zeros([total, int(raw.max()) + 1], dtype=np.float32)
-            onehot[np.arange(total), raw] = 1.0
-            return onehot[:self._count]
-        if raw.ndim == 2 and raw.shape[1] > 0 and (np.issubdtype(raw.dtype, np.number) or raw.dtype == bool):
-            return raw.astype(np.float32)[:self._count]
+            return class_labels(raw, where).head(self._count)
+        if raw.ndim == 2 and (np.issubdtype(raw.dtype, np.number) or raw.dtype == bool):
+            if np.iscomplexobj(raw):
+                raise DataError(f"{where} holds complex numbers; labels must be real")
+            return vector_labels(raw.astype(np.float64), where).head(self._count)
         raise DataError(f"{where} must be int [N] classes or numeric [N, D] vectors, got {raw.dtype} {list(raw.shape)}")
 
     def _images(self) -> np.ndarray:
         if self._array is None:
             if self._offset is not None:
                 self._array = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._offset, shape=self._shape)
-            elif self._npz:
-                with np.load(self.path, allow_pickle=False) as data:
-                    self._array = data[IMAGES_KEY]
             else:
-                self._array = np.load(self.path, allow_pickle=False)
+                try:
+                    if self._npz:
+                        with np.load(self.path, allow_pickle=False) as data:
+                            self._array = data[IMAGES_KEY]
+                    else:
+                        self._array = np.load(self.path, allow_pickle=False)
+                except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                    raise DataError(f"{self._where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
         return self._array
 
     @property
@@ -181,12 +220,13 @@ class ArrayDataset(ImageDataset):
         elif self._layout == "NCHW":
             arr = arr.transpose(1, 2, 0)
         # A copy, so callers get a writable array they own rather than a view into the (read-only) memmap.
-        return np.array(fit(drop_alpha(arr), self.resolution).transpose(2, 0, 1), dtype=np.uint8, order="C", copy=True)
+        fitted = fit(drop_alpha(arr), self.resolution, self._geometry, f"{self._where}[{index}]")
+        return np.array(fitted.transpose(2, 0, 1), dtype=np.uint8, order="C", copy=True)
 
     def label(self, index: int) -> np.ndarray:
         if self._labels is None:
             return np.zeros([0], dtype=np.float32)
-        return self._labels[index].copy()
+        return self._labels.row(index)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -13,7 +13,8 @@ Choices (documented here because they decide what counts as bad input):
   `skip_unknown=True` skips such files with a warning instead;
 - the first image decides the channel count (1 for grayscale, 3 otherwise) unless `channels` is
   given; an image with another count is an error naming it (pass `channels` to convert them all);
-- without `resolution`, every image must be square with the first image's power-of-two size.
+- without `resolution`, every image must be square with the first image's power-of-two size; with it,
+  `crop` and `resize` choose NVlabs dataset_tool's geometry (see preprocess.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ganbench.data.base import ImageDataset
 from ganbench.data.labels import ATTRIBUTE_FILE, LABEL_FILE, normalise_name, parse_attributes, parse_labels
-from ganbench.data.preprocess import check_resolution, fit, is_power_of_two, mode_channels, pil_to_array
+from ganbench.data.preprocess import (check_resolution, fit, is_power_of_two, mode_channels, parse_geometry,
+                                     pil_to_array)
 from ganbench.errors import DataError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -63,12 +65,15 @@ class FileImageDataset(ImageDataset):
     kind = "files"
 
     def __init__(self, path: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
-                 n: int | None = None, use_labels: bool = True, skip_unknown: bool = False) -> None:
+                 n: int | None = None, use_labels: bool = True, skip_unknown: bool = False,
+                 crop: str | None = None, resize: str | None = None) -> None:
         self.path = Path(path)
         self.name = self.path.stem if self.kind == "zip" else self.path.name
         if channels is not None and channels not in (1, 3):
             raise DataError(f"channels must be 1 or 3, got {channels!r}")
+        self._geometry = parse_geometry(crop, resize, resolution)
         self._forced_channels = channels
+        self.skipped: list[str] = []   # non-image files left out (skip_unknown)
         entries = self._list()
         images, unknown = [], []
         for name in entries:
@@ -80,7 +85,8 @@ class FileImageDataset(ImageDataset):
                        f"{' '.join(IMAGE_EXTENSIONS)}")
             if not skip_unknown:
                 raise DataError(message + " (remove it, or skip such files with --skip-unknown / skip_unknown=True)")
-            warnings.warn(f"skipping {len(unknown)} file(s): {message}", stacklevel=2)
+            warnings.warn(f"skipping {len(unknown)} non-image file(s): {message}", stacklevel=2)
+            self.skipped = unknown
         if not images:
             raise DataError(f"{self.path} holds no images (looked for {' '.join(IMAGE_EXTENSIONS)}, recursively)")
         if n is not None and (not isinstance(n, int) or n < 1 or n > len(images)):
@@ -93,7 +99,7 @@ class FileImageDataset(ImageDataset):
             if w != h or not is_power_of_two(w):
                 raise DataError(f"{self._where(images[0])} is {w}x{h}, not a square power-of-two size; pass a "
                                 f"resolution (e.g. --resolution {max(4, 1 << (min(w, h).bit_length() - 1))}) "
-                                f"to centre-crop and resize every image")
+                                f"to crop and resize every image (--crop, --resize)")
             self.resolution = check_resolution(w, f"native size of {self._where(images[0])}")
         else:
             self.resolution = check_resolution(resolution)
@@ -103,8 +109,8 @@ class FileImageDataset(ImageDataset):
         self._labels = None
         if use_labels and LABEL_FILE in present:
             labels = parse_labels(self._read(LABEL_FILE), images, self._where(LABEL_FILE))
-            self._labels = None if labels is None else labels[:n]
-        self.label_dim = 0 if self._labels is None else int(self._labels.shape[1])
+            self._labels = None if labels is None else labels.head(n)
+        self.label_dim = 0 if self._labels is None else self._labels.dim
         self._attributes = None
         if ATTRIBUTE_FILE in present:
             self._attributes = parse_attributes(self._read(ATTRIBUTE_FILE), images, self._where(ATTRIBUTE_FILE))[:n]
@@ -136,8 +142,9 @@ class FileImageDataset(ImageDataset):
     def identity(self) -> str:
         if self._identity is None:
             h = hashlib.sha256()
+            geometry = [self._geometry.describe()] if not self._geometry.is_default else []
             for item in [self.kind, PREPROCESS_VERSION, self.resolution, self.num_channels, self._native,
-                         self._use_labels, *self.names, *self._fingerprint()]:
+                         self._use_labels, *geometry, *self.names, *self._fingerprint()]:
                 h.update(repr(item).encode() + b"\0")
             self._identity = (f"{self.kind}-{_safe(self.name)}-n{len(self)}-r{self.resolution}-"
                               f"c{self.num_channels}-{h.hexdigest()[:16]}")
@@ -175,12 +182,12 @@ class FileImageDataset(ImageDataset):
                 arr = pil_to_array(img, self.num_channels)
         except _DECODE_ERRORS as exc:
             raise DataError(f"{self._where(name)} is corrupt or not an image ({_reason(exc)})") from None
-        return np.ascontiguousarray(fit(arr, self.resolution).transpose(2, 0, 1))
+        return np.ascontiguousarray(fit(arr, self.resolution, self._geometry, self._where(name)).transpose(2, 0, 1))
 
     def label(self, index: int) -> np.ndarray:
         if self._labels is None:
             return np.zeros([0], dtype=np.float32)
-        return self._labels[index].copy()
+        return self._labels.row(index)
 
     def annotations(self, index: int) -> dict[str, Any] | None:
         return None if self._attributes is None else dict(self._attributes[index])

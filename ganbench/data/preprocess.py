@@ -5,16 +5,29 @@ These choices change every number computed on the data, so they are few, fixed a
   becomes RGB (3 channels); `channels=1` on colour images uses PIL's ITU-R 601-2 luma;
   alpha is dropped, palette images are expanded;
 - an image already at the target size passes through untouched (no resampling);
-- otherwise the largest centred square is cropped and resized with PIL's Lanczos filter (as NVlabs'
-  dataset_tool `center-crop` does).
+- otherwise it is cropped and resized to `resolution` x `resolution` the way NVlabs' dataset_tool.py
+  `--transform` does (`crop`):
+  - `center` (default, NVlabs `center-crop`): the largest centred square, rows and columns
+    `(size - side) // 2 : (size + side) // 2`, resized;
+  - `center-wide[:H]` (NVlabs `center-crop-wide` with `--resolution=RxH`, H default 3R/4 as for LSUN
+    cars' 512x384): `ch = round(R * height / width)` rows are cut from the middle of the *source*
+    image, that strip is resized to R x H, and pasted into the middle rows of a black R x R canvas.
+    NVlabs applies `ch` (a target-scale row count) to source rows, which squashes sources wider than
+    R horizontally; this is kept so ganbench's images equal the tool's. Images narrower than R, or whose
+    `ch` is below H, are dropped by the tool: here they raise `UnfitImage` (`datasets convert` drops them);
+  - `none` (NVlabs without `--transform`): the whole image resized, aspect ratio not kept;
+- the resize filter (`resize`) is PIL's `lanczos` (default, NVlabs) or `box` (stylegan2-ada's
+  `--resize-filter=box`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
-from ganbench.errors import DataError
+from ganbench.errors import ConfigError, DataError
 
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 MIN_RESOLUTION, MAX_RESOLUTION = 4, 4096
@@ -61,17 +74,89 @@ def drop_alpha(arr: np.ndarray) -> np.ndarray:
     return arr[:, :, :1] if arr.shape[2] in (1, 2) else arr[:, :, :3]
 
 
-def fit(arr: np.ndarray, resolution: int) -> np.ndarray:
-    """uint8 HWC -> uint8 HWC of `resolution` x `resolution`: centre crop to square, Lanczos resize."""
-    h, w = arr.shape[:2]
-    if h == w == resolution:
+CROPS = ("center", "center-wide", "none")
+RESIZE_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX}
+
+
+class UnfitImage(DataError):
+    """An image the chosen crop cannot use (NVlabs' dataset tool drops it)."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How an image becomes `resolution` x `resolution`: crop mode, band height (center-wide), filter."""
+
+    crop: str = "center"
+    band: int | None = None
+    resize: str = "lanczos"
+
+    @property
+    def is_default(self) -> bool:
+        return self == Geometry()
+
+    def describe(self) -> str:
+        """Part of a dataset's identity; empty for the default, so existing cache keys stay valid."""
+        if self.is_default:
+            return ""
+        crop = f"{self.crop}:{self.band}" if self.band is not None else self.crop
+        return f"{crop},{self.resize}"
+
+
+def parse_geometry(crop: str | None, resize: str | None, resolution: int | None) -> Geometry:
+    """Check `crop` (center, center-wide[:H], none) and `resize` (lanczos, box) for `resolution`."""
+    for flag, value in (("--crop", crop), ("--resize", resize)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{flag} {value!r}: must be a name such as {'center' if flag == '--crop' else 'lanczos'}")
+    if resolution is None:
+        if crop is not None or resize is not None:
+            raise ConfigError("--crop and --resize need a --resolution to crop and resize to")
+        return Geometry()
+    mode, _, arg = (crop or "center").partition(":")
+    if mode not in CROPS:
+        raise ConfigError(f"--crop {crop!r}: must be one of center, center-wide[:H], none")
+    band = None
+    if mode == "center-wide":
+        try:
+            band = int(arg) if arg else resolution * 3 // 4
+        except ValueError:
+            raise ConfigError(f"--crop {crop!r}: H in center-wide:H must be an integer number of rows") from None
+        if not 1 <= band <= resolution:
+            raise ConfigError(f"--crop {crop!r}: the band height must be from 1 to the resolution {resolution}")
+    elif arg:
+        raise ConfigError(f"--crop {crop!r}: only center-wide takes a height (center-wide:H)")
+    name = resize or "lanczos"
+    if name not in RESIZE_FILTERS:
+        raise ConfigError(f"--resize {resize!r}: must be one of {', '.join(RESIZE_FILTERS)}")
+    return Geometry(mode, band, name)
+
+
+def _resize(arr: np.ndarray, width: int, height: int, name: str) -> np.ndarray:
+    if arr.shape[1] == width and arr.shape[0] == height:
         return arr
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = arr[top:top + side, left:left + side]
-    if side == resolution:
-        return square
-    channels = square.shape[2]
-    img = Image.fromarray(square[:, :, 0] if channels == 1 else square)
-    out = np.asarray(img.resize((resolution, resolution), Image.Resampling.LANCZOS), dtype=np.uint8)
+    channels = arr.shape[2]
+    img = Image.fromarray(arr[:, :, 0] if channels == 1 else arr)
+    out = np.asarray(img.resize((width, height), RESIZE_FILTERS[name]), dtype=np.uint8)
     return out[:, :, None] if channels == 1 else out
+
+
+def fit(arr: np.ndarray, resolution: int, geometry: Geometry = Geometry(), where: str = "image") -> np.ndarray:
+    """uint8 HWC -> uint8 HWC of `resolution` x `resolution` (see the module docstring for the crops)."""
+    h, w = arr.shape[:2]
+    if h == w == resolution and geometry.crop != "center-wide":
+        return arr
+    if geometry.crop == "none":
+        return _resize(arr, resolution, resolution, geometry.resize)
+    if geometry.crop == "center-wide":
+        band = geometry.band if geometry.band is not None else resolution * 3 // 4
+        rows = int(np.round(resolution * h / w))
+        if w < resolution or rows < band:
+            raise UnfitImage(f"{where} is {w}x{h}: too small for --crop center-wide:{band} at {resolution}px "
+                             f"(needs width >= {resolution} and >= {band} rows once scaled to that width); "
+                             f"NVlabs' dataset tool drops such images, as `ganbench datasets convert` does")
+        strip = _resize(arr[(h - rows) // 2:(h + rows) // 2], resolution, band, geometry.resize)
+        canvas = np.zeros([resolution, resolution, arr.shape[2]], dtype=np.uint8)
+        canvas[(resolution - band) // 2:(resolution + band) // 2] = strip
+        return canvas
+    side = min(h, w)
+    square = arr[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+    return _resize(square, resolution, resolution, geometry.resize)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ganbench.data.arrays import ArrayDataset
 from ganbench.data.base import ImageDataset
 from ganbench.data.files import IMAGE_EXTENSIONS, FolderDataset, ZipDataset
+from ganbench.data.mirror import MirroredDataset
 from ganbench.data.shapes import ShapesDataset
 from ganbench.errors import ConfigError, DataError
 from ganbench.registry import Registry
@@ -58,7 +59,7 @@ def _open_shapes(arg: str | None, resolution: int | None, n: int | None = None, 
     return ShapesDataset(n=10000 if n is None else n, resolution=32 if resolution is None else resolution, **kw)
 
 
-_FILE_OPTIONS = ("n", "channels", "use_labels", "skip_unknown")
+_FILE_OPTIONS = ("n", "channels", "use_labels", "skip_unknown", "crop", "resize")
 _register(EMBEDDED, Source(
     name="shapes",
     description="procedural shapes (4 classes x 6 colours) with known attributes; labels = shape class",
@@ -81,29 +82,38 @@ _register(FORMATS, Source(
     description="'images' uint8 NHWC/NCHW/NHW + optional 'labels' (int [N] or float [N, D])",
     usage="path/to/arrays.npz, images.npy",
     open=lambda path, resolution, **kw: ArrayDataset(path, resolution=resolution, **kw),
-    options=("n", "use_labels"), matches=lambda path: path.suffix.lower() in (".npz", ".npy")))
+    options=("n", "use_labels", "crop", "resize"), matches=lambda path: path.suffix.lower() in (".npz", ".npy")))
 
 
-def open_dataset(spec: str, resolution: int | None = None, **kw: Any) -> ImageDataset:
+def open_dataset(spec: str, resolution: int | None = None, mirror: bool = False, skip_unknown: bool = False,
+                 **kw: Any) -> ImageDataset:
     """Open `spec`: an embedded name (`shapes`, `shapes:N`) or a path to a folder, .zip, .npz or .npy.
 
-    `resolution` (a power of two) centre-crops and resizes every image; None keeps the native size,
-    which must then be square and a power of two. Extra keywords go to the dataset (`n`, `seed` for
-    shapes; `n`, `channels`, `use_labels`, `skip_unknown` for files).
+    `resolution` (a power of two) crops and resizes every image (`crop`, `resize`: see
+    ganbench.data.preprocess); None keeps the native size, which must then be square and a power of two.
+    Extra keywords go to the dataset (`n`, `seed` for shapes; `n`, `channels`, `use_labels`, `crop`,
+    `resize` for files). Every source accepts `skip_unknown` (non-image files in folders and zips are
+    skipped with one warning; other sources have none) and `mirror` (x-flip doubling, for training).
     """
     spec = str(spec)
     name, _, arg = spec.partition(":")
     if name in EMBEDDED:
         source = EMBEDDED.get(name)
         source.check_options(kw)
-        return source.open(arg or None, resolution, **kw)
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise DataError(f"dataset {spec!r} not found: not an embedded dataset ({', '.join(EMBEDDED.names())}) "
-                        f"nor an existing path")
-    for fmt in FORMATS.names():
-        source = FORMATS.get(fmt)
-        if source.matches is not None and source.matches(path):
-            source.check_options(kw)
-            return source.open(path, resolution, **kw)
-    raise DataError(f"unsupported dataset file {path}: expected a folder, .zip, .npz or .npy")
+        dataset = source.open(arg or None, resolution, **kw)
+    else:
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise DataError(f"dataset {spec!r} not found: not an embedded dataset ({', '.join(EMBEDDED.names())}) "
+                            f"nor an existing path")
+        for fmt in FORMATS.names():
+            source = FORMATS.get(fmt)
+            if source.matches is not None and source.matches(path):
+                break
+        else:
+            raise DataError(f"unsupported dataset file {path}: expected a folder, .zip, .npz or .npy")
+        source.check_options(kw)
+        if skip_unknown and "skip_unknown" in source.options:
+            kw["skip_unknown"] = True
+        dataset = source.open(path, resolution, **kw)
+    return MirroredDataset(dataset) if mirror else dataset

@@ -7,19 +7,20 @@ half-life of `ema_kimg` thousand images (ramped up over the first images), ADA's
 ticks (a stats line), snapshots (a checkpoint and an image grid) and the progress bar follow.
 
 Everything a run depends on (weights, optimizers, augment p, ADA statistics, pl_mean, image count,
-minibatch index, every RNG, the data order) is in each snapshot, so a resumed run continues exactly.
-Multi-process runs (torchrun) all-reduce gradients, shard the data and seed each rank differently;
-only rank 0 writes.
+minibatch index, every RNG, the data order) is in each snapshot, so a resumed run continues exactly;
+a run folder is only resumed with the settings recorded in its snapshot (options.py), and every option
+is validated before any work. Multi-process runs (torchrun) all-reduce gradients, shard the data and
+seed each rank differently; only rank 0 prints and writes (output.py: tick lines, stats, TensorBoard).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
 import resource
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,11 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganbench.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint, snapshot_kimg, snapshot_name
+from ganbench.checkpoint import load_checkpoint, save_checkpoint, snapshot_kimg, snapshot_name
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
+from ganbench.train.options import check_run_options, check_train_settings, settings_mismatch
+from ganbench.train.output import RunOutput, format_time, memory_gb, summary_writer
 from ganbench.train.progressive import LodSchedule, has_lod, make_schedule, process_reals, set_lod
 from ganbench.train.transfer import TransferSetup
 
@@ -68,10 +71,15 @@ class TrainOptions:
     device: str | None = None
     tick_kimg: float | None = None           # stats line interval (default min(1, snapshot_kimg))
     grid: tuple[int, int] = (8, 4)
-    progress: bool = False
+    progress: bool = False                   # a progress bar, drawn only when stderr is a terminal
+    quiet: bool = False                      # no printed lines (stats.jsonl and TensorBoard are still written)
     stop_kimg: float | None = None           # stop after the first snapshot at or past this (time-boxed runs)
     resume_from: Path | None = None          # start a new run from this network file's weights (NVlabs --resume)
     freeze_d: int = 0                        # freeze D's first N layers (NVlabs --freezed)
+    mirror: bool = False                     # x-flip doubling of the dataset (NVlabs --mirror)
+    crop: str | None = None                  # center (default), center-wide[:H] or none; see ganbench.data
+    resize: str | None = None                # lanczos (default) or box
+    skip_unknown: bool = False               # ignore non-image files in a dataset folder or zip
     network: dict[str, Any] = field(default_factory=dict)   # model_zoo.build overrides
     train: dict[str, Any] = field(default_factory=dict)     # spec.train overrides
 
@@ -163,18 +171,19 @@ def latest_snapshot(out: Path) -> Path | None:
     return max(snaps)[1] if snaps else None
 
 
-def open_training_data(spec: str, resolution: int) -> Any:
-    """The dataset behind `spec` at `resolution` (shapes, shapes:N or a path)."""
-    try:
-        from ganbench.data import open_dataset
-    except ImportError:   # data package without the opener: only the embedded set is available
-        from ganbench.data import ShapesDataset
+def open_training_data(spec: str, resolution: int, **options: Any) -> tuple[Any, list[str]]:
+    """The dataset behind `spec` at `resolution` (shapes, shapes:N or a path) and its warnings as lines.
 
-        if spec == "shapes" or spec.startswith("shapes:"):
-            n = int(spec.split(":", 1)[1]) if ":" in spec else 10000
-            return ShapesDataset(n=n, resolution=resolution)
-        raise ConfigError(f"dataset {spec!r}: only 'shapes' is available in this build") from None
-    return open_dataset(spec, resolution=resolution)
+    `options` are the data options the user set (mirror, crop, resize, skip_unknown); unset ones are
+    left out, so each source keeps its defaults and rejects options that do not apply to it.
+    """
+    from ganbench.data import open_dataset
+
+    kw = {k: v for k, v in options.items() if v not in (None, False)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        dataset = open_dataset(spec, resolution=resolution, **kw)
+    return dataset, [f"warning: {' '.join(str(w.message).split())}" for w in caught]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -298,6 +307,7 @@ class Trainer:
     def __init__(self, opts: TrainOptions) -> None:
         import model_zoo
 
+        check_run_options(opts)
         self.opts = opts
         self.out = Path(opts.out)
         dev = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -312,13 +322,11 @@ class Trainer:
         if opts.batch < 1 or opts.batch % self.dist.world:
             raise ConfigError(f"--batch {opts.batch} must be a positive multiple of the process count "
                               f"{self.dist.world}")
-        if opts.kimg <= 0:
-            raise ConfigError(f"--kimg must be positive, got {opts.kimg}")
-        if opts.snapshot_kimg <= 0:
-            raise ConfigError(f"--snapshot-kimg must be positive, got {opts.snapshot_kimg}")
         self.batch_gpu = opts.batch // self.dist.world
 
-        self.dataset = open_training_data(opts.data, opts.resolution)
+        self.dataset, self.data_notes = open_training_data(
+            opts.data, opts.resolution, mirror=opts.mirror, crop=opts.crop, resize=opts.resize,
+            skip_unknown=opts.skip_unknown)
         if self.dataset.resolution != opts.resolution:
             raise ConfigError(f"dataset {opts.data} has resolution {self.dataset.resolution}, "
                               f"not --resolution {opts.resolution}")
@@ -336,8 +344,8 @@ class Trainer:
         seed_everything(opts.seed)     # identical initial weights on every rank
         try:
             spec = model_zoo.build(opts.model, opts.resolution, **net_kw)
-        except TypeError as exc:
-            raise ConfigError(f"model {opts.model!r}: bad option ({exc})") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model {opts.model!r}: bad option ({str(exc).splitlines()[0][:200]})") from None
         self.config = spec.config
         self.G, self.D = spec.G.to(self.device).train(), spec.D.to(self.device).train()
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -351,6 +359,7 @@ class Trainer:
             raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: "
                               f"{', '.join(sorted(set(TRAIN_DEFAULTS) | set(spec.train)))}")
         self.train_cfg = {**TRAIN_DEFAULTS, **spec.train, **opts.train}
+        check_train_settings(self.train_cfg, given=set(opts.train))
         tc = self.train_cfg
 
         pipe_name = tc["augment"]
@@ -405,6 +414,8 @@ class Trainer:
             snap = latest_snapshot(self.out)
             if snap is not None:
                 self._restore(snap)
+        self.output = RunOutput(self.out, enabled=self.dist.rank == 0, quiet=opts.quiet, progress=opts.progress,
+                                resume_nimg=self.cur_nimg)
 
     # -- state ---------------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -441,6 +452,16 @@ class Trainer:
         if meta.get("config") != self.config:
             raise CheckpointError(f"{path} was trained with network config {meta.get('config')}, not "
                                   f"{self.config}; use another --out or --no-resume")
+        differ = settings_mismatch(meta, self.metadata())
+        old_kimg = (meta.get("train") or {}).get("total_kimg")
+        if (self.schedule is not None and isinstance(old_kimg, (int, float))
+                and make_schedule(self.train_cfg["progressive"], self.opts.resolution, float(old_kimg)) != self.schedule):
+            differ.append(f"--kimg: recorded {old_kimg:g}, now {self.opts.kimg:g} (the growing schedule is fitted to "
+                          f"the run's length, so it would change)")
+        if differ:
+            more = f" (and {len(differ) - 1} more: {'; '.join(differ[1:])})" if len(differ) > 1 else ""
+            raise ConfigError(f"{self.out} holds a run with other settings, {differ[0]}{more}; resume it with the "
+                              f"recorded settings, or start fresh with --no-resume (overwrites it) or another --out")
         st = ckpt.state
         try:
             self.G.load_state_dict(st["G"])
@@ -524,19 +545,23 @@ class Trainer:
         return z.to(self.device), (c.to(self.device) if c is not None else None)
 
     @torch.no_grad()
-    def write_grid(self, name: str) -> None:
-        """G_ema on the fixed grid latents (const noise), as a PNG written atomically."""
+    def _grid_writer(self) -> Callable[[Any], None]:
+        """A PNG writer of G_ema on the fixed grid latents (const noise), rendered now."""
         z, c = self._grid_inputs()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             imgs = torch.cat([self.G_ema(zb, None if c is None else c[i:i + len(zb)], noise_mode="const")
                               for i, zb in zip(range(0, len(z), 16), z.split(16))])
-        atomic_write_bytes(self.out / name, grid_png(images_to_uint8(imgs).cpu(), self.opts.grid[0]))
+        return grid_png(images_to_uint8(imgs).cpu(), self.opts.grid[0])
 
-    def write_reals(self) -> None:
+    def write_grid(self, name: str) -> None:
+        """G_ema on the fixed grid latents, as a PNG written atomically into the run folder (rank 0)."""
+        self.output.write(name, self._grid_writer())
+
+    def _reals_writer(self) -> Callable[[Any], None]:
         """The first grid's worth of real images, for comparison with the fakes grids."""
         n = min(self.opts.grid[0] * self.opts.grid[1], len(self.dataset))
         imgs = torch.from_numpy(np.stack([self.dataset.image(i) for i in range(n)]))
-        atomic_write_bytes(self.out / "reals.png", grid_png(imgs, self.opts.grid[0]))
+        return grid_png(imgs, self.opts.grid[0])
 
     def snapshot(self, label_nimg: int | None = None) -> Path | None:
         """Checkpoint + grid (rank 0 writes; every rank contributes its RNG and data-order state).
@@ -548,101 +573,119 @@ class Trainer:
         if self.dist.rank != 0:
             return None
         name = snapshot_name((self.cur_nimg if label_nimg is None else label_nimg) / 1000)
+        self.output.open()
         path = save_checkpoint(self.out / name, self.state(ranks), self.metadata())
         self.write_grid(name.replace("network-snapshot-", "fakes").replace(".pt", ".png"))
         return path
 
-    def _rewrite_stats(self) -> int:
-        """Drop stats lines past the resumed image count (they belong to the interrupted attempt); count the rest."""
-        path = self.out / "stats.jsonl"
-        lines = []
-        if path.exists() and self.cur_nimg > 0:
-            for line in path.read_text().splitlines():
-                try:
-                    if json.loads(line).get("cur_nimg", 0) <= self.cur_nimg:
-                        lines.append(line)
-                except json.JSONDecodeError:
-                    continue
-        text = "".join(line + "\n" for line in lines).encode()
-        atomic_write_bytes(path, lambda f: f.write(text))
-        return len(lines)
+    # -- what a person sees --------------------------------------------------------------------------
+    def announce(self) -> str:
+        """The run's first line: new or resumed, model, dataset, parameters, device."""
+        if self.resumed_from is not None:
+            what = f"resuming from {self.resumed_from.name} at kimg {self.cur_nimg / 1000:g}"
+        else:
+            what = "new run"
+        ds = self.dataset
+        preset = f" (preset {self.opts.preset})" if self.opts.preset else ""
+        g = sum(p.numel() for p in self.G.parameters())
+        d = sum(p.numel() for p in self.D.parameters())
+        procs = f" x {self.dist.world} processes" if self.dist.world > 1 else ""
+        extras = []
+        if self.augment_name:
+            extras.append(f"augment {self.augment_name}")
+        if self.c_dim:
+            extras.append(f"conditional on {self.c_dim} labels")
+        logs = "stats.jsonl + TensorBoard" if summary_writer() is not None else "stats.jsonl"
+        return (f"{what}: {self.opts.model}{preset} {self.opts.resolution}px, {self.opts.kimg:g} kimg, batch "
+                f"{self.opts.batch}{', ' + ', '.join(extras) if extras else ''} | data {self.opts.data} "
+                f"({len(ds)} images, {ds.num_channels} ch, {ds.identity}) | G {g / 1e6:.2f}M + D {d / 1e6:.2f}M "
+                f"parameters | device {self.device}{procs} | {logs} in {self.out}")
 
-    def _append_stats(self, record: dict[str, Any]) -> None:
-        with open(self.out / "stats.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+    def _tick_record(self, tick: int, acc: dict[str, list[float]], now: float, t_start: float, t_tick: float,
+                     cpu_tick: float, kimg_tick: float, maintenance: float) -> dict[str, Any]:
+        record = {
+            "tick": tick, "kimg": self.cur_nimg / 1000, "cur_nimg": self.cur_nimg,
+            "sec": round(now - t_start, 3), "sec_per_tick": round(now - t_tick, 3),
+            "s_per_kimg": round((now - t_tick) / kimg_tick, 3),
+            "cpu_sec_per_kimg": round((time.process_time() - cpu_tick) / kimg_tick, 3),
+            "maintenance_sec": round(maintenance, 3),
+            "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+            "lod": self.lod, "blur_sigma": self.loss.blur_sigma,
+            "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "cpumem_gb": round(memory_gb(), 3),
+        }
+        if self.device.type == "cuda":
+            record["gpumem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
+            record["gpumem_reserved_gb"] = round(torch.cuda.max_memory_reserved(self.device) / 2 ** 30, 3)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        record.update({k: v[0] / max(v[1], 1) for k, v in acc.items()})
+        return record
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> Path:
         """Train until `kimg` (or `stop_kimg`); returns the run folder."""
         opts = self.opts
-        rank0 = self.dist.rank == 0
-        tick = 0
-        if rank0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            tick = self._rewrite_stats()
-            if self.cur_nimg == 0:
-                self.write_reals()
-                self.write_grid("fakes_init.png")
-        snap_nimg = int(round(opts.snapshot_kimg * 1000))
-        tick_nimg = int(round((opts.tick_kimg or min(1.0, opts.snapshot_kimg)) * 1000))
-        next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
-        next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg     # ticks on multiples, also when resumed
-        tick_start_nimg = self.cur_nimg
-        t_start = t_tick = time.time()
-        cpu_tick = time.process_time()
-        acc: dict[str, list[float]] = {}
-        progress = self._progress() if (opts.progress and rank0) else None
-        task = progress.add_task("train", total=self.total_nimg / 1000, completed=self.cur_nimg / 1000,
-                                 info="") if progress else None
+        out = self.output
         ok = False
         try:
-            if progress:
-                progress.start()
+            out.claim()
+            if self.cur_nimg == 0:      # rendered now, written with the first output
+                out.defer("reals.png", self._reals_writer())
+                out.defer("fakes_init.png", self._grid_writer())
+            out.line(self.announce())
+            for note in self.data_notes:
+                out.line(note)
+            tick = out.ticks_so_far
+            snap_nimg = int(round(opts.snapshot_kimg * 1000))
+            tick_nimg = int(round((opts.tick_kimg or min(1.0, opts.snapshot_kimg)) * 1000))
+            next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
+            next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg     # ticks on multiples, also when resumed
+            tick_start_nimg = self.cur_nimg
+            t_start = t_tick = time.time()
+            cpu_tick = time.process_time()
+            maintenance = 0.0
+            acc: dict[str, list[float]] = {}
+            extra = ("lod",) if self.progressive else ()
+            out.start_progress(opts.model, self.total_nimg / 1000, self.cur_nimg / 1000)
+            last_snapshot: Path | None = None
             while self.cur_nimg < self.total_nimg:
                 for k, v in self.step().items():
                     a = acc.setdefault(k, [0.0, 0])
                     a[0] += v
                     a[1] += 1
                 done = self.cur_nimg >= self.total_nimg
-                if progress:
-                    info = " ".join(f"{k.split('/')[-1]}={v[0] / max(v[1], 1):.3f}" for k, v in acc.items()
-                                    if k in ("loss/G", "loss/D"))
-                    progress.update(task, completed=self.cur_nimg / 1000, info=info)
-                if done or self.cur_nimg >= next_tick:
-                    now, cpu_now = time.time(), time.process_time()
+                out.update_progress(self.cur_nimg / 1000, " ".join(
+                    f"{k.split('/')[-1]}={v[0] / max(v[1], 1):.3f}" for k, v in acc.items() if k in ("loss/G", "loss/D")))
+                ticked = done or self.cur_nimg >= next_tick
+                if ticked:
+                    tick_end = time.time()
                     kimg_tick = max(self.cur_nimg - tick_start_nimg, 1) / 1000
-                    record = {
-                        "tick": tick, "kimg": self.cur_nimg / 1000, "cur_nimg": self.cur_nimg,
-                        "sec": round(now - t_start, 3), "sec_per_tick": round(now - t_tick, 3),
-                        "s_per_kimg": round((now - t_tick) / kimg_tick, 3),
-                        "cpu_sec_per_kimg": round((cpu_now - cpu_tick) / kimg_tick, 3),
-                        "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                        "lod": self.lod, "blur_sigma": self.loss.blur_sigma,
-                        "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                        **{k: v[0] / max(v[1], 1) for k, v in acc.items()},
-                    }
-                    if rank0:
-                        self._append_stats(record)
+                    out.tick(self._tick_record(tick, acc, tick_end, t_start, t_tick, cpu_tick, kimg_tick,
+                                               maintenance), extra)
                     acc, tick = {}, tick + 1
-                    tick_start_nimg, t_tick, cpu_tick = self.cur_nimg, now, cpu_now
+                    tick_start_nimg = self.cur_nimg
                     next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
+                stop = False
                 if done or self.cur_nimg >= next_snap:
                     # the last boundary crossed (1.0 kimg for a step ending at 1008 images), or the run's length
-                    self.snapshot(self.total_nimg if done else self.cur_nimg // snap_nimg * snap_nimg)
+                    last_snapshot = self.snapshot(self.total_nimg if done else self.cur_nimg // snap_nimg * snap_nimg)
                     next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
-                    if opts.stop_kimg is not None and self.cur_nimg >= opts.stop_kimg * 1000:
-                        break
+                    stop = opts.stop_kimg is not None and self.cur_nimg >= opts.stop_kimg * 1000
+                if ticked:      # as NVlabs: time after a tick's measurement (snapshots, logs) is maintenance
+                    t_tick, cpu_tick = time.time(), time.process_time()
+                    maintenance = t_tick - tick_end
+                if stop:
+                    break
+            out.stop_progress()
+            if last_snapshot is not None:
+                of = f" of {opts.kimg:g} (stop_kimg)" if self.cur_nimg < self.total_nimg else ""
+                out.line(f"done: {self.cur_nimg / 1000:g} kimg{of} in {format_time(time.time() - t_start)}; "
+                         f"newest snapshot {last_snapshot}")
+            elif self.resumed_from is not None:
+                out.line(f"done: the run is already at kimg {self.cur_nimg / 1000:g} (--kimg {opts.kimg:g}); "
+                         f"nothing to train")
             ok = True
         finally:
-            if progress:
-                progress.stop()
+            out.close()
             self.dist.close(ok)
         return self.out
-
-    def _progress(self) -> Any:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        return Progress(TextColumn(f"[bold]{self.opts.model}[/]"), BarColumn(),
-                        TextColumn("{task.completed:.3f}/{task.total:.3f} kimg"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[info]}"))

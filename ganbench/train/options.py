@@ -1,0 +1,197 @@
+"""Checking a run's options before any work, and deciding whether an existing run folder may be resumed.
+
+Every option is validated for type, finiteness and range up front, so a typo such as `--kimg nan` or
+`--set lr_g=abc` is one line naming the option, never a traceback halfway through building the run.
+`settings_mismatch` compares the settings recorded in a snapshot with the current ones: a run folder is
+only continued with the settings that made it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from ganbench.errors import ConfigError
+
+SEED_LIMIT = 2 ** 32        # numpy's RandomState range, which NVlabs seeds use
+MIN_KIMG = 0.001            # one image: shorter lengths round to zero images
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_finite(name: str, value: Any) -> None:
+    """Raise ConfigError when `value` (or anything nested in it) is a NaN or infinite number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}={value}: must be a finite number")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_finite(name, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(f"{name}.{key}", item)
+
+
+def check_kimg(flag: str, value: Any, optional: bool = False) -> None:
+    """A length in kimg: a finite number of at least one image."""
+    if value is None and optional:
+        return
+    if not _is_number(value) or not math.isfinite(value) or value < MIN_KIMG:
+        raise ConfigError(f"{flag} {_show(value)}: must be a finite number of kimg, at least {MIN_KIMG} (one image)")
+
+
+def check_seed(value: Any) -> None:
+    """A seed numpy, torch and NVlabs' tools all accept: an int from 0 to 2**32 - 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < SEED_LIMIT:
+        raise ConfigError(f"--seed {_show(value)}: must be an integer from 0 to {SEED_LIMIT - 1}")
+
+
+def check_run_options(opts: Any) -> None:
+    """Validate a TrainOptions' own fields (lengths, seed, batch, grid, network overrides) before any work."""
+    check_kimg("--kimg", opts.kimg)
+    check_kimg("--snapshot-kimg", opts.snapshot_kimg)
+    check_kimg("tick_kimg", opts.tick_kimg, optional=True)
+    check_kimg("stop_kimg", opts.stop_kimg, optional=True)
+    check_seed(opts.seed)
+    if not isinstance(opts.batch, int) or isinstance(opts.batch, bool) or opts.batch < 1:
+        raise ConfigError(f"--batch {_show(opts.batch)}: must be a positive integer")
+    if not isinstance(opts.resolution, int) or isinstance(opts.resolution, bool):
+        raise ConfigError(f"--resolution {_show(opts.resolution)}: must be an integer power of two")
+    grid = opts.grid
+    if (not isinstance(grid, (list, tuple)) or len(grid) != 2
+            or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= 64 for g in grid)):
+        raise ConfigError(f"grid {_show(grid)}: must be two integers from 1 to 64 (columns, rows)")
+    for key, value in dict(opts.network).items():
+        check_finite(f"--set {key}", value)
+
+
+# -- training settings (`--set KEY=VALUE`, family defaults) ----------------------------------------
+
+def _number(lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False,
+            optional: bool = False) -> Callable[[Any], str | None]:
+    """A check for a finite number in [lo, hi] (open ends where asked); None passes when optional."""
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    span = f"in {left}{lo:g}, {hi:g}{right}" if math.isfinite(hi) else (f"> {lo:g}" if lo_open else f">= {lo:g}")
+
+    def check(v: Any) -> str | None:
+        if v is None and optional:
+            return None
+        if not _is_number(v) or not math.isfinite(v):
+            return f"must be a finite number {span}" + (" or None" if optional else "")
+        if v < lo or (lo_open and v == lo) or v > hi or (hi_open and v == hi):
+            return f"must be {span}"
+        return None
+
+    return check
+
+
+def _integer(lo: int, optional: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if v is None and optional:
+            return None
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            return f"must be an integer >= {lo}" + (" or None" if optional else "")
+        return None
+
+    return check
+
+
+def _betas(v: Any) -> str | None:
+    if (not isinstance(v, (list, tuple)) or len(v) != 2
+            or not all(_is_number(b) and math.isfinite(b) and 0 <= b < 1 for b in v)):
+        return "must be two numbers in [0, 1), e.g. (0, 0.99)"
+    return None
+
+
+def _name_in(registry: Callable[[], Any], optional: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if v is None and optional:
+            return None
+        known = registry()
+        if not isinstance(v, str) or v not in known:
+            return f"must be one of {', '.join(sorted(known))}" + (" or None" if optional else "")
+        return None
+
+    return check
+
+
+def _dict_or_none(v: Any) -> str | None:
+    return None if v is None or isinstance(v, dict) else "must be a dict such as {'start_res': 4} or None"
+
+
+def _loss_names() -> list[str]:
+    from ganbench.train.losses import LOSSES
+
+    return LOSSES.names()
+
+
+def _augment_names() -> list[str]:
+    from ganbench.train.augment import PRESETS
+
+    return list(PRESETS)
+
+
+# One check per key of TRAIN_DEFAULTS (loop.py); keys a family adds are only checked for finiteness.
+TRAIN_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "loss": _name_in(_loss_names),
+    "lr_g": _number(0, lo_open=True), "lr_d": _number(0, lo_open=True),
+    "betas": _betas, "eps": _number(0, lo_open=True),
+    "r1_gamma": _number(0), "r1_interval": _integer(1, optional=True),
+    "pl_weight": _number(0, optional=True), "pl_interval": _integer(1, optional=True),
+    "pl_decay": _number(0, 1), "pl_batch_shrink": _integer(1), "style_mixing": _number(0, 1),
+    "ema_kimg": _number(0), "ema_rampup": _number(0, optional=True),
+    "augment": _name_in(_augment_names, optional=True), "ada_target": _number(0, 1, optional=True),
+    "ada_interval": _integer(1), "ada_kimg": _number(0, lo_open=True), "augment_p": _number(0, 1),
+    "progressive": _dict_or_none, "blur_sigma": _number(0), "blur_fade_kimg": _number(0),
+    "gp_lambda": _number(0), "drift": _number(0),
+}
+
+
+def check_train_settings(settings: dict[str, Any], given: set[str]) -> None:
+    """Validate the merged training settings; `given` names the keys the user set (named as `--set`)."""
+    for key, value in settings.items():
+        where = f"--set {key}" if key in given else f"training setting {key}"
+        check_finite(where, value)
+        check = TRAIN_CHECKS.get(key)
+        problem = check(value) if check is not None else None
+        if problem:
+            raise ConfigError(f"{where}={_show(value)}: {problem}")
+
+
+# -- resuming --------------------------------------------------------------------------------------
+
+# Recorded run settings that may change between attempts of one run: its length, how many processes
+# share it (the loop re-shards the data), and the spelling of --data (its content identity is compared).
+RESUMABLE_CHANGES = frozenset({"total_kimg", "world_size", "data"})
+FLAGS = {"dataset": "--data", "batch": "--batch", "seed": "--seed", "augment_pipe": "--augment/--augpipe"}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so settings that went through a file compare equal to fresh ones."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def settings_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'FLAG: recorded X, now Y' for every recorded run setting that differs from the current one.
+
+    Compares the dataset identity, seed and every training setting (`metadata["train"]`) present in
+    both; keys absent from an older snapshot are not compared.
+    """
+    out = []
+    for key in ("dataset", "seed"):
+        if key in recorded and _plain(recorded[key]) != _plain(current.get(key)):
+            out.append(f"{FLAGS[key]}: recorded {recorded[key]}, now {current.get(key)}")
+    old, new = recorded.get("train") or {}, current.get("train") or {}
+    for key in sorted(set(old) & set(new) - RESUMABLE_CHANGES):
+        if _plain(old[key]) != _plain(new[key]):
+            out.append(f"{FLAGS.get(key, '--set ' + key)}: recorded {old[key]}, now {new[key]}")
+    return out
