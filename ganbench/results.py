@@ -297,6 +297,7 @@ def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
         rows.append({**{c: first[c] for c in COMPARABLE}, "direction": first["direction"],
                      "mean": float(values.mean(skipna=False)),
                      "std": float(values.std(ddof=1, skipna=False)) if len(values) > 1 else float("nan"),
-                     "count": int(len(values)), "seeds": ",".join(sorted({k[0] for k in canonical(g, ["seed"])} - {""}, key=float)),
+                     "count": int(len(values)),
+                     "seeds": ",".join(sorted({k[0] for k in canonical(g, ["seed"])} - {""}, key=float)),
                      "flag": DIVERGED if diverged else "", "checkpoint": first["checkpoint"]})
     return pd.DataFrame(rows, columns=out_cols)

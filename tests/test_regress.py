@@ -122,7 +122,8 @@ def rows(values: list[float], run="a", kimg=20.0, **settings) -> pd.DataFrame:
     """FID rows of one (run, snapshot), one per seed, with every setting recorded."""
     base = {"run": run, "checkpoint": f"network-snapshot-{int(kimg):06d}.pt", "kimg": kimg, "metric": "fid",
             "metric_group": "fid", "direction": "lower", "n_samples": 128, "n_real": 2000, "extractor": "shapes-net",
-            "extractor_sha256": "ab" * 32, "resize_mode": "none", "dataset": "shapes-1", "params": '{"covariance":"biased"}'}
+            "extractor_sha256": "ab" * 32, "resize_mode": "none", "dataset": "shapes-1",
+            "params": '{"covariance":"biased"}'}
     return pd.DataFrame([{**base, **settings, "seed": s, "value": v} for s, v in enumerate(values)])
 
 
