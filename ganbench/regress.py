@@ -83,14 +83,15 @@ def read_baseline(path: str | os.PathLike) -> pd.DataFrame:
         raise ConfigError(f"baseline {path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
     if raw.empty:
         raise ConfigError(f"baseline {path} has no rows (only a header); recreate it with --update-baseline")
-    if "mean" not in raw.columns:
-        if "value" not in raw.columns:
-            raise ConfigError(f"baseline {path} has neither 'mean' (a baseline) nor 'value' (a results table)")
-        return summarize(read_results(path))
-    missing = [c for c in BASELINE_COLUMNS if c not in raw.columns and c not in ("seeds", "flag", "checkpoint")]
+    if "mean" not in raw.columns and "value" not in raw.columns:
+        raise ConfigError(f"baseline {path} has neither 'mean' (a baseline) nor 'value' (a results table)")
+    required = [*COMPARABLE, *(["mean", "std", "count"] if "mean" in raw.columns else [])]
+    missing = [c for c in required if c not in raw.columns]
     if missing:
-        raise ConfigError(f"baseline {path} lacks column(s) {', '.join(missing)}; an older ganbench wrote it without "
-                          "the settings its numbers were made with, so recreate it with --update-baseline")
+        raise ConfigError(f"baseline {path} lacks column(s) {', '.join(missing)}: it does not record the settings its "
+                          "numbers were made with (an older ganbench wrote it?); recreate it with --update-baseline")
+    if "mean" not in raw.columns:
+        return summarize(read_results(path))
     check_directions(raw, path, "baseline")
     base = raw.copy()
     for col in [c for c in NUMERIC if c in base.columns] + ["mean", "std", "count"]:
