@@ -267,7 +267,8 @@ def test_check_settings_come_from_benchmarks_toml(tmp_path):
 
 def test_baseline_without_its_settings_is_an_error(tmp_path):
     """A baseline from before settings were recorded cannot say what it is comparable with: exit 2, recreate it."""
-    old = "run,metric,metric_group,direction,extractor,kimg,value,n_samples,seed\na,fid,fid,lower,shapes-net,20,20.0,128,0\n"
+    old = ("run,metric,metric_group,direction,extractor,kimg,value,n_samples,seed\n"
+           "a,fid,fid,lower,shapes-net,20,20.0,128,0\n")
     (tmp_path / "baseline.csv").write_text(old)
     r = check_cli(tmp_path, rows([20.0]), None)
     assert r.exit_code == 2 and "lacks column(s)" in r.output and "n_real" in r.output, r.output
