@@ -12,6 +12,7 @@ computation once (the newest), so no row is lost or duplicated whatever the inte
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import os
@@ -46,6 +47,7 @@ ROW_IDENTITY = [*COMPARABLE, "checkpoint", "seed"]
 # Rows sharing these come from one computation; `ganbench eval` skips a computation whose rows exist.
 IDENTITY = ["run", "checkpoint", "metric_group", "extractor", "n_samples", "seed", "params"]
 SHARDS_SUFFIX = ".shards"
+REFRESH_SLACK_S = 300.0  # shards this much older than the table file are still merged into it on an append
 
 
 def empty_table() -> pd.DataFrame:
@@ -60,20 +62,14 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = "" if col not in NUMERIC else float("nan")
     for col in df.columns:
+        s = df[col]
         if col in NUMERIC:
-            if df[col].dtype != "float64":
-                df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        elif df[col].dtype != object or not all(type(v) is str for v in df[col]):
-            df[col] = pd.Series([_text(v) for v in df[col]], index=df.index, dtype=object)
+            if s.dtype != "float64":
+                df[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif not (isinstance(s.dtype, pd.StringDtype) and not s.isna().any()):
+            df[col] = s.astype(object).where(s.notna(), "").astype(str)
     ordered = COLUMNS + [c for c in df.columns if c not in COLUMNS]
     return df[ordered]
-
-
-def _text(value: object) -> str:
-    """A cell of a text column: missing values (None, NaN, pd.NA) become ''."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
 
 
 def shard_dir(path: str | os.PathLike) -> Path:
@@ -82,32 +78,59 @@ def shard_dir(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + SHARDS_SUFFIX)
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    """One CSV file of the table as text columns; every way it can be unreadable is a ConfigError naming it."""
+def _read_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one CSV file of the table, as text; every way it can be unreadable is a ConfigError.
+
+    The csv module, not pandas: a table may have a thousand small shards, and pandas' per-file overhead
+    (milliseconds) would dominate reading them.
+    """
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"{what} {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a readable CSV (not UTF-8 text)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path} ({exc.strerror or type(exc).__name__})") from None
-    missing = [c for c in REQUIRED if c not in df.columns]
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ConfigError(f"{what} {path} is not a readable CSV ({exc})") from None
+    if not records:
+        raise ConfigError(f"{what} {path} is empty")
+    header, rows = records[0], [r for r in records[1:] if r]
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ConfigError(f"{what} {path} lacks column(s) {', '.join(missing)}")
+    ragged = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
+    if ragged is not None:
+        raise ConfigError(f"{what} {path} row {ragged + 2} has {len(rows[ragged])} fields, its header {len(header)}")
+    return header, rows
+
+
+def _read_tables(paths: Sequence[Path], what: str) -> pd.DataFrame:
+    """Several CSV files of one table as one normalised frame; a kimg or value that is not a number is an
+    error naming its file and row."""
+    blocks: dict[tuple[str, ...], list[list[str]]] = {}
+    where: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+    for k, p in enumerate(paths):
+        header, rows = _read_text(p, what)
+        blocks.setdefault(tuple(header), []).extend(rows)
+        where.setdefault(tuple(header), []).extend((k, line) for line in range(2, len(rows) + 2))
+    frames = [pd.DataFrame(rows, columns=list(header), dtype=str) for header, rows in blocks.items()]
+    raw = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    origin = [w for header in blocks for w in where[header]]
     for col in ("kimg", "value"):
-        bad = pd.to_numeric(df[col].replace("", "nan"), errors="coerce").isna() & ~df[col].isin(["", "nan", "NaN"])
+        text = raw[col]
+        bad = pd.to_numeric(text, errors="coerce").isna() & ~text.isin(["", "nan", "NaN"])
         if bad.any():
-            raise ConfigError(f"{what} {path} row {int(bad.idxmax()) + 2}: {col} {df[col][bad].iloc[0]!r} "
-                              "is not a number")
-    return df
+            i = int(bad.to_numpy().argmax())
+            file, line = origin[i]
+            raise ConfigError(f"{what} {paths[file]} row {line}: {col} {text.iloc[i]!r} is not a number")
+    return normalise(raw)
 
 
-def _sources(path: Path) -> list[Path]:
-    """The table file (when present) and its shards, in a fixed order."""
+def _shards(path: Path) -> list[Path]:
     shards = shard_dir(path)
-    found = sorted(shards.glob("*.csv")) if shards.is_dir() else []
-    return ([path] if path.is_file() else []) + found
+    return sorted(shards.glob("*.csv")) if shards.is_dir() else []
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
@@ -115,11 +138,10 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir() and not path.name.endswith(SHARDS_SUFFIX):
         raise ConfigError(f"results file {path} is a folder; give the CSV inside it (e.g. {path / 'results.csv'})")
-    sources = _sources(path)
+    sources = ([path] if path.is_file() else []) + _shards(path)
     if not sources:
         raise ConfigError(f"results file {path} does not exist")
-    frames = [_read_csv(p, "results file") for p in sources]
-    table = dedupe(normalise(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else normalise(frames[0]))
+    table = dedupe(_read_tables(sources, "results file"))
     check_directions(table, path)
     return table
 
@@ -142,12 +164,11 @@ def dedupe(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     if len(df) < 2:
         return df
-    winner: dict[tuple[str, ...], tuple[str, int]] = {}
-    for i, (key, stamp) in enumerate(zip(canonical(df, ROW_IDENTITY), df["timestamp"].astype(str))):
-        if key not in winner or stamp >= winner[key][0]:
-            winner[key] = (stamp, i)
-    keep = sorted(i for _, i in winner.values())
-    return df if len(keep) == len(df) else df.iloc[keep].reset_index(drop=True)
+    ranked = df.iloc[df["timestamp"].astype(str).argsort(kind="stable")]
+    keep = ~ranked.duplicated(subset=ROW_IDENTITY, keep="last")   # floats compare as numbers, NaN equal to NaN
+    if keep.all():
+        return df
+    return df.loc[sorted(ranked.index[keep])].reset_index(drop=True)
 
 
 def _number_text(value: object) -> str:
@@ -199,22 +220,33 @@ def writer_name() -> str:
 
 
 def append_rows(path: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
-    """Append rows to the table at `path` (created if absent); returns the whole table after the append.
+    """Append rows to the table at `path` (created if absent); returns the table file's refreshed content.
 
-    The rows go into this process's own shard (rewritten atomically; no other process writes it), then
-    the table file is refreshed as the merge of itself and every shard. Two writers refreshing at once
-    may each leave out the other's newest rows from the file, but never from the table `read_results`
-    returns: the shards hold every row until someone deletes them.
+    The rows go into this process's own shard (rewritten atomically; no other process writes it). Then the
+    table file is refreshed as the merge of itself, this shard and every shard changed since the file was
+    last written (with REFRESH_SLACK_S for clock skew), so an append costs O(table) however many shards a
+    thousand-job array leaves. Two writers refreshing at once may each leave the other's newest rows out
+    of the file, never out of the table: `read_results` merges every shard.
     """
     path = Path(path)
     new = normalise(pd.DataFrame(list(rows)))
     shard = shard_dir(path) / writer_name()
     with _writer_lock:
-        old = normalise(_read_csv(shard, "results shard")) if shard.is_file() else empty_table()
+        old = _read_tables([shard], "results shard") if shard.is_file() else empty_table()
         atomic_write_bytes(shard, lambda f: f.write(csv_bytes(pd.concat([old, new], ignore_index=True))))
-    table = read_results(path)
+    since = path.stat().st_mtime - REFRESH_SLACK_S if path.is_file() else None
+    shards = [p for p in _shards(path) if since is None or p == shard or _mtime(p) >= since]
+    table = dedupe(_read_tables(([path] if since is not None else []) + shards, "results file"))
+    check_directions(table, path)
     write_results(path, table)
     return table
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:          # removed since it was listed
+        return float("-inf")
 
 
 def done_keys(df: pd.DataFrame) -> set[tuple]:
@@ -268,9 +300,8 @@ def check_directions(df: pd.DataFrame, path: str | os.PathLike, what: str = "res
     """A file whose `direction` disagrees with the metric registry is a ConfigError: the registry decides."""
     if "direction" not in df.columns or "metric_group" not in df.columns or not (df["direction"] != "").any():
         return
-    for metric, group, stated in sorted(set(zip(df["metric"], df["metric_group"], df["direction"]))):
-        if not stated:
-            continue
+    stated_rows = df.loc[df["direction"] != "", ["metric", "metric_group", "direction"]].drop_duplicates()
+    for metric, group, stated in sorted(stated_rows.itertuples(index=False, name=None)):
         truth = registry_direction(metric, group)
         if truth is not None and truth != stated:
             says = f"{truth} is better" if truth else "informational (neither way is better)"
@@ -281,23 +312,20 @@ def check_directions(df: pd.DataFrame, path: str | os.PathLike, what: str = "res
 def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
     """One row per comparable group (COMPARABLE): mean, std (ddof 1) and count of its seeds, never across settings.
 
-    `flag` is 'diverged' when any repeat diverged (its mean is then NaN); `direction` comes from the registry;
-    `checkpoint` and `seeds` say where the numbers come from.
+    `flag` is 'diverged' when any repeat diverged (its mean is then NaN, as it is when any repeat is NaN);
+    `direction` comes from the registry; `checkpoint` and `seeds` say where the numbers come from.
     """
     df = with_registry_directions(normalise(df))
     out_cols = [*COMPARABLE, "direction", "mean", "std", "count", "seeds", "flag", "checkpoint"]
     if df.empty:
         return pd.DataFrame(columns=out_cols)
-    df = df.assign(_key=canonical(df, COMPARABLE))
-    rows = []
-    for _, g in df.groupby("_key", sort=False):
-        values = g["value"].astype("float64")
-        first = g.iloc[0]
-        diverged = (g["flag"] == DIVERGED).any()
-        rows.append({**{c: first[c] for c in COMPARABLE}, "direction": first["direction"],
-                     "mean": float(values.mean(skipna=False)),
-                     "std": float(values.std(ddof=1, skipna=False)) if len(values) > 1 else float("nan"),
-                     "count": int(len(values)),
-                     "seeds": ",".join(sorted({k[0] for k in canonical(g, ["seed"])} - {""}, key=float)),
-                     "flag": DIVERGED if diverged else "", "checkpoint": first["checkpoint"]})
-    return pd.DataFrame(rows, columns=out_cols)
+    df = df.assign(_nan=df["value"].isna(), _div=df["flag"] == DIVERGED,
+                   _seed=[_number_text(v) for v in df["seed"]])
+    grouped = df.groupby(COMPARABLE, sort=False, dropna=False)
+    out = grouped.agg(direction=("direction", "first"), checkpoint=("checkpoint", "first"), mean=("value", "mean"),
+                      std=("value", "std"), count=("value", "size"), _nan=("_nan", "any"), _div=("_div", "any"),
+                      seeds=("_seed", lambda s: ",".join(sorted(set(s) - {""}, key=float)))).reset_index()
+    out.loc[out["_nan"], ["mean", "std"]] = float("nan")
+    out["flag"] = [DIVERGED if d else "" for d in out["_div"]]
+    out["count"] = out["count"].astype(int)
+    return out[out_cols]

@@ -161,3 +161,24 @@ def test_unreadable_results_are_clear_errors(tmp_path):
     next(shard_dir(bad).glob("*.csv")).write_text("run,kimg,metric,value\na,x,fid,1\n")
     with pytest.raises(ConfigError, match=r"results\.csv\.shards.*kimg 'x'"):
         read_results(bad)
+
+
+def test_append_refreshes_the_file_from_recent_shards_only_and_reading_merges_all(tmp_path):
+    """An append costs O(table), not O(shards): shards older than the file (minus slack) are not re-read into it."""
+    import os
+
+    from ganbench.results import REFRESH_SLACK_S
+
+    path = tmp_path / "results.csv"
+    write_results(path, pd.DataFrame([row(run="table")]))
+    old = shard_dir(path) / "elsewhere-1-abc.csv"
+    write_results(old, pd.DataFrame([row(run="old-shard")]))
+    stamp = path.stat().st_mtime - REFRESH_SLACK_S - 60
+    os.utime(old, (stamp, stamp))
+    append_rows(path, [row(run="mine")])
+    on_disk = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert set(on_disk["run"]) == {"table", "mine"}
+    assert set(read_results(path)["run"]) == {"table", "mine", "old-shard"}
+    path.unlink()                                        # without the file, an append rebuilds it from every shard
+    append_rows(path, [row(run="mine", kimg=4.0)])
+    assert set(pd.read_csv(path, dtype=str)["run"]) == {"mine", "old-shard"}
