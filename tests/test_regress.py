@@ -260,6 +260,9 @@ def test_check_settings_come_from_benchmarks_toml(tmp_path):
     assert r.exit_code == 1 and "regressed" in r.output, r.output          # 0.4 > 0.3
     r = check_cli(tmp_path, None, None, "--config", str(toml), "--tolerance", "fid=+0.5")
     assert r.exit_code == 0, r.output
+    toml.write_text(toml.read_text() + 'k = 0.0\n[suites.x.tolerances]\nfid = "+0.45"\n')
+    r = check_cli(tmp_path, None, None, "--config", str(toml), "--suite", "x", "-v")   # the suite's 0.45 > 0.4
+    assert r.exit_code == 0 and "0.45 (fid=+0.45)" in r.output and "check passed" in r.output, r.output
     toml.write_text('[check]\nk = 0.0\n[check.tolerances]\nfdi = "+0.3"\n')
     r = check_cli(tmp_path, None, None, "--config", str(toml))
     assert r.exit_code == 2 and "fdi" in r.output and "bench.toml" in r.output, r.output
