@@ -220,7 +220,7 @@ def _verdict(direction: str, base: float, cur: float, allowed: float, diverged: 
     noise = FLOAT_NOISE * max(1.0, abs(base))
     if worsening > allowed + noise:
         return "regressed"
-    return "improved" if worsening < -noise else "ok"
+    return "improved" if worsening < -(allowed + noise) else "ok"   # within the margin either way: ok
 
 
 def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str, Tolerance], k: float = DEFAULT_K,

@@ -176,6 +176,9 @@ def test_default_verdict_allows_noise_within_k_combined_std_and_prints_the_margi
     combined = (1 / 3 + 1 / 3) ** 0.5                      # current also has std 1 over 3 seeds
     ok, bad = rows([21.5, 22.5, 23.5]), rows([23.0, 24.0, 25.0])
     assert compare(ok, base, {}, k=3.0).passed             # worse by 1.5 < 3 x 0.816
+    better = compare(rows([19.0, 20.0, 21.0]), base, {}, k=3.0).table["status"].iloc[0]
+    much_better = compare(rows([17.0, 18.0, 19.0]), base, {}, k=3.0).table["status"].iloc[0]
+    assert (better, much_better) == ("ok", "improved")     # better by 1 is within the margin: not an improvement
     report = compare(bad, base, {}, k=3.0)                 # worse by 3.0 > 2.449
     assert not report.passed
     assert report.table["margin"].iloc[0] == pytest.approx(3.0 * combined, rel=1e-9)
