@@ -490,7 +490,7 @@ def _snapshots_html(board: Leaderboard, row: RunRow) -> str:
 def fakes_name(checkpoint: str, kimg: float) -> str:
     """The grid training writes beside a snapshot: network-snapshot-000020.pt -> fakes000020.png."""
     name = checkpoint if checkpoint.startswith("network-snapshot-") else snapshot_name(kimg if not pd.isna(kimg) else 0)
-    stem = name[:-len(Path(name).suffix)] if Path(name).suffix in (".pt", ".safetensors", ".json") else name
+    stem = name[:-len(Path(name).suffix)] if Path(name).suffix in (".pt", ".safetensors", ".json", ".pkl") else name
     return stem.replace("network-snapshot-", "fakes", 1) + ".png"
 
 

@@ -231,3 +231,12 @@ def test_svg_chart_ticks_gaps_and_escaping():
     svg = line_chart("<t>", [Series("a&b", [1, 2, 3, 4], [1.0, float("nan"), 3.0, 4.0], err=[0.1] * 4)], marks=[2])
     assert svg.count("<polyline") == 2 and svg.count("<circle") == 3 and 'class="mark"' in svg
     assert "&lt;t&gt;" in svg and "<t>" not in svg and "http" not in svg
+
+
+def test_fakes_grid_name_of_a_snapshot():
+    from ganbench.report import fakes_name
+
+    assert fakes_name("network-snapshot-000020.pt", 20.0) == "fakes000020.png"
+    assert fakes_name("network-snapshot-000000.250.pt", 0.25) == "fakes000000.250.png"
+    assert fakes_name("network-snapshot-000040.pkl", 40.0) == "fakes000040.png"     # NVlabs' own runs
+    assert fakes_name("", 3.0) == "fakes000003.png"
