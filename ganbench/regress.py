@@ -32,6 +32,7 @@ TABLE_COLUMNS = ["run", "kimg", "metric", "settings", "direction", "baseline", "
                  "current", "current_std", "current_count", "delta", "margin", "margin_from", "status", "note"]
 FLOAT_NOISE = 1e-9  # relative slack so a value that went through CSV text compares equal to itself
 FAILING = ("regressed", "diverged", "not a number", "not comparable")
+JUDGED = ("ok", "improved", "regressed")  # verdicts that used a margin
 
 
 @dataclass
@@ -255,13 +256,17 @@ def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
         allowed, why = margin(b, c, tolerances, k)
         status = _verdict(direction, float(b["mean"]), float(c["mean"]), allowed, c["flag"] == DIVERGED)
         note = ""
-        if status == "unchecked":
+        if status == "diverged":
+            note = "the generator diverged (NaN)"
+        elif status == "not a number":
+            note = "the current value is NaN"
+        elif status == "unchecked":
             note = "informational (no better direction)" if direction == "" else "not in the metric registry"
         elif status == "new":
             note = "the baseline value is not a number"
         rows.append({**row, "current": c["mean"], "current_std": c["std"], "current_count": c["count"],
-                     "delta": c["mean"] - b["mean"], "margin": allowed if status != "unchecked" else math.nan,
-                     "margin_from": why if status != "unchecked" else "", "status": status, "note": note})
+                     "delta": c["mean"] - b["mean"], "margin": allowed if status in JUDGED else math.nan,
+                     "margin_from": why if status in JUDGED else "", "status": status, "note": note})
     unmatched = cur.assign(_i=range(len(cur)))
     latest = _last_snapshot(unmatched)
     for _, c in latest[~latest["_i"].isin(matched)].iterrows():

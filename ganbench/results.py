@@ -304,9 +304,9 @@ def check_directions(df: pd.DataFrame, path: str | os.PathLike, what: str = "res
     for metric, group, stated in sorted(stated_rows.itertuples(index=False, name=None)):
         truth = registry_direction(metric, group)
         if truth is not None and truth != stated:
-            says = f"{truth} is better" if truth else "informational (neither way is better)"
+            says = f"{truth} is better" if truth else "neither way is better"
             raise ConfigError(f"{what} {path}: direction {stated!r} for {metric} disagrees with the metric registry "
-                              f"({metric} is {says}); directions come from the registry, so fix or empty that column")
+                              f"(for {metric}, {says}); directions come from the registry, so fix or empty that column")
 
 
 def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:

@@ -99,7 +99,7 @@ def check(
     settings = settings.overridden(cli_tolerances, k)
     if update_baseline:
         written = write_baseline(baseline, read_many(results))
-        typer.echo(f"wrote baseline {baseline} ({len(written)} groups from {len(results)} results file(s))")
+        typer.echo(f"wrote baseline {baseline} ({len(written)} group(s) from {len(results)} results file(s))")
         return
     report = check_files(results, baseline, settings.tolerances, k=settings.k, allow_missing=allow_missing)
     t = report.table
