@@ -54,6 +54,11 @@ def validate_suite(suite: Suite) -> None:
     stray = sorted(set(suite.metric_params) - set(suite.metrics))
     if stray:
         raise ConfigError(f"suite {suite.name!r}: metric_params for {stray[0]!r}, which is not in its metrics")
+    from ganbench.regress import validate_tolerance_names
+
+    where = f"{suite.source or 'benchmarks'}"
+    validate_tolerance_names(suite.check_defaults.tolerances, f"{where} [check]")
+    validate_tolerance_names(suite.tolerances, f"{where} [suites.{suite.name}.tolerances]")
 
 
 def run_dir_for(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path) -> Path:
@@ -130,5 +135,6 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
         write_baseline(baseline, table)
         log(f"no baseline yet: wrote {baseline} from these results")
         return BenchResult(runs, results_path, files.csv, files.html, baseline, True, None)
-    check = compare(table, read_baseline(baseline), suite.tolerances)
+    settings = suite.check_settings()
+    check = compare(table, read_baseline(baseline), settings.tolerances, k=settings.k)
     return BenchResult(runs, results_path, files.csv, files.html, baseline, False, check)

@@ -19,21 +19,61 @@ from ganbench.errors import ConfigError
 DEFAULT_BENCHMARKS = "benchmarks.toml"
 
 
+DEFAULT_K = 3.0  # noise allowance of a check: k x the combined seed std (see CheckSettings)
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """How far a metric may move in its worse direction before a check fails (absolute, or relative %)."""
+    """How far a metric may move in its worse direction before a check fails: absolute, % of baseline, or both.
 
-    amount: float
-    relative: bool = False
+    With both, the larger allowance applies (`fid=+0.5,fid=+2%` lets FID rise by max(0.5, 2% of the baseline)).
+    """
+
+    abs: float = 0.0
+    rel: float = 0.0  # percent of |baseline|
     sign: int = 0  # +1 / -1 when the user wrote a sign, 0 when they gave a bare magnitude
 
     def allowed(self, baseline: float) -> float:
         """The allowed worsening, as a non-negative amount in the metric's units."""
-        return abs(self.amount) * (abs(baseline) / 100.0 if self.relative else 1.0)
+        return max(self.abs, self.rel / 100.0 * abs(baseline))
+
+    def merged(self, other: "Tolerance", key: str) -> "Tolerance":
+        """This tolerance with `other`'s part added (one absolute and one relative part per key at most)."""
+        if (self.abs and other.abs) or (self.rel and other.rel):
+            raise ConfigError(f"tolerance for {key!r} gives the {'absolute' if self.abs and other.abs else 'relative'} "
+                              "part twice")
+        if self.sign and other.sign and self.sign != other.sign:
+            raise ConfigError(f"tolerance for {key!r} has parts with opposite signs ({self} and {other})")
+        return Tolerance(abs=self.abs or other.abs, rel=self.rel or other.rel, sign=self.sign or other.sign)
 
     def __str__(self) -> str:
         sign = {1: "+", -1: "-", 0: ""}[self.sign]
-        return f"{sign}{abs(self.amount):g}{'%' if self.relative else ''}"
+        parts = ([f"{sign}{self.abs:g}"] if self.abs else []) + ([f"{sign}{self.rel:g}%"] if self.rel else [])
+        return " or ".join(parts) or "0"
+
+
+@dataclass
+class CheckSettings:
+    """How `ganbench check` (and a suite's check) decides: tolerances per key and k, the noise allowance.
+
+    A group fails when its mean is worse than the baseline's by more than
+    max(absolute tolerance, relative tolerance x |baseline|, k x combined std of the two means).
+    """
+
+    k: float = DEFAULT_K
+    tolerances: dict[str, Tolerance] = field(default_factory=dict)
+    source: Path | None = None
+
+    def overridden(self, tolerances: dict[str, Tolerance] | None = None, k: float | None = None) -> "CheckSettings":
+        """These settings with some keys (and k) replaced, e.g. by a suite's table or by command-line options."""
+        return CheckSettings(k=self.k if k is None else _check_k(k, "--k"),
+                             tolerances={**self.tolerances, **(tolerances or {})}, source=self.source)
+
+
+def _check_k(k: Any, where: str) -> float:
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
+        raise ConfigError(f"{where}: k must be a finite number >= 0, got {k!r}")
+    return float(k)
 
 
 @dataclass
@@ -73,8 +113,14 @@ class Suite:
     description: str = ""
     metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tolerances: dict[str, Tolerance] = field(default_factory=dict)
+    k: float | None = None
     baseline: str | None = None
     source: Path | None = None
+    check_defaults: CheckSettings = field(default_factory=CheckSettings)
+
+    def check_settings(self) -> CheckSettings:
+        """The file's [check] defaults with this suite's own tolerances and k on top."""
+        return self.check_defaults.overridden(self.tolerances, self.k)
 
     def baseline_path(self, out_dir: Path) -> Path:
         """Where the suite's baseline lives: relative paths resolve against the suite file's folder."""
@@ -86,12 +132,22 @@ class Suite:
         return path
 
 
-_SUITE_KEYS = {f.name for f in fields(Suite)} - {"name", "source"}
+_SUITE_KEYS = {f.name for f in fields(Suite)} - {"name", "source", "check_defaults"}
+_CHECK_KEYS = {"k", "tolerances"}
 _MODEL_KEYS = {"name", "preset", "kimg", "batch", "overrides"}
 
 
-def parse_tolerance(key: str, text: str | float | int) -> Tolerance:
-    """Parse `+0.5`, `-0.2`, `0.5` or `+5%` into a Tolerance."""
+def parse_tolerance(key: str, text: str | float | int | list) -> Tolerance:
+    """Parse `+0.5`, `-0.2`, `0.5`, `+5%`, or a list of one absolute and one relative part, into a Tolerance."""
+    if isinstance(text, list):
+        if not text:
+            raise ConfigError(f"tolerance for {key!r} is an empty list")
+        out = parse_tolerance(key, text[0])
+        for part in text[1:]:
+            out = out.merged(parse_tolerance(key, part), key)
+        return out
+    if isinstance(text, bool):
+        raise ConfigError(f"tolerance for {key!r} must be a number like +0.5, -0.2 or +5%, got {text!r}")
     raw = str(text).strip()
     relative = raw.endswith("%")
     body = raw[:-1].strip() if relative else raw
@@ -102,18 +158,60 @@ def parse_tolerance(key: str, text: str | float | int) -> Tolerance:
         raise ConfigError(f"tolerance for {key!r} must be a number like +0.5, -0.2 or +5%, got {raw!r}") from None
     if not math.isfinite(amount):
         raise ConfigError(f"tolerance for {key!r} must be finite, got {raw!r}")
-    return Tolerance(amount=amount, relative=relative, sign=sign if amount != 0 else 0)
+    sign = sign if amount != 0 else 0
+    return Tolerance(rel=abs(amount), sign=sign) if relative else Tolerance(abs=abs(amount), sign=sign)
 
 
 def parse_tolerances(text: str | None) -> dict[str, Tolerance]:
-    """Parse `fid=+0.5,is=-0.2` (key = result key or metric name; `*` sets a default)."""
+    """Parse `fid=+0.5,is=-0.2` (key = result key or metric name; `*` sets a default); a key given twice
+    (`fid=+0.5,fid=+2%`) combines an absolute and a relative part."""
     out: dict[str, Tolerance] = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"tolerance {item!r} must look like NAME=+0.5")
-        out[key.strip()] = parse_tolerance(key.strip(), value)
+        tol = parse_tolerance(key, value)
+        out[key] = out[key].merged(tol, key) if key in out else tol
     return out
+
+
+def _tolerance_table(value: Any, where: str) -> dict[str, Tolerance]:
+    table = _typed(value, dict, "tolerances", where)
+    return {k: parse_tolerance(k, v) for k, v in table.items()}
+
+
+def check_settings_from_table(table: Any, source: Path | None = None) -> CheckSettings:
+    """Validate a `[check]` table (k, tolerances) and build its CheckSettings."""
+    where = f"{source or 'benchmarks'} [check]"
+    table = _typed(table, dict, "check", where)
+    _check_keys(table, _CHECK_KEYS, where)
+    k = _check_k(table["k"], where) if "k" in table else DEFAULT_K
+    return CheckSettings(k=k, tolerances=_tolerance_table(table.get("tolerances", {}), where), source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"benchmark file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"benchmark file {path} is a folder") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"benchmark file {path} is not valid TOML: {exc}") from None
+
+
+def load_check_settings(path: str | os.PathLike | None = None) -> CheckSettings:
+    """The `[check]` table of a benchmarks file (default: see default_benchmarks_path); built-in defaults when
+    the default file is absent or has no such table."""
+    if path is None:
+        path = default_benchmarks_path()
+        if not path.is_file():
+            return CheckSettings()
+    path = Path(path)
+    data = _read_toml(path)
+    _check_keys(data, {"suites", "check"}, str(path))
+    return check_settings_from_table(data["check"], path) if "check" in data else CheckSettings(source=path)
 
 
 def parse_metric_list(text: str | list[str]) -> list[str]:
@@ -177,7 +275,8 @@ def _model_entry(item: Any, where: str) -> ModelEntry:
     )
 
 
-def suite_from_table(name: str, table: dict[str, Any], source: Path | None = None) -> Suite:
+def suite_from_table(name: str, table: dict[str, Any], source: Path | None = None,
+                     check: CheckSettings | None = None) -> Suite:
     """Validate one `[suites.NAME]` table and build its Suite."""
     where = f"{source or 'suite'} [suites.{name}]"
     _check_keys(table, _SUITE_KEYS, where)
@@ -200,8 +299,7 @@ def suite_from_table(name: str, table: dict[str, Any], source: Path | None = Non
     params = _typed(table.get("metric_params", {}), dict, "metric_params", where)
     for metric, p in params.items():
         _typed(p, dict, f"metric_params.{metric}", where)
-    tolerances = {k: parse_tolerance(k, v) for k, v in
-                  _typed(table.get("tolerances", {}), dict, "tolerances", where).items()}
+    tolerances = _tolerance_table(table.get("tolerances", {}), where)
     n = _typed(table["n"], int, "n", where) if "n" in table else None
     if n is not None and n < 2:
         raise ConfigError(f"{where}: 'n' must be at least 2, got {n}")
@@ -225,6 +323,8 @@ def suite_from_table(name: str, table: dict[str, Any], source: Path | None = Non
         description=_typed(table.get("description", ""), str, "description", where),
         metric_params={k: dict(v) for k, v in params.items()},
         tolerances=tolerances,
+        k=_check_k(table["k"], where) if "k" in table else None,
+        check_defaults=check or CheckSettings(),
         baseline=_typed(table["baseline"], str, "baseline", where) if "baseline" in table else None,
         source=source,
     )
@@ -233,17 +333,13 @@ def suite_from_table(name: str, table: dict[str, Any], source: Path | None = Non
 def load_suites(path: str | os.PathLike) -> dict[str, Suite]:
     """Read every suite of a benchmarks TOML file, validating all keys."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"benchmark file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"benchmark file {path} is not valid TOML: {exc}") from None
-    _check_keys(data, {"suites"}, str(path))
+    data = _read_toml(path)
+    _check_keys(data, {"suites", "check"}, str(path))
+    check = check_settings_from_table(data["check"], path) if "check" in data else CheckSettings(source=path)
     suites = _typed(data.get("suites", {}), dict, "suites", str(path))
     if not suites:
         raise ConfigError(f"benchmark file {path} defines no [suites.NAME] table")
-    return {name: suite_from_table(name, _typed(table, dict, name, str(path)), source=path)
+    return {name: suite_from_table(name, _typed(table, dict, name, str(path)), source=path, check=check)
             for name, table in suites.items()}
 
 

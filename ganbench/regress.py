@@ -1,13 +1,19 @@
-"""Regression checks: compare a results table with a baseline, metric by metric, in each metric's better direction.
+"""Regression checks: compare results with a baseline, group by group, in each metric's better direction.
 
-A tolerance is the worsening a metric may show before the check fails: `fid=+0.5` lets FID rise by
-0.5, `is=-0.2` lets IS fall by 0.2, `+5%` is relative to the baseline value, and `*=...` sets the
-default for keys without their own (otherwise any worsening beyond float noise fails). Keys are looked
-up as the result key (`kid_mean`), then its metric (`kid`), then `*`.
+A group is one comparable identity (`ganbench.results.COMPARABLE`: run, snapshot kimg, result key and every
+setting that changes the number); its seeds are repeats, summarised as mean, std and count. A baseline group
+is compared only with the current group of the same identity; one with no partner is "not comparable" and
+fails unless allowed. The direction (lower or higher is better) comes from the metric registry.
+
+A group regresses when its mean is worse than the baseline's by more than the margin
+max(absolute tolerance, relative tolerance x |baseline|, k x combined std), where the combined std is
+sqrt(s_b^2/n_b + s_c^2/n_c) of the two means (a side with one seed borrows the other side's s).
+Tolerance keys are looked up as the result key (`kid_mean`), then its metric (`kid`), then `*`.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass
@@ -15,56 +21,127 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganbench.config import Tolerance
-from ganbench.errors import ConfigError
 from ganbench.checkpoint import atomic_write_bytes
-from ganbench.results import normalise, read_results
+from ganbench.config import DEFAULT_K, Tolerance
+from ganbench.errors import ConfigError
+from ganbench.results import (COMPARABLE, DIVERGED, NUMERIC, SETTINGS, canonical, check_directions, csv_bytes,
+                              normalise, read_results, repeat_groups, with_registry_directions)
 
-KEY = ["run", "metric", "extractor"]
-BASELINE_COLUMNS = ["run", "metric", "metric_group", "direction", "extractor", "kimg", "value", "n_samples", "seed"]
-EXACT = Tolerance(0.0)
+BASELINE_COLUMNS = [*COMPARABLE, "direction", "mean", "std", "count", "seeds", "flag", "checkpoint"]
+TABLE_COLUMNS = ["run", "kimg", "metric", "settings", "direction", "baseline", "baseline_std", "baseline_count",
+                 "current", "current_std", "current_count", "delta", "margin", "margin_from", "status", "note"]
 FLOAT_NOISE = 1e-9  # relative slack so a value that went through CSV text compares equal to itself
+FAILING = ("regressed", "diverged", "not a number", "not comparable")
+JUDGED = ("ok", "improved", "regressed")  # verdicts that used a margin
 
 
 @dataclass
 class CheckReport:
-    """The per-(run, metric) comparison and its verdict."""
+    """The per-group comparison and its verdict."""
 
-    table: pd.DataFrame  # run, metric, extractor, direction, baseline, current, delta, tolerance, status
+    table: pd.DataFrame  # TABLE_COLUMNS
     passed: bool
+    allow_missing: bool = False
 
     def failures(self) -> pd.DataFrame:
-        """Rows that make the check fail (regressed, missing, or unreadable values)."""
-        return self.table[self.table["status"].isin(FAILING)]
+        """Rows that make the check fail (regressed, diverged, unreadable, or not comparable unless allowed)."""
+        failing = [s for s in FAILING if not (self.allow_missing and s == "not comparable")]
+        return self.table[self.table["status"].isin(failing)]
 
 
-FAILING = ("regressed", "missing", "not a number")
+# ---- groups and baselines ----------------------------------------------------------------------------------------
+
+def _last_snapshot(groups: pd.DataFrame) -> pd.DataFrame:
+    """Groups at the last evaluated kimg of each (run, settings)."""
+    if groups.empty:
+        return groups
+    keys = pd.Series(canonical(groups, ["run", *SETTINGS]), index=groups.index)
+    last = groups["kimg"].groupby(keys).transform("max")
+    return groups[(groups["kimg"] == last) | last.isna()].reset_index(drop=True)
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One value per (run, metric, extractor): the mean over seeds at the run's last evaluated checkpoint."""
-    df = normalise(df)
-    if df.empty:
-        return pd.DataFrame(columns=BASELINE_COLUMNS)
-    last_kimg = df.groupby(KEY, sort=False)["kimg"].transform("max")
-    at_last = df[(df["kimg"] == last_kimg) | last_kimg.isna()]
-    agg = at_last.groupby(KEY, sort=False).agg(
-        metric_group=("metric_group", "first"), direction=("direction", "first"), kimg=("kimg", "max"),
-        value=("value", "mean"), n_samples=("n_samples", "max"), seed=("seed", "min")).reset_index()
-    return agg[BASELINE_COLUMNS]
+    """The baseline of a results table: each comparable group at its run's last evaluated kimg (mean, std, count)."""
+    return _last_snapshot(repeat_groups(df))[BASELINE_COLUMNS]
+
+
+def _not_a_folder(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; give a CSV file name (e.g. {path / 'baseline.csv'})")
 
 
 def read_baseline(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a baseline (written by `write_baseline`, or any results table) as one value per key."""
-    return summarize(read_results(path))
+    """A baseline written by `write_baseline` (or any results table, summarised) as groups; no rows is an error."""
+    path = Path(path)
+    _not_a_folder(path, "baseline")
+    if not path.is_file():
+        raise ConfigError(f"baseline {path} does not exist (create it with --update-baseline)")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"baseline {path} is empty; recreate it with --update-baseline") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"baseline {path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+    if raw.empty:
+        raise ConfigError(f"baseline {path} has no rows (only a header); recreate it with --update-baseline")
+    if "mean" not in raw.columns and "value" not in raw.columns:
+        raise ConfigError(f"baseline {path} has neither 'mean' (a baseline) nor 'value' (a results table)")
+    required = [*COMPARABLE, *(["mean", "std", "count"] if "mean" in raw.columns else [])]
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise ConfigError(f"baseline {path} lacks column(s) {', '.join(missing)}: it does not record the settings its "
+                          "numbers were made with (an older ganbench wrote it?); recreate it with --update-baseline")
+    if "mean" not in raw.columns:
+        return summarize(read_results(path))
+    check_directions(raw, path, "baseline")
+    base = raw.copy()
+    for col in [c for c in NUMERIC if c in base.columns] + ["mean", "std", "count"]:
+        base[col] = pd.to_numeric(base[col].replace("", "nan"), errors="coerce").astype("float64")
+    bad = base["count"].isna() | (base["count"] < 1)
+    if bad.any():
+        raise ConfigError(f"baseline {path} row {int(bad.idxmax()) + 2}: count {raw['count'][bad].iloc[0]!r} "
+                          "is not a positive number")
+    for col in ("seeds", "flag", "checkpoint"):
+        if col not in base.columns:
+            base[col] = ""
+    return with_registry_directions(base)[BASELINE_COLUMNS]
 
 
 def write_baseline(path: str | os.PathLike, results: pd.DataFrame) -> pd.DataFrame:
     """Summarise `results` and write it atomically as the new baseline; returns what was written."""
+    path = Path(path)
+    _not_a_folder(path, "baseline")
+    if normalise(results).empty:
+        raise ConfigError("the results have no rows to make a baseline from")
     base = summarize(results)
-    data = base.to_csv(index=False).encode("utf-8")
-    atomic_write_bytes(path, lambda f: f.write(data))
+    data = csv_bytes(base)
+    try:
+        atomic_write_bytes(path, lambda f: f.write(data))
+    except OSError as exc:
+        raise ConfigError(f"cannot write baseline {path} ({exc.strerror or type(exc).__name__})") from None
     return base
+
+
+# ---- tolerances ----------------------------------------------------------------------------------------------------
+
+def tolerance_names() -> list[str]:
+    """Every valid tolerance key: `*`, registered metric names and their result keys."""
+    from ganbench.metrics import METRICS, list_metrics
+
+    names = set(list_metrics())
+    for name in list_metrics():
+        names.update(METRICS.get(name).outputs)
+    return ["*", *sorted(names)]
+
+
+def validate_tolerance_names(tolerances: dict[str, Tolerance], where: str = "--tolerance") -> None:
+    """An unknown tolerance key is a ConfigError listing the valid ones (and the closest, when one is close)."""
+    valid = tolerance_names()
+    for key in tolerances:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown tolerance key {key!r}{hint}; valid: {', '.join(valid)}")
 
 
 def tolerance_for(metric: str, group: str, tolerances: dict[str, Tolerance]) -> tuple[str, Tolerance]:
@@ -72,68 +149,146 @@ def tolerance_for(metric: str, group: str, tolerances: dict[str, Tolerance]) -> 
     for name in (metric, group, "*"):
         if name and name in tolerances:
             return name, tolerances[name]
-    return "", EXACT
+    return "", Tolerance()
 
 
-def _validate_signs(summary: pd.DataFrame, tolerances: dict[str, Tolerance]) -> None:
-    for row in summary.itertuples(index=False):
-        name, tol = tolerance_for(row.metric, row.metric_group, tolerances)
-        if name in ("", "*") or tol.sign == 0 or row.direction not in ("lower", "higher"):
+def _validate_signs(groups: pd.DataFrame, tolerances: dict[str, Tolerance]) -> None:
+    for metric, group, direction in sorted(set(zip(groups["metric"], groups["metric_group"], groups["direction"]))):
+        name, tol = tolerance_for(metric, group, tolerances)
+        if name in ("", "*") or tol.sign == 0 or direction not in ("lower", "higher"):
             continue
-        worse = 1 if row.direction == "lower" else -1
+        worse = 1 if direction == "lower" else -1
         if tol.sign != worse:
-            good = f"{name}={'+' if worse > 0 else '-'}{abs(tol.amount):g}{'%' if tol.relative else ''}"
-            raise ConfigError(f"tolerance {name}={tol} points the wrong way: {row.metric} is {row.direction}-is-better, "
-                              f"so it worsens by going {'up' if worse > 0 else 'down'} (write {good})")
+            good = str(Tolerance(abs=tol.abs, rel=tol.rel, sign=worse))
+            raise ConfigError(f"tolerance {name}={tol} points the wrong way: {metric} is {direction}-is-better, "
+                              f"so it worsens by going {'up' if worse > 0 else 'down'} (write {name}={good})")
 
 
-def _status(direction: str, base: float, cur: float, tol: Tolerance) -> tuple[float, str]:
-    delta = cur - base
+def combined_std(base_std: float, base_n: float, cur_std: float, cur_n: float) -> float:
+    """Std of the difference of two means over seeds; a side with one seed borrows the other side's spread."""
+    sb = base_std if base_n >= 2 and math.isfinite(base_std) else None
+    sc = cur_std if cur_n >= 2 and math.isfinite(cur_std) else None
+    if sb is None and sc is None:
+        return 0.0
+    sb = sc if sb is None else sb
+    sc = sb if sc is None else sc
+    return math.sqrt(sb * sb / max(base_n, 1) + sc * sc / max(cur_n, 1))
+
+
+def margin(base: pd.Series, cur: pd.Series, tolerances: dict[str, Tolerance], k: float) -> tuple[float, str]:
+    """The allowed worsening of one group and what set it: max(tolerance, k x combined std)."""
+    name, tol = tolerance_for(str(base["metric"]), str(base["metric_group"]), tolerances)
+    by_tol = tol.allowed(float(base["mean"]))
+    by_noise = k * combined_std(float(base["std"]), float(base["count"]), float(cur["std"]), float(cur["count"]))
+    if by_noise > by_tol:
+        return by_noise, f"{k:g}\u03c3"
+    return by_tol, f"{name}={tol}" if name else "exact"
+
+
+# ---- the comparison ----------------------------------------------------------------------------------------------
+
+def settings_text(row: pd.Series) -> str:
+    """The settings of a group in a few words: sample count and extractor."""
+    n = "" if pd.isna(row["n_samples"]) else f"n={int(row['n_samples'])}"
+    return ", ".join(p for p in (n, str(row["extractor"])) if p)
+
+
+def _difference(base: pd.Series, others: pd.DataFrame) -> str:
+    """Why a baseline group has no partner: the settings in which the closest current group differs."""
+    if others.empty:
+        return "no results for this run, metric and snapshot"
+    cols = ["kimg", *SETTINGS]
+    mine = canonical(base.to_frame().T, cols)[0]
+    best: list[str] = []
+    for theirs in canonical(others, cols):
+        diff = [f"{c} {t or '(none)'} here, {m or '(none)'} in the baseline" for c, m, t in zip(cols, mine, theirs)
+                if m != t]
+        if not best or len(diff) < len(best):
+            best = diff
+    return "results differ: " + "; ".join(best)
+
+
+def _verdict(direction: str, base: float, cur: float, allowed: float, diverged: bool) -> str:
     if direction not in ("lower", "higher"):
-        return delta, "unchecked"
-    if math.isnan(cur) and not math.isnan(base):
-        return delta, "not a number"
+        return "unchecked"
+    if diverged:
+        return "diverged"
+    if math.isnan(cur):
+        return "not a number"
     if math.isnan(base):
-        return delta, "new"
-    worsening = delta if direction == "lower" else -delta
-    slack = tol.allowed(base) + FLOAT_NOISE * max(1.0, abs(base))
-    if worsening > slack:
-        return delta, "regressed"
-    return delta, "improved" if worsening < -FLOAT_NOISE * max(1.0, abs(base)) else "ok"
+        return "new"
+    worsening = (cur - base) if direction == "lower" else (base - cur)
+    noise = FLOAT_NOISE * max(1.0, abs(base))
+    if worsening > allowed + noise:
+        return "regressed"
+    return "improved" if worsening < -(allowed + noise) else "ok"   # within the margin either way: ok
 
 
-def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str, Tolerance]) -> CheckReport:
-    """Compare current results with a baseline; fail on any regression or on a baseline key with no result."""
-    cur = summarize(results)
-    base = summarize(baseline)
-    _validate_signs(pd.concat([cur, base], ignore_index=True), tolerances)
-    merged = cur.merge(base, on=KEY, how="outer", suffixes=("", "_base"), indicator=True)
+def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str, Tolerance], k: float = DEFAULT_K,
+            allow_missing: bool = False) -> CheckReport:
+    """Compare current results with a baseline group by group (see the module docstring for the rule).
+
+    `baseline` is what `read_baseline` returns, or a results table (summarised here).
+    """
+    cur = repeat_groups(results)
+    base = baseline if "mean" in baseline.columns and "value" not in baseline.columns else summarize(baseline)
+    base = with_registry_directions(base)
+    _validate_signs(pd.concat([cur[["metric", "metric_group", "direction"]],
+                               base[["metric", "metric_group", "direction"]]]), tolerances)
+    cur_index = {key: i for i, key in enumerate(canonical(cur, COMPARABLE))}
+    matched: set[int] = set()
     rows = []
-    for r in merged.to_dict("records"):
-        direction = r["direction"] if r["_merge"] != "right_only" else r["direction_base"]
-        group = r["metric_group"] if r["_merge"] != "right_only" else r["metric_group_base"]
-        direction = direction if isinstance(direction, str) else ""
-        name, tol = tolerance_for(r["metric"], group if isinstance(group, str) else "", tolerances)
-        if r["_merge"] == "right_only":
-            delta, status = float("nan"), "missing"
-        elif r["_merge"] == "left_only":
-            delta, status = float("nan"), "new"
-        else:
-            delta, status = _status(direction, float(r["value_base"]), float(r["value"]), tol)
-        rows.append({"run": r["run"], "metric": r["metric"], "extractor": r["extractor"], "direction": direction,
-                     "baseline": r.get("value_base"), "current": r.get("value") if r["_merge"] != "right_only" else None,
-                     "delta": delta, "tolerance": f"{tol}" if name else "exact", "status": status})
-    table = pd.DataFrame(rows, columns=["run", "metric", "extractor", "direction", "baseline", "current", "delta",
-                                        "tolerance", "status"])
-    table = table.sort_values(["run", "metric", "extractor"], kind="stable", ignore_index=True)
-    return CheckReport(table=table, passed=not table["status"].isin(FAILING).any())
+    for key, (_, b) in zip(canonical(base, COMPARABLE), base.iterrows()):
+        direction = b["direction"]
+        row = {"run": b["run"], "kimg": b["kimg"], "metric": b["metric"], "settings": settings_text(b),
+               "direction": direction, "baseline": b["mean"], "baseline_std": b["std"], "baseline_count": b["count"],
+               "current": math.nan, "current_std": math.nan, "current_count": 0, "delta": math.nan,
+               "margin": math.nan, "margin_from": "", "note": ""}
+        if key not in cur_index:
+            same = cur[(cur["run"] == b["run"]) & (cur["metric"] == b["metric"])]
+            checked = direction in ("lower", "higher")
+            rows.append({**row, "status": "not comparable" if checked else "unchecked",
+                         "note": _difference(b, same) + ("" if checked else " (informational)")})
+            continue
+        i = cur_index[key]
+        matched.add(i)
+        c = cur.iloc[i]
+        allowed, why = margin(b, c, tolerances, k)
+        status = _verdict(direction, float(b["mean"]), float(c["mean"]), allowed, c["flag"] == DIVERGED)
+        note = ""
+        if status == "diverged":
+            note = "the generator diverged (NaN)"
+        elif status == "not a number":
+            note = "the current value is NaN"
+        elif status == "unchecked":
+            note = "informational (no better direction)" if direction == "" else "not in the metric registry"
+        elif status == "new":
+            note = "the baseline value is not a number"
+        rows.append({**row, "current": c["mean"], "current_std": c["std"], "current_count": c["count"],
+                     "delta": c["mean"] - b["mean"], "margin": allowed if status in JUDGED else math.nan,
+                     "margin_from": why if status in JUDGED else "", "status": status, "note": note})
+    unmatched = cur.assign(_i=range(len(cur)))
+    latest = _last_snapshot(unmatched)
+    for _, c in latest[~latest["_i"].isin(matched)].iterrows():
+        rows.append({"run": c["run"], "kimg": c["kimg"], "metric": c["metric"], "settings": settings_text(c),
+                     "direction": c["direction"], "baseline": math.nan, "baseline_std": math.nan, "baseline_count": 0,
+                     "current": c["mean"], "current_std": c["std"], "current_count": c["count"], "delta": math.nan,
+                     "margin": math.nan, "margin_from": "", "status": "diverged" if c["flag"] == DIVERGED else "new",
+                     "note": "not in the baseline"})
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table = table.sort_values(["run", "metric", "settings", "kimg"], kind="stable", ignore_index=True)
+    report = CheckReport(table=table, passed=True, allow_missing=allow_missing)
+    report.passed = report.failures().empty
+    return report
 
 
-def check_files(results: list[str | os.PathLike], baseline: str | os.PathLike,
-                tolerances: dict[str, Tolerance]) -> CheckReport:
-    """`compare` on files; a missing baseline is a ConfigError suggesting --update-baseline."""
+def check_files(results: list[str | os.PathLike], baseline: str | os.PathLike, tolerances: dict[str, Tolerance],
+                k: float = DEFAULT_K, allow_missing: bool = False) -> CheckReport:
+    """`compare` on files: the baseline is read first, so a missing or empty one is reported before any results."""
     from ganbench.results import read_many
 
-    if not Path(baseline).is_file():
-        raise ConfigError(f"baseline {baseline} does not exist (create it with --update-baseline)")
-    return compare(read_many(results), read_baseline(baseline), tolerances)
+    base = read_baseline(baseline)
+    current = read_many(results)
+    if current.empty:
+        raise ConfigError(f"the results ({', '.join(str(p) for p in results)}) have no rows")
+    return compare(current, base, tolerances, k=k, allow_missing=allow_missing)

@@ -1,13 +1,25 @@
-"""The long-format results table: one row per (run, checkpoint, metric key), read and appended atomically.
+"""The long-format results table: one row per (run, checkpoint, metric key), read and appended safely.
 
 Every row says how its number was made (extractor and its weights hash, resize mode, sample counts,
-seed, metric parameters) so numbers from different settings are never mixed up by a report or a check.
+seed, metric parameters, real data) so numbers from different settings are never mixed up by a report
+or a check: `SETTINGS` + (run, kimg) is the one definition of which rows are repeats of each other.
+
+Concurrent writers, also on different machines sharing a file system where OS locks are unreliable,
+never touch each other's rows: each process appends to its own shard file in `<table>.shards/`, then
+refreshes the table itself as a merged view. Reading merges the table and every shard and keeps each
+computation once (the newest), so no row is lost or duplicated whatever the interleaving.
 """
 
 from __future__ import annotations
 
+import csv
 import io
+import math
 import os
+import re
+import socket
+import threading
+import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -16,13 +28,26 @@ import pandas as pd
 from ganbench.checkpoint import atomic_write_bytes
 from ganbench.errors import ConfigError
 
-COLUMNS = ["run", "checkpoint", "kimg", "metric", "value", "metric_group", "direction", "n_samples", "n_real",
+COLUMNS = ["run", "checkpoint", "kimg", "metric", "value", "flag", "metric_group", "direction", "n_samples", "n_real",
            "extractor", "extractor_sha256", "resize_mode", "dataset", "seed", "params", "wall_s",
            "ganbench_version", "timestamp", "run_dir"]
 REQUIRED = ["run", "kimg", "metric", "value"]
 NUMERIC = ["kimg", "value", "n_samples", "n_real", "seed", "wall_s"]
+INTEGER = ["n_samples", "n_real", "seed"]          # written without a decimal point (kimg too when whole)
+DIVERGED = "diverged"                               # `flag` of a NaN row whose generator diverged
+
+# Everything besides the model and its snapshot that changes a number. Rows of one (run, kimg) that agree on
+# all of these are repeats (they differ by `seed` only) and may be averaged; rows that differ are never
+# averaged or compared. Resize mode and covariance are part of it where recorded (the latter in `params`).
+SETTINGS = ["metric", "metric_group", "n_samples", "n_real", "extractor", "extractor_sha256", "resize_mode",
+            "dataset", "params"]
+COMPARABLE = ["run", "kimg", *SETTINGS]
+# One computation: a comparable group's single repeat. Reading keeps one row per ROW_IDENTITY.
+ROW_IDENTITY = [*COMPARABLE, "checkpoint", "seed"]
 # Rows sharing these come from one computation; `ganbench eval` skips a computation whose rows exist.
 IDENTITY = ["run", "checkpoint", "metric_group", "extractor", "n_samples", "seed", "params"]
+SHARDS_SUFFIX = ".shards"
+REFRESH_SLACK_S = 300.0  # shards this much older than the table file are still merged into it on an append
 
 
 def empty_table() -> pd.DataFrame:
@@ -35,72 +60,193 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for col in COLUMNS:
         if col not in df.columns:
-            df[col] = pd.NA
+            df[col] = "" if col not in NUMERIC else float("nan")
     for col in df.columns:
+        s = df[col]
         if col in NUMERIC:
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        else:
-            df[col] = df[col].astype("object").where(df[col].notna(), "").astype(str)
+            if s.dtype != "float64":
+                df[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif not (isinstance(s.dtype, pd.StringDtype) and not s.isna().any()):
+            df[col] = s.astype(object).where(s.notna(), "").astype(str)
     ordered = COLUMNS + [c for c in df.columns if c not in COLUMNS]
     return df[ordered]
 
 
-def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """Read one results CSV; a missing required column is a ConfigError naming the file."""
+def shard_dir(path: str | os.PathLike) -> Path:
+    """The folder of per-writer shard files that belong to the table at `path`."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"results file {path} does not exist")
+    return path.with_name(path.name + SHARDS_SUFFIX)
+
+
+def _read_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one CSV file of the table, as text; every way it can be unreadable is a ConfigError.
+
+    The csv module, not pandas: a table may have a thousand small shards, and pandas' per-file overhead
+    (milliseconds) would dominate reading them.
+    """
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"results file {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"results file {path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in REQUIRED if c not in df.columns]
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a readable CSV (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path} ({exc.strerror or type(exc).__name__})") from None
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ConfigError(f"{what} {path} is not a readable CSV ({exc})") from None
+    if not records:
+        raise ConfigError(f"{what} {path} is empty")
+    header, rows = records[0], [r for r in records[1:] if r]
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ConfigError(f"results file {path} lacks column(s) {', '.join(missing)}")
+        raise ConfigError(f"{what} {path} lacks column(s) {', '.join(missing)}")
+    ragged = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
+    if ragged is not None:
+        raise ConfigError(f"{what} {path} row {ragged + 2} has {len(rows[ragged])} fields, its header {len(header)}")
+    return header, rows
+
+
+def _read_tables(paths: Sequence[Path], what: str) -> pd.DataFrame:
+    """Several CSV files of one table as one normalised frame; a kimg or value that is not a number is an
+    error naming its file and row."""
+    blocks: dict[tuple[str, ...], list[list[str]]] = {}
+    where: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+    for k, p in enumerate(paths):
+        header, rows = _read_text(p, what)
+        blocks.setdefault(tuple(header), []).extend(rows)
+        where.setdefault(tuple(header), []).extend((k, line) for line in range(2, len(rows) + 2))
+    frames = [pd.DataFrame(rows, columns=list(header), dtype=str) for header, rows in blocks.items()]
+    raw = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    origin = [w for header in blocks for w in where[header]]
     for col in ("kimg", "value"):
-        bad = pd.to_numeric(df[col].replace("", "nan"), errors="coerce").isna() & ~df[col].isin(["", "nan", "NaN"])
+        text = raw[col]
+        bad = pd.to_numeric(text, errors="coerce").isna() & ~text.isin(["", "nan", "NaN"])
         if bad.any():
-            raise ConfigError(f"results file {path} row {int(bad.idxmax()) + 2}: {col} {df[col][bad].iloc[0]!r} "
-                              "is not a number")
-    return normalise(df)
+            i = int(bad.to_numpy().argmax())
+            file, line = origin[i]
+            raise ConfigError(f"{what} {paths[file]} row {line}: {col} {text.iloc[i]!r} is not a number")
+    return normalise(raw)
+
+
+def _shards(path: Path) -> list[Path]:
+    shards = shard_dir(path)
+    return sorted(shards.glob("*.csv")) if shards.is_dir() else []
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read one results table (the file merged with its shards, each computation once); errors name the file."""
+    path = Path(path)
+    if path.is_dir() and not path.name.endswith(SHARDS_SUFFIX):
+        raise ConfigError(f"results file {path} is a folder; give the CSV inside it (e.g. {path / 'results.csv'})")
+    sources = ([path] if path.is_file() else []) + _shards(path)
+    if not sources:
+        raise ConfigError(f"results file {path} does not exist")
+    table = dedupe(_read_tables(sources, "results file"))
+    check_directions(table, path)
+    return table
 
 
 def read_many(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """Concatenate several results files (a row appearing in two files is kept once)."""
+    """Concatenate several results tables, keeping each computation once."""
     if not paths:
         raise ConfigError("no results files given")
-    frames = [read_results(p) for p in paths]
-    df = pd.concat(frames, ignore_index=True)
-    return df.drop_duplicates(subset=[c for c in df.columns if c not in ("wall_s", "timestamp")], ignore_index=True)
+    return dedupe(pd.concat([read_results(p) for p in paths], ignore_index=True))
+
+
+def canonical(df: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, ...]]:
+    """Each row's `columns` of a normalised table as a tuple of canonical strings (128, 128.0 and '128' alike)."""
+    cols = [[_number_text(v) for v in df[c]] if c in NUMERIC else df[c].astype(str).tolist() for c in columns]
+    return list(zip(*cols)) if cols else [() for _ in range(len(df))]
+
+
+def dedupe(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep one row per computation (ROW_IDENTITY): the newest by timestamp, later sources winning ties."""
+    df = df.reset_index(drop=True)
+    if len(df) < 2:
+        return df
+    ranked = df.iloc[df["timestamp"].astype(str).argsort(kind="stable")]
+    keep = ~ranked.duplicated(subset=ROW_IDENTITY, keep="last")   # floats compare as numbers, NaN equal to NaN
+    if keep.all():
+        return df
+    return df.loc[sorted(ranked.index[keep])].reset_index(drop=True)
+
+
+def _number_text(value: object) -> str:
+    """A number as CSV text: integers without a decimal point, other floats exactly (repr), NaN as ''."""
+    if value is None or value == "":
+        return ""
+    x = float(value)
+    if math.isnan(x):
+        return ""
+    if math.isfinite(x) and x == int(x) and abs(x) < 2**53:
+        return str(int(x))
+    return repr(x)
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """A table as CSV text: integer columns (and whole kimg) without a decimal point, other floats exactly."""
+    out = df.copy()
+    for col in out.columns:
+        if col in INTEGER or col in ("kimg", "count"):
+            out[col] = [_number_text(v) for v in out[col]]
+        elif out[col].dtype == "float64":
+            out[col] = ["" if math.isnan(v) else repr(float(v)) for v in out[col]]
+    buf = io.StringIO()
+    out.to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")
 
 
 def write_results(path: str | os.PathLike, df: pd.DataFrame) -> None:
-    """Write the whole table atomically (temp file + rename), so readers never see half a file."""
-    buf = io.StringIO()
-    normalise(df).to_csv(buf, index=False)
-    data = buf.getvalue().encode("utf-8")
+    """Write a whole table file atomically (temp file + rename), so readers never see half a file.
+
+    Only the file itself is replaced; rows in its shards (see `append_rows`) still belong to the table.
+    """
+    data = csv_bytes(normalise(df))
     atomic_write_bytes(path, lambda f: f.write(data))
 
 
+_writer_lock = threading.Lock()
+_writer: tuple[int, str] | None = None  # (pid, shard name): a forked child gets a shard of its own
+
+
+def writer_name() -> str:
+    """This process's shard file name: host, pid and a random token (PIDs repeat across machines and containers)."""
+    global _writer
+    with _writer_lock:
+        if _writer is None or _writer[0] != os.getpid():
+            host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname() or "host")[:64]
+            _writer = (os.getpid(), f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}.csv")
+        return _writer[1]
+
+
 def append_rows(path: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
-    """Append rows to the table at `path` (created if absent) by an atomic rewrite; returns the new table.
+    """Append rows to the table at `path` (created if absent); returns the table file's refreshed content.
 
-    An exclusive lock on a sibling `.NAME.lock` file serialises the read-modify-write, so evaluations
-    running in parallel into one table lose no rows.
+    The rows go into this process's own shard (rewritten atomically; no other process writes it). Then the
+    table file is refreshed as the merge of itself, this shard and every shard changed since the file was
+    last written (with REFRESH_SLACK_S for clock skew), so an append costs O(table) however many shards a
+    thousand-job array leaves. Two writers refreshing at once may each leave the other's newest rows out
+    of the file, never out of the table: `read_results` merges every shard.
     """
-    import fcntl
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = pd.DataFrame(list(rows))
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        old = read_results(path) if path.is_file() else empty_table()
-        table = pd.concat([old, normalise(new)], ignore_index=True) if len(new) else old
-        write_results(path, table)
+    new = normalise(pd.DataFrame(list(rows)))
+    shard = shard_dir(path) / writer_name()
+    with _writer_lock:
+        old = _read_tables([shard], "results shard") if shard.is_file() else empty_table()
+        atomic_write_bytes(shard, lambda f: f.write(csv_bytes(pd.concat([old, new], ignore_index=True))))
+    since = path.stat().st_mtime - REFRESH_SLACK_S if path.is_file() else None
+    shards = [p for p in _shards(path) if since is None or p == shard or _mtime(p) >= since]
+    table = dedupe(_read_tables(([path] if since is not None else []) + shards, "results file"))
+    check_directions(table, path)
+    write_results(path, table)
     return table
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:          # removed since it was listed
+        return float("-inf")
 
 
 def done_keys(df: pd.DataFrame) -> set[tuple]:
@@ -121,3 +267,65 @@ def identity_key(row: dict) -> tuple:
             value = repr(value)
         out.append(str(value))
     return tuple(out)
+
+
+# ---- directions and comparable groups --------------------------------------------------------------------------
+
+def registry_direction(metric: str, group: str = "") -> str | None:
+    """'lower', 'higher' or '' (informational) for a result key, from the metric registry; None when unknown.
+
+    Looked up under the row's registered metric name first, else under any metric that has this result key.
+    """
+    from ganbench.metrics import METRICS, list_metrics
+
+    names = list_metrics()
+    if group in METRICS:
+        outputs = METRICS.get(group).outputs
+        if metric in outputs:
+            return outputs[metric] or ""
+    found = {METRICS.get(name).outputs[metric] or "" for name in names if metric in METRICS.get(name).outputs}
+    return found.pop() if len(found) == 1 else None
+
+
+def with_registry_directions(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with `direction` replaced by the registry's ('' where the registry does not know the key)."""
+    df = df.copy()
+    pairs = {(m, g) for m, g in zip(df["metric"], df["metric_group"])}
+    known = {pair: registry_direction(*pair) for pair in pairs}
+    df["direction"] = [known[(m, g)] or "" for m, g in zip(df["metric"], df["metric_group"])]
+    return df
+
+
+def check_directions(df: pd.DataFrame, path: str | os.PathLike, what: str = "results file") -> None:
+    """A file whose `direction` disagrees with the metric registry is a ConfigError: the registry decides."""
+    if "direction" not in df.columns or "metric_group" not in df.columns or not (df["direction"] != "").any():
+        return
+    stated_rows = df.loc[df["direction"] != "", ["metric", "metric_group", "direction"]].drop_duplicates()
+    for metric, group, stated in sorted(stated_rows.itertuples(index=False, name=None)):
+        truth = registry_direction(metric, group)
+        if truth is not None and truth != stated:
+            says = f"{truth} is better" if truth else "neither way is better"
+            raise ConfigError(f"{what} {path}: direction {stated!r} for {metric} disagrees with the metric registry "
+                              f"(for {metric}, {says}); directions come from the registry, so fix or empty that column")
+
+
+def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per comparable group (COMPARABLE): mean, std (ddof 1) and count of its seeds, never across settings.
+
+    `flag` is 'diverged' when any repeat diverged (its mean is then NaN, as it is when any repeat is NaN);
+    `direction` comes from the registry; `checkpoint` and `seeds` say where the numbers come from.
+    """
+    df = with_registry_directions(normalise(df))
+    out_cols = [*COMPARABLE, "direction", "mean", "std", "count", "seeds", "flag", "checkpoint"]
+    if df.empty:
+        return pd.DataFrame(columns=out_cols)
+    df = df.assign(_nan=df["value"].isna(), _div=df["flag"] == DIVERGED,
+                   _seed=[_number_text(v) for v in df["seed"]])
+    grouped = df.groupby(COMPARABLE, sort=False, dropna=False)
+    out = grouped.agg(direction=("direction", "first"), checkpoint=("checkpoint", "first"), mean=("value", "mean"),
+                      std=("value", "std"), count=("value", "size"), _nan=("_nan", "any"), _div=("_div", "any"),
+                      seeds=("_seed", lambda s: ",".join(sorted(set(s) - {""}, key=float)))).reset_index()
+    out.loc[out["_nan"], ["mean", "std"]] = float("nan")
+    out["flag"] = [DIVERGED if d else "" for d in out["_div"]]
+    out["count"] = out["count"].astype(int)
+    return out[out_cols]

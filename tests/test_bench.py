@@ -48,10 +48,36 @@ GOOD = {"dataset": "shapes", "resolution": 16, "models": ["stylegan2"], "metrics
     ({**GOOD, "batch": True}, "'batch' must be int"),
     ({**GOOD, "tolerances": {"fid": "lots"}}, "tolerance for 'fid'"),
     ({**GOOD, "models": ["stylegan2", "stylegan2"]}, "models repeat"),
+    ({**GOOD, "k": -1}, "k must be a finite number >= 0"),
+    ({**GOOD, "tolerances": {"fid": ["+0.5", "+0.2"]}}, "absolute part twice"),
 ])
 def test_bad_suite_tables_are_config_errors(table, message):
     with pytest.raises(ConfigError, match=message):
         suite_from_table("t", table, source=Path("b.toml"))
+
+
+def test_unknown_tolerance_key_in_a_suite_lists_valid_names(tmp_path):
+    """15.4: a misspelled tolerance key in benchmarks.toml fails validation before any training."""
+    path = tmp_path / "b.toml"
+    path.write_text('[check]\nk = 2\n[check.tolerances]\n"*" = "1%"\n\n[suites.x]\ndataset = "shapes"\n'
+                    'resolution = 16\nmodels = ["stylegan2"]\nmetrics = ["fid"]\nk = 4\n'
+                    '[suites.x.tolerances]\nfdi = "+1"\n')
+    suite = load_suite("x", path)
+    assert suite.check_settings().k == 4.0 and str(suite.check_settings().tolerances["*"]) == "1%"
+    with pytest.raises(ConfigError, match=r"unknown tolerance key 'fdi' \(did you mean 'fid'\?\); valid: \*, "):
+        validate_suite(suite)
+
+
+def test_tolerance_with_absolute_and_relative_parts():
+    """max(abs, rel x baseline): `fid=+0.5,fid=+2%` on the command line, a list in benchmarks.toml."""
+    from ganbench.config import parse_tolerance, parse_tolerances
+
+    tol = parse_tolerances("fid=+0.5,fid=+2%")["fid"]
+    assert tol == parse_tolerance("fid", ["+0.5", "+2%"])
+    assert (tol.allowed(10.0), tol.allowed(100.0)) == (0.5, 2.0)
+    assert str(tol) == "+0.5 or +2%"
+    with pytest.raises(ConfigError, match="opposite signs"):
+        parse_tolerances("fid=+0.5,fid=-2%")
 
 
 def test_cli_option_parsers():
@@ -142,8 +168,8 @@ def test_tiny_suite_end_to_end(tmp_path, monkeypatch):
     assert len(read_results(out / "results-tiny.csv")) == 8
 
     # a baseline with a much better FID makes the same results a regression: exit 1 with a table
-    base = pd.read_csv(tmp_path / "base.csv")
-    base.loc[base["metric"] == "fid", "value"] *= 0.5
+    base = pd.read_csv(tmp_path / "base.csv", dtype=str, keep_default_na=False)
+    base.loc[base["metric"] == "fid", "mean"] = [str(float(v) * 0.5) for v in base.loc[base["metric"] == "fid", "mean"]]
     base.to_csv(tmp_path / "base.csv", index=False)
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
     assert r.exit_code == 1 and "regressed" in r.output and "check FAILED" in r.output, r.output

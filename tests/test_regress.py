@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +13,8 @@ from ganbench.config import parse_tolerances
 from ganbench.errors import ConfigError
 from ganbench.regress import compare, read_baseline, summarize, write_baseline
 from ganbench.results import write_results
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def table(values: dict[tuple[str, str], list[float]], kimgs=(10.0, 20.0)) -> pd.DataFrame:
@@ -31,7 +35,8 @@ def test_summarize_takes_last_checkpoint_and_means_over_seeds():
     df = table(BASE)
     df2 = df.assign(seed=1, value=df["value"] + 1.0)
     s = summarize(pd.concat([df, df2])).set_index("metric")
-    assert s.loc["fid", "value"] == pytest.approx(20.5, abs=1e-12)
+    assert s.loc["fid", "mean"] == pytest.approx(20.5, abs=1e-12)
+    assert s.loc["fid", "std"] == pytest.approx(0.5 ** 0.5, abs=1e-12) and s.loc["fid", "count"] == 2
     assert s.loc["fid", "kimg"] == 20.0
 
 
@@ -74,7 +79,7 @@ def test_missing_and_new_keys_are_reported():
     cur = table({**BASE, ("c", "fid"): [5.0, 4.0]})
     report = compare(cur, base, {})
     statuses = {(r.run, r.metric): r.status for r in report.table.itertuples()}
-    assert statuses[("b", "fid")] == "missing"
+    assert statuses[("b", "fid")] == "not comparable"
     assert statuses[("c", "fid")] == "new"
     assert not report.passed
 
@@ -105,30 +110,172 @@ def test_cli_check_exit_codes(tmp_path):
     missing_and_new = table({("a", "is_mean"): [2.0, 3.0], ("z", "fid"): [1.0, 1.0]})
     write_results(results, missing_and_new)
     r = runner.invoke(app, ["check", str(results), "--baseline", str(baseline)])
-    assert r.exit_code == 1 and "missing" in r.output and "not in the baseline (not checked): z/fid" in r.output
+    assert r.exit_code == 1 and "not comparable" in r.output
+    assert "not in the baseline (not checked): z/fid@20 [n=100, shapes-net]" in r.output
     r = runner.invoke(app, ["check", str(results), "--baseline", str(baseline), "--tolerance", "fid+0.5"])
     assert r.exit_code == 2 and "NAME=+0.5" in r.output
 
 
-def _append_many(path: str, worker: int) -> None:
-    from ganbench.results import append_rows
+# ---- issue 15: results you can trust -------------------------------------------------------------------------
 
-    for i in range(15):
-        append_rows(path, [{"run": f"w{worker}", "kimg": i, "metric": "fid", "value": float(i)}])
+def rows(values: list[float], run="a", kimg=20.0, **settings) -> pd.DataFrame:
+    """FID rows of one (run, snapshot), one per seed, with every setting recorded."""
+    base = {"run": run, "checkpoint": f"network-snapshot-{int(kimg):06d}.pt", "kimg": kimg, "metric": "fid",
+            "metric_group": "fid", "direction": "lower", "n_samples": 128, "n_real": 2000, "extractor": "shapes-net",
+            "extractor_sha256": "ab" * 32, "resize_mode": "none", "dataset": "shapes-1",
+            "params": '{"covariance":"biased"}'}
+    return pd.DataFrame([{**base, **settings, "seed": s, "value": v} for s, v in enumerate(values)])
 
 
-def test_parallel_appends_lose_no_rows(tmp_path):
-    import multiprocessing
+def check_cli(tmp_path, results: pd.DataFrame | None, baseline: pd.DataFrame | None, *args: str):
+    """Run `ganbench check` on tables written to tmp_path (None: leave that file as it is)."""
+    res, base = tmp_path / "results.csv", tmp_path / "baseline.csv"
+    if results is not None:
+        write_results(res, results)
+    if baseline is not None:
+        write_results(base, baseline)
+    return CliRunner().invoke(app, ["check", str(res), "--baseline", str(base), *args])
 
-    from ganbench.results import read_results
 
-    path = str(tmp_path / "results.csv")
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_append_many, args=(path, w)) for w in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
-    table = read_results(path)
-    assert len(table) == 45 and table.groupby("run").size().tolist() == [15, 15, 15]
+def test_check_compares_only_rows_made_with_the_same_settings(tmp_path):
+    """15.1: n=128 is compared with n=128 only; n=32 and another covariance are neither averaged in nor compared."""
+    base = rows([20.0])
+    cur = pd.concat([rows([20.1]), rows([50.0], n_samples=32), rows([90.0], params='{"covariance":"unbiased"}')])
+    report = compare(cur, base, parse_tolerances("fid=+0.5"))
+    assert report.passed, report.table
+    checked = report.table[report.table["status"] == "ok"]
+    assert len(checked) == 1 and checked["current"].iloc[0] == pytest.approx(20.1, abs=1e-12)
+    assert set(report.table["status"]) == {"ok", "new"}
+
+
+def test_baseline_without_a_comparable_group_is_not_comparable_and_fails(tmp_path):
+    """15.1: a baseline made at n=128 against results at n=32: 'not comparable', exit 1 unless --allow-missing."""
+    r = check_cli(tmp_path, rows([5.0], n_samples=32), rows([20.0]), "--tolerance", "fid=+0.5")
+    assert r.exit_code == 1, r.output
+    assert "not comparable" in r.output and "n_samples" in r.output and "128" in r.output and "32" in r.output
+    r = check_cli(tmp_path, None, None, "--tolerance", "fid=+0.5", "--allow-missing")
+    assert r.exit_code == 0, r.output
+    assert "not comparable" in r.output
+
+
+def test_direction_comes_from_the_metric_registry_not_the_file(tmp_path):
+    """15.2: a results file that calls FID higher-is-better is an error; with no direction, FID rising regresses."""
+    r = check_cli(tmp_path, rows([30.0], direction="higher"), rows([20.0]), "--tolerance", "fid=+0.5")
+    assert r.exit_code == 2, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert "results.csv" in r.output and "higher" in r.output and "registry" in r.output
+    r = check_cli(tmp_path, rows([20.0]), rows([20.0], direction="higher"), "--tolerance", "fid=+0.5")
+    assert r.exit_code == 2 and "baseline.csv" in r.output, r.output
+    r = check_cli(tmp_path, rows([30.0], direction=""), rows([20.0], direction=""), "--tolerance", "fid=+0.5")
+    assert r.exit_code == 1 and "regressed" in r.output, r.output
+
+
+def test_default_verdict_allows_noise_within_k_combined_std_and_prints_the_margin(tmp_path):
+    """15.3: worse by more than max(abs, rel x baseline, k x combined std) fails; the margin is printed."""
+    base = rows([20.0, 21.0, 22.0])                        # mean 21, std 1, count 3
+    combined = (1 / 3 + 1 / 3) ** 0.5                      # current also has std 1 over 3 seeds
+    ok, bad = rows([21.5, 22.5, 23.5]), rows([23.0, 24.0, 25.0])
+    assert compare(ok, base, {}, k=3.0).passed             # worse by 1.5 < 3 x 0.816
+    better = compare(rows([19.0, 20.0, 21.0]), base, {}, k=3.0).table["status"].iloc[0]
+    much_better = compare(rows([17.0, 18.0, 19.0]), base, {}, k=3.0).table["status"].iloc[0]
+    assert (better, much_better) == ("ok", "improved")     # better by 1 is within the margin: not an improvement
+    report = compare(bad, base, {}, k=3.0)                 # worse by 3.0 > 2.449
+    assert not report.passed
+    assert report.table["margin"].iloc[0] == pytest.approx(3.0 * combined, rel=1e-9)
+    assert compare(bad, base, parse_tolerances("fid=+3.5"), k=3.0).passed          # abs tolerance wins
+    assert compare(bad, base, parse_tolerances("fid=+20%"), k=3.0).passed          # 20% of 21 = 4.2
+    assert not compare(bad, base, parse_tolerances("fid=+10%"), k=3.0).passed      # 2.1 < 3 x std
+    r = check_cli(tmp_path, base, None, "--update-baseline")
+    assert r.exit_code == 0, r.output
+    written = pd.read_csv(tmp_path / "baseline.csv")
+    assert {"mean", "std", "count"} <= set(written.columns)
+    assert written[["mean", "std", "count"]].iloc[0].tolist() == pytest.approx([21.0, 1.0, 3])
+    write_results(tmp_path / "now.csv", ok)
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "now.csv"), "--baseline", str(tmp_path / "baseline.csv"),
+                                 "--k", "3", "-v"])
+    assert r.exit_code == 0 and "margin" in r.output and "2.4495 (3σ)" in r.output, r.output
+    write_results(tmp_path / "now.csv", bad)
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "now.csv"), "--baseline", str(tmp_path / "baseline.csv"),
+                                 "--k", "3"])
+    assert r.exit_code == 1 and "regressed" in r.output and "2.4495 (3σ)" in r.output, r.output
+
+
+def test_single_seed_falls_back_to_tolerances_and_unsigned_star(tmp_path):
+    """With one seed on each side there is no spread: the tolerances alone give the margin."""
+    assert not compare(rows([20.2]), rows([20.0]), {}, k=3.0).passed
+    report = compare(rows([20.2]), rows([20.0]), parse_tolerances("*=1%"), k=3.0)
+    assert report.passed and report.table["margin"].iloc[0] == pytest.approx(0.2, rel=1e-9)
+
+
+def test_header_only_or_empty_baseline_is_an_error(tmp_path):
+    """15.3: a baseline with no rows is bad input (exit 2), not a pass."""
+    write_results(tmp_path / "results.csv", rows([20.0]))
+    (tmp_path / "baseline.csv").write_text("run,kimg,metric,value\n")
+    r = check_cli(tmp_path, None, None)
+    assert r.exit_code == 2 and "baseline.csv" in r.output and "no rows" in r.output, r.output
+    (tmp_path / "baseline.csv").write_text("")
+    r = check_cli(tmp_path, None, None)
+    assert r.exit_code == 2 and "baseline.csv" in r.output and "empty" in r.output, r.output
+
+
+def test_unknown_tolerance_key_lists_valid_names(tmp_path):
+    """15.4: `--tolerance fdi=+1` fails before any file is read, listing metric names, result keys and `*`."""
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "no.csv"), "--baseline", str(tmp_path / "b.csv"),
+                                 "--tolerance", "fdi=+1"])
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1 and "'fdi'" in line and "does not exist" not in line
+    for name in ("*", "fid", "kid", "kid_mean", "is_mean", "precision", "swd_avg", "ppl_wend"):
+        assert name in line
+    assert "did you mean 'fid'" in line
+
+
+def test_update_baseline_into_a_folder_is_a_clear_error(tmp_path):
+    """15.15: `check --update-baseline` with a folder as the baseline path: one line, exit 2, nothing written."""
+    write_results(tmp_path / "results.csv", rows([20.0]))
+    folder = tmp_path / "base"
+    folder.mkdir()
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "results.csv"), "--baseline", str(folder),
+                                 "--update-baseline"])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    assert len(r.output.strip().splitlines()) == 1 and "folder" in r.output and str(folder.name) in r.output
+    assert list(folder.iterdir()) == []
+
+
+def test_diverged_current_value_fails_the_check(tmp_path):
+    """15.5: a NaN row flagged `diverged` is a failure whatever the tolerance."""
+    cur = rows([float("nan")]).assign(flag="diverged")
+    r = check_cli(tmp_path, cur, rows([20.0]), "--tolerance", "*=100%")
+    assert r.exit_code == 1 and "diverged" in r.output, r.output
+
+
+def test_check_settings_come_from_benchmarks_toml(tmp_path):
+    """15.3: k and tolerances live in the [check] table of benchmarks.toml (or --config); CLI values override."""
+    from ganbench.config import load_check_settings
+
+    shipped = load_check_settings(REPO / "benchmarks.toml")
+    assert shipped.k > 0
+    toml = tmp_path / "bench.toml"
+    toml.write_text('[check]\nk = 0.0\n[check.tolerances]\nfid = "+0.3"\n\n'
+                    '[suites.x]\ndataset = "shapes"\nresolution = 16\nmodels = ["stylegan2"]\nmetrics = ["fid"]\n')
+    cur = rows([20.4])
+    r = check_cli(tmp_path, cur, rows([20.0]), "--config", str(toml))
+    assert r.exit_code == 1 and "regressed" in r.output, r.output          # 0.4 > 0.3
+    r = check_cli(tmp_path, None, None, "--config", str(toml), "--tolerance", "fid=+0.5")
+    assert r.exit_code == 0, r.output
+    toml.write_text(toml.read_text() + 'k = 0.0\n[suites.x.tolerances]\nfid = "+0.45"\n')
+    r = check_cli(tmp_path, None, None, "--config", str(toml), "--suite", "x", "-v")   # the suite's 0.45 > 0.4
+    assert r.exit_code == 0 and "0.45 (fid=+0.45)" in r.output and "check passed" in r.output, r.output
+    toml.write_text('[check]\nk = 0.0\n[check.tolerances]\nfdi = "+0.3"\n')
+    r = check_cli(tmp_path, None, None, "--config", str(toml))
+    assert r.exit_code == 2 and "fdi" in r.output and "bench.toml" in r.output, r.output
+
+
+def test_baseline_without_its_settings_is_an_error(tmp_path):
+    """A baseline from before settings were recorded cannot say what it is comparable with: exit 2, recreate it."""
+    old = ("run,metric,metric_group,direction,extractor,kimg,value,n_samples,seed\n"
+           "a,fid,fid,lower,shapes-net,20,20.0,128,0\n")
+    (tmp_path / "baseline.csv").write_text(old)
+    r = check_cli(tmp_path, rows([20.0]), None)
+    assert r.exit_code == 2 and "lacks column(s)" in r.output and "n_real" in r.output, r.output
+    assert "--update-baseline" in r.output

@@ -17,7 +17,8 @@ def report(
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Folder for leaderboard.csv and leaderboard.html."),
     title: str = typer.Option("ganbench leaderboard", "--title", help="Page title."),
 ) -> None:
-    """Write the leaderboard (best value per run and metric, direction-aware), plots and sample grids."""
+    """Write the leaderboard: runs ranked by FID at their best snapshot (all metrics of that snapshot, mean ± std over
+    seeds), a section per run (every snapshot, plots, losses, config, real vs generated grid)."""
     from ganbench.report import find_run_dirs, write_report
     from ganbench.results import read_many
 

@@ -23,17 +23,18 @@
     });
     th.classList.add(asc ? "sorted-asc" : "sorted-desc");
   }
-  Array.prototype.forEach.call(document.querySelectorAll("table.leaderboard"), function (table) {
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
       th.addEventListener("click", function () { sortBy(table, index, th); });
     });
     table.setAttribute("data-sortable", "ready");
-    // Deep link: leaderboard.html#sort=2 sorts by the third column (#sort=2-desc: descending).
-    var m = /^#sort=(\d+)(-desc)?$/.exec(window.location.hash);
-    var th = m && table.tHead.rows[0].cells[Number(m[1])];
-    if (th) {
-      sortBy(table, Number(m[1]), th);
-      if (m[2]) { sortBy(table, Number(m[1]), th); }
-    }
   });
+  // Deep link: leaderboard.html#sort=3 sorts the leaderboard by its fourth column (#sort=3-desc: descending).
+  var board = document.querySelector("table.leaderboard");
+  var m = /^#sort=(\d+)(-desc)?$/.exec(window.location.hash);
+  var th = board && m && board.tHead.rows[0].cells[Number(m[1])];
+  if (th) {
+    sortBy(board, Number(m[1]), th);
+    if (m[2]) { sortBy(board, Number(m[1]), th); }
+  }
 })();
