@@ -17,6 +17,7 @@ from ganbench.checkpoint import load_checkpoint
 from ganbench.cli import app
 from ganbench.data import ShapesDataset
 from ganbench.errors import CheckpointError, ConfigError
+from ganbench.results import append_rows
 from ganbench.train import Trainer, TrainOptions, run_training
 from ganbench.train.data_stream import DataStream
 from ganbench.train.loop import latest_snapshot
@@ -385,7 +386,9 @@ def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys
     # a fresh run must not leave the old run's later snapshots beside its own: resume and eval would mix them
     base = dict(seed=0, snapshot_kimg=0.008, device="cpu")
     run_training(toy, "shapes:8", 8, kimg=0.016, batch=4, out=tmp_path, **base)
-    (tmp_path / "results.csv").write_text("run,checkpoint\n")
+    # eval's rows live in results.csv and its per-writer shards folder: both belong to the old run
+    append_rows(tmp_path / "results.csv", [{"run": tmp_path.name, "checkpoint": "network-snapshot-000000.016.pt",
+                                            "kimg": 0.016, "metric": "fid", "value": 1.0, "metric_group": "fid"}])
     (tmp_path / "notes.txt").write_text("mine")
     old = _files(tmp_path)
     run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, resume=False, **base)
@@ -394,7 +397,8 @@ def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys
     (moved,) = tmp_path.glob("replaced-*")
     assert _files(moved) == {k: v for k, v in old.items() if k != "notes.txt"}
     assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "results.csv").exists()
-    assert f"moved the previous run's {len(old) - 1} files" in capsys.readouterr().out
+    assert not (tmp_path / "results.csv.shards").exists() and (moved / "results.csv.shards").is_dir()
+    assert f"moved the previous run's {len(old)} files" in capsys.readouterr().out
     # resuming a finished run says so and touches nothing
     before = _files(tmp_path)
     run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, **base)

@@ -33,6 +33,8 @@ STATS_FILE = "stats.jsonl"
 # Files that belong to one run: moved aside together when a fresh run replaces it.
 RUN_FILES = re.compile(r"^(?:network-snapshot-[\d.]+\.(?:pt|safetensors|json)|fakes[\w.]*\.png|reals\.png|"
                        r"stats\.jsonl|events\.out\.tfevents\..*|results\.csv)$")
+# Folders that belong to those files: the per-writer shards of results.csv (ganbench.results).
+RUN_DIRS = re.compile(r"^results\.csv\.shards$")
 # Temp files atomic_write_bytes makes for the files a run writes: `.<name>.<random>.tmp`.
 OWNED_TEMP = re.compile(r"^\.(?:network-snapshot-[\d.]+\.(?:pt|safetensors|json)|fakes[\w.]*\.png|reals\.png|"
                         r"stats\.jsonl)\.[A-Za-z0-9_]+\.tmp$")
@@ -162,7 +164,8 @@ class RunOutput:
         """Move another run's files out of the way before a fresh run writes its own."""
         from ganbench.checkpoint import snapshot_kimg
 
-        files = [p for p in self.out.iterdir() if p.is_file() and RUN_FILES.match(p.name)]
+        files = [p for p in self.out.iterdir() if (p.is_file() and RUN_FILES.match(p.name))
+                 or (p.is_dir() and RUN_DIRS.match(p.name))]
         if not any(snapshot_kimg(p.name) is not None for p in files):
             return
         target = self.out / time.strftime("replaced-%Y%m%d-%H%M%S")
