@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import handle_errors
+from ganbench.cli.common import handle_errors, make_console, plain
 
 assets_app = typer.Typer(no_args_is_help=True, help="Pretrained feature-network weights: list, import.")
 app.add_typer(assets_app, name="assets")
@@ -33,8 +32,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*[row[c] for c in columns])
-    Console().print(table)
+        table.add_row(*[plain(row[c]) for c in columns])
+    make_console().print(table)
 
 
 @assets_app.command("import")

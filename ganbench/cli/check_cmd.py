@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import handle_errors
+from ganbench.cli.common import handle_errors, make_console, plain
 
 STATUS_STYLE = {"regressed": "bold red", "missing": "bold red", "not a number": "bold red", "improved": "green",
                 "ok": "green", "new": "yellow", "unchecked": "dim"}
@@ -31,10 +30,9 @@ def print_check_table(table: pd.DataFrame, only_failures: bool = False, console:
         out.add_column(col, justify="right" if col in ("baseline", "current", "delta") else "left", no_wrap=True)
     for r in rows.itertuples(index=False):
         style = STATUS_STYLE.get(r.status, "")
-        out.add_row(r.run, r.metric, r.extractor, _num(r.baseline), _num(r.current),
-                    _num(r.delta), r.tolerance if r.status != "unchecked" else "", f"[{style}]{r.status}[/]" if style else r.status)
-    # Logs and CI are not terminals (rich would assume 80 columns and wrap every name): print wide there.
-    (console or (Console() if sys.stdout.isatty() else Console(width=200))).print(out)
+        out.add_row(plain(r.run), plain(r.metric), plain(r.extractor), _num(r.baseline), _num(r.current),
+                    _num(r.delta), plain(r.tolerance if r.status != "unchecked" else ""), plain(r.status, style))
+    (console or make_console()).print(out)  # wide off a terminal, so logs and CI do not wrap every name
 
 
 @app.command("check")
