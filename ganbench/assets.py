@@ -289,8 +289,11 @@ def import_asset(path: str | os.PathLike, name: str | None = None, force: bool =
         if not force and _passes_checks(asset, dest):
             raise AssetError(f"{dest} already holds a copy of {asset.name} that passes its checks; "
                              f"pass --force to replace it with {src}")
-    with open(src, "rb") as inp:
-        atomic_write_bytes(dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+    try:
+        with open(src, "rb") as inp:
+            atomic_write_bytes(dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+    except OSError as exc:  # a read-only or full cache: the old copy, if any, is left as it was
+        raise AssetError(f"cannot write {dest} ({exc.strerror or exc}); set GANBENCH_CACHE to a writable folder") from None
     return dest
 
 

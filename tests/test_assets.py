@@ -267,3 +267,9 @@ def test_status_flags_a_hash_mismatch(env):
     assert rows["vgg16-torchvision"]["verified"].startswith("NO")
     with pytest.raises(AssetError, match="397923af"):
         assets.resolve("vgg16-torchvision")
+
+
+def test_import_into_a_cache_that_cannot_be_written_is_one_line(env, tiny_assets):
+    (env / "cache").write_text("a file where the cache folder should be")
+    result = CliRunner().invoke(app, ["assets", "import", str(_torchscript(env / "m.pt")), "--name", "tiny-ts"])
+    assert result.exit_code == 2 and "cannot write" in result.output and "GANBENCH_CACHE" in result.output
