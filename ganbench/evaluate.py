@@ -355,6 +355,9 @@ def check_writable(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write results to {path}: it is a folder (give a .csv file)")
+    blocker = next((a for a in path.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot write results to {path}: {blocker} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)

@@ -296,7 +296,7 @@ def test_output_folder_that_cannot_be_written_fails_before_any_work(tmp_path, mo
     monkeypatch.setenv("TOY_FAIL", "1")  # toy-score raises if any metric work were started
     (tmp_path / "afile").write_text("x")
     result = runner.invoke(app, eval_args(run, tmp_path / "afile" / "r.csv"))
-    assert_one_line_error(result, "cannot write results to", "afile")
+    assert_one_line_error(result, "cannot write results to", "afile is a file, not a folder")
     result = runner.invoke(app, eval_args(run, tmp_path))  # a folder as --out
     assert_one_line_error(result, "is a folder")
 
