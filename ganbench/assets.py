@@ -19,6 +19,8 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -234,8 +236,12 @@ def _tensors(asset: Asset, path: Path) -> list[Any]:
     what = {"torchscript": "a TorchScript archive", "state_dict": "a PyTorch state dict of tensors",
             "safetensors": "a safetensors file"}[asset.loader]
     try:
+        if asset.loader == "torchscript" and not zipfile.is_zipfile(path):
+            raise ValueError("not a zip archive, which TorchScript files are")
         if asset.loader == "torchscript":
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+                module = torch.jit.load(str(path), map_location="cpu")
             return [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
         if asset.loader == "safetensors":
             from safetensors.torch import load_file
@@ -243,7 +249,7 @@ def _tensors(asset: Asset, path: Path) -> list[Any]:
             return list(load_file(str(path)).values())
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to read the file is the file's fault
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = str(exc).strip().splitlines()[0].split(". ")[0][:120] if str(exc).strip() else type(exc).__name__
         raise AssetError(f"{path} does not load as {what}, the format of {asset.name} ({reason})") from None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise AssetError(f"{path} does not load as {what}, the format of {asset.name} "
