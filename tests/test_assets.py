@@ -191,6 +191,9 @@ def test_import_refuses_files_whose_shapes_do_not_fit(env, tiny_assets):
         assets.import_asset(env / "sd.pth", "tiny-sd")
     torch.save({"conv.weight": torch.zeros(3, 5, 1, 1)}, env / "good.pth")
     assert assets.import_asset(env / "good.pth", "tiny-sd").is_file()
+    # torchvision's 2017 VGG16 file predates zip serialization: the legacy format is a state dict too
+    torch.save({"conv.weight": torch.ones(3, 5, 1, 1)}, env / "legacy.pth", _use_new_zipfile_serialization=False)
+    assert assets.import_asset(env / "legacy.pth", "tiny-sd", force=True).read_bytes() == (env / "legacy.pth").read_bytes()
 
 
 def test_import_never_overwrites_a_good_copy_without_force(env, tiny_assets):
