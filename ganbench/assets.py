@@ -19,9 +19,11 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ganbench.errors import AssetError
 from ganbench.registry import Registry
@@ -42,6 +44,7 @@ class Asset:
     loader: Loader = "state_dict"
     description: str = ""
     bundled: bool = False              # shipped in ganbench/assets_data
+    holds: tuple[tuple[int, ...], ...] = ()  # tensor shapes the file must contain (what its users need)
 
     def check(self, digest: str) -> bool | None:
         """True/False when a hash is known for this asset, None when it cannot be verified."""
@@ -66,26 +69,26 @@ def _add(asset: Asset) -> None:
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
 _add(Asset("inception-nvlabs", "inception-2015-12-05.pt", f"{_NV}/inception-2015-12-05.pt",
-           loader="torchscript",
+           loader="torchscript", holds=((1008, 2048),),
            description="NVlabs/clean-fid TorchScript FID Inception (TF 2015-12-05 weights); used by clean-fid"))
 _add(Asset("inception-torch-fidelity", "weights-inception-2015-12-05-6726825d.pth",
            "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
            "weights-inception-2015-12-05-6726825d.pth",
-           sha256_prefix="6726825d", loader="state_dict",
+           sha256_prefix="6726825d", loader="state_dict", holds=((32, 3, 3, 3), (1008, 2048)),
            description="torch-fidelity's FID Inception state dict (same TF weights)"))
 _add(Asset("inception-pytorch-fid", "pt_inception-2015-12-05-6726825d.pth",
            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
            "pt_inception-2015-12-05-6726825d.pth",
-           sha256_prefix="6726825d", loader="state_dict",
+           sha256_prefix="6726825d", loader="state_dict", holds=((32, 3, 3, 3), (1008, 2048)),
            description="pytorch-fid's FID Inception state dict (same sha256 prefix as torch-fidelity's file)"))
-_add(Asset("vgg16-nvlabs", "vgg16.pt", f"{_NV}/vgg16.pt", loader="torchscript",
+_add(Asset("vgg16-nvlabs", "vgg16.pt", f"{_NV}/vgg16.pt", loader="torchscript", holds=((4096, 4096),),
            description="NVlabs TorchScript VGG16 used for precision/recall (fc2 4096-d features)"))
 _add(Asset("vgg16-torchvision", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
-           sha256_prefix="397923af", loader="state_dict",
+           sha256_prefix="397923af", loader="state_dict", holds=((64, 3, 3, 3), (4096, 4096), (1000, 4096)),
            description="torchvision ImageNet VGG16 (used by lpips; fc2 features for PR)"))
 _add(Asset("shapes-net", "shapes_net.safetensors", None,
            sha256="ca476f751f530c38346c33a65a4c3ba6938f84043f505aaf4432721dbe3a8ba0",
-           loader="safetensors", bundled=True,
+           loader="safetensors", bundled=True, holds=((32, 3, 3, 3), (256, 2048), (13, 256)),
            description="embedded shapes-net (trained by ganbench/features/_train_shapes_net.py)"))
 
 
@@ -225,8 +228,57 @@ def _match(path: Path, digest: str, name: str | None) -> Asset:
                      f"(known: {', '.join(ASSETS.names())})")
 
 
-def import_asset(path: str | os.PathLike, name: str | None = None) -> Path:
-    """Copy a hand-downloaded file into the cache after checking its sha256 against the registry."""
+def _tensors(asset: Asset, path: Path) -> list[Any]:
+    """The tensors of `path` read as `asset.loader` (TorchScript archive, weights-only state dict, safetensors),
+    never running code from the file; AssetError naming the file and the format when it is not one."""
+    import torch
+
+    what = {"torchscript": "a TorchScript archive", "state_dict": "a PyTorch state dict of tensors",
+            "safetensors": "a safetensors file"}[asset.loader]
+    try:
+        if asset.loader == "torchscript" and not zipfile.is_zipfile(path):
+            raise ValueError("not a zip archive, which TorchScript files are")
+        if asset.loader == "torchscript":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+                module = torch.jit.load(str(path), map_location="cpu")
+            return [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
+        if asset.loader == "safetensors":
+            from safetensors.torch import load_file
+
+            return list(load_file(str(path)).values())
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to read the file is the file's fault
+        reason = str(exc).strip().splitlines()[0].split(". ")[0][:120] if str(exc).strip() else type(exc).__name__
+        raise AssetError(f"{path} does not load as {what}, the format of {asset.name} ({reason})") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise AssetError(f"{path} does not load as {what}, the format of {asset.name} "
+                         f"(it holds a {type(state).__name__}, not a flat dict of tensors)")
+    return list(state.values())
+
+
+def check_asset_file(asset: str | Asset, path: str | os.PathLike) -> None:
+    """AssetError unless `path` loads as the asset's format and holds the tensor shapes its users need.
+
+    2-D shapes match in either orientation (TF-converted files may store dense weights transposed).
+    """
+    asset = get_asset(asset)
+    shapes = {tuple(t.shape) for t in _tensors(asset, Path(path))}
+    for need in asset.holds:
+        if need not in shapes and not (len(need) == 2 and need[::-1] in shapes):
+            raise AssetError(f"{path} loads as {asset.loader} but holds no tensor of shape {need}, which "
+                             f"{asset.name} ({asset.description or asset.filename}) has; is it the right file?")
+
+
+def import_asset(path: str | os.PathLike, name: str | None = None, force: bool = False) -> Path:
+    """Copy a hand-downloaded file into the cache after checking it: its sha256 against the registry (when one
+    is recorded), that it loads as the asset's format and holds the shapes its users need.
+
+    A cached copy that passes the same checks is never replaced without `force` (importing the identical file
+    again is a no-op); the copy is written atomically with an ordinary file mode.
+    """
+    from ganbench.checkpoint import atomic_write_bytes
+
     src = Path(path).expanduser()
     if not src.is_file():
         raise AssetError(f"{src} does not exist or is not a file")
@@ -235,18 +287,30 @@ def import_asset(path: str | os.PathLike, name: str | None = None) -> Path:
     if asset.check(digest) is False:
         raise AssetError(f"{src} has sha256 {digest[:16]}..., expected {asset.expected} for {asset.name} "
                          f"({asset.filename}); refusing to import it")
+    check_asset_file(asset, src)
     dest = cache_dir() / asset.filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{asset.filename}.", suffix=".tmp", dir=dest.parent)
+    if dest.is_file():
+        if sha256_file(dest) == digest:
+            return dest
+        if not force and _passes_checks(asset, dest):
+            raise AssetError(f"{dest} already holds a copy of {asset.name} that passes its checks; "
+                             f"pass --force to replace it with {src}")
     try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        with open(src, "rb") as inp:
+            atomic_write_bytes(dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+    except OSError as exc:  # a read-only or full cache: the old copy, if any, is left as it was
+        raise AssetError(f"cannot write {dest} ({exc.strerror or exc}); set GANBENCH_CACHE to a writable folder") from None
     return dest
+
+
+def _passes_checks(asset: Asset, path: Path) -> bool:
+    if asset.check(sha256_file(path)) is False:
+        return False
+    try:
+        check_asset_file(asset, path)
+    except AssetError:
+        return False
+    return True
 
 
 def status() -> list[dict[str, str]]:
@@ -266,5 +330,5 @@ def status() -> list[dict[str, str]]:
     return rows
 
 
-__all__ = ["ASSETS", "Asset", "AssetError", "cache_dir", "cache_root", "download_asset", "get_asset",
-           "import_asset", "resolve", "resolve_any", "sha256_file", "status"]
+__all__ = ["ASSETS", "Asset", "AssetError", "cache_dir", "cache_root", "check_asset_file", "download_asset",
+           "get_asset", "import_asset", "resolve", "resolve_any", "sha256_file", "status"]

@@ -102,7 +102,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     `progress` makes the evaluation's progress display (a context manager such as rich's Progress);
     `train_progress` shows the trainer's own bar (they are not shown at once: rich allows one live display).
     """
-    from ganbench.evaluate import EvalOptions, evaluate
+    from ganbench.evaluate import EvalOptions, evaluate, not_applicable_line
     from ganbench.regress import compare, read_baseline, write_baseline
     from ganbench.report import find_run_dirs, write_report
     from ganbench.results import read_results
@@ -124,8 +124,8 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     else:
         with progress() as bar:
             summary = evaluate(runs, options, out=results_path, progress=bar)
-        for run, _, metric, why in {(r, "", m, w) for r, _, m, w in summary.not_computed}:
-            log(f"{metric} not computed for {run}: {why}")
+        if summary.not_computed:  # expected (EQ needs StyleGAN3, W-space PPL a W space): one quiet line
+            log(not_applicable_line(summary.not_computed))
     table = read_results(results_path)
     table = table[table["run"].isin([r.name for r in runs])]
     files = write_report(table, out, run_dirs=find_run_dirs(table), title=f"ganbench {suite.name} suite",

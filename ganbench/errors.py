@@ -19,3 +19,22 @@ class AssetError(GanbenchError):
 
 class ConfigError(GanbenchError):
     """A bad option value, unknown name, or malformed config file."""
+
+
+class NotApplicable(ConfigError):
+    """A metric that does not apply to this model (EQ on a non-StyleGAN3, PPL in W on ProGAN): expected, not a fault."""
+
+
+class NonFiniteError(GanbenchError):
+    """NaN or inf where a metric needs numbers: generator output, features or a value (a diverged run).
+
+    `source` says where: 'generator', 'features' or 'value'.
+    """
+
+    def __init__(self, message: str, source: str = "value") -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class OutputError(GanbenchError):
+    """An output file or folder that cannot be written (read-only, full, not a folder)."""

@@ -5,13 +5,22 @@ the cached real statistics. Rows are appended atomically after each metric, so a
 evaluation keeps everything it finished, and a rerun skips computations whose rows already exist.
 Under `torchrun` (WORLD_SIZE > 1) `init_distributed` joins the process group, MetricContext shards
 each feature pass across the processes and gathers the outputs, and only rank 0 writes the table.
+
+Before any work: every metric, parameter and extractor name is checked (a typo is an error listing the
+valid names), the device is resolved, and every output folder is checked to be writable. While it works,
+`evaluate` tells an `EvalProgress` what it is doing (the CLI draws one bar and prints one line per
+checkpoint x metric). A metric that does not apply to a model (`NotApplicable`) is recorded, not an
+error; NaN or inf in generator output or features stops with an error naming the checkpoint, or, with
+`keep_going`, writes NaN rows flagged `diverged`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,8 +30,8 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 import ganbench
-from ganbench.errors import ConfigError
-from ganbench.results import append_rows, done_keys, identity_key, read_results
+from ganbench.errors import ConfigError, NonFiniteError, NotApplicable, OutputError
+from ganbench.results import append_rows, done_keys, identity_key, read_results, write_results
 
 RESULTS_NAME = "results.csv"
 
@@ -50,20 +59,51 @@ class EvalOptions:
     n_real: int | None = None
     extractor: str = "shapes-net"
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"                  # auto: CUDA when present, else CPU
     batch_size: int = 64
     metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache_dir: str | os.PathLike | None = None
+    keep_going: bool = False              # non-finite output: write NaN rows flagged 'diverged' and go on
+    skip_unknown: bool = False            # non-image files in a --real folder or zip: skip them (a warning)
 
 
 @dataclass
 class EvalSummary:
-    """What an evaluation did: rows added (as a table), computations skipped, files written."""
+    """What an evaluation did: rows added (as a table), computations skipped, files written.
+
+    `not_computed` lists the metrics that do not apply to a checkpoint's model (shown as "–");
+    `diverged` the (run, checkpoint, metric) written as NaN rows flagged 'diverged' under keep_going.
+    """
 
     added: pd.DataFrame
     skipped: int
     outputs: list[Path]
     not_computed: list[tuple[str, str, str, str]] = field(default_factory=list)  # (run, checkpoint, metric, why)
+    diverged: list[tuple[str, str, str]] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)  # the metrics asked for, in order (tables follow it)
+
+
+class EvalProgress:
+    """What `evaluate` reports while it works; the CLI draws a bar and prints lines, this base ignores it all.
+
+    Work is counted in generated samples (each metric's n times its `work_per_sample`; feature-based
+    metrics on one extractor share one pass per checkpoint, so only the first of them carries its n).
+    """
+
+    def begin(self, total: float, jobs: int) -> None:
+        """The evaluation starts: `jobs` checkpoint x metric computations worth `total` units of work."""
+
+    def working(self, description: str, done: float) -> None:
+        """Now doing `description`; `done` units of work are finished in all."""
+
+    def computed(self, ref: "CheckpointRef", metric: str, rows: list[dict[str, Any]], wall_s: float) -> None:
+        """One metric on one checkpoint is finished and its rows are written (values may be NaN: diverged)."""
+
+    def not_applicable(self, ref: "CheckpointRef", metric: str, why: str) -> None:
+        """Metric `metric` does not apply to this checkpoint's model."""
+
+
+FEATURE_NEEDS = frozenset({"real_features", "gen_features", "real_logits", "gen_logits"})
 
 
 def _snapshots(folder: Path) -> list[Path]:
@@ -132,15 +172,25 @@ def metric_n(metric: Any, n_ctx: int) -> int:
 
 def configure_metrics(options: EvalOptions) -> tuple[dict[str, Any], int]:
     """Instantiate the metrics (an explicit --n sets each one's n_gen unless its own params set it) and
-    the context's sample count: the most any metric asks for."""
-    from ganbench.metrics import get_metric
+    the context's sample count: the most any metric asks for.
+
+    Every name is checked here, before any work: metrics, their parameters, and every extractor
+    (the evaluation's and any a metric names), each error listing the valid names.
+    """
+    from ganbench.features import check_extractor
+    from ganbench.metrics import get_metric, list_metrics
     from ganbench.metrics.api import DEFAULT_N
+    from ganbench.registry import unknown_name
 
     if options.n is not None and options.n < 2:
         raise ConfigError(f"--n must be at least 2, got {options.n}")
+    if options.batch_size < 1:
+        raise ConfigError(f"--batch-size must be positive, got {options.batch_size}")
     unknown = sorted(set(options.metric_params) - set(options.metrics))
     if unknown:
-        raise ConfigError(f"parameters given for metric {unknown[0]!r}, which is not among --metrics")
+        hint = "" if unknown[0] in list_metrics() else f" ({unknown_name('metric', unknown[0], list_metrics())})"
+        raise ConfigError(f"parameters given for metric {unknown[0]!r}, which is not among --metrics{hint}")
+    check_extractor(options.extractor)
     metrics = {}
     for name in options.metrics:
         params = options.metric_params.get(name, {})
@@ -148,6 +198,9 @@ def configure_metrics(options: EvalOptions) -> tuple[dict[str, Any], int]:
         if options.n is not None and hasattr(metric, "n_gen") and "n_gen" not in params:
             metric.n_gen = int(options.n)
         metrics[name] = metric
+        for attr in ("extractor", "classifier"):  # extractors a metric names itself (fid's, ls's classifier)
+            if isinstance(getattr(metric, attr, None), str):
+                check_extractor(getattr(metric, attr))
     wanted = [m.n_gen for m in metrics.values() if getattr(m, "n_gen", None)]
     n_ctx = max(wanted) if wanted else (options.n or DEFAULT_N)
     return metrics, int(n_ctx)
@@ -155,8 +208,8 @@ def configure_metrics(options: EvalOptions) -> tuple[dict[str, Any], int]:
 
 def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
                 outputs: dict[str, Any], described: dict[str, Any], options: EvalOptions, dataset: str,
-                wall_s: float, extractor: str, n: int) -> list[dict[str, Any]]:
-    """One row per result key of one metric computed on one checkpoint."""
+                wall_s: float, extractor: str, n: int, flag: str = "") -> list[dict[str, Any]]:
+    """One row per result key of one metric computed on one checkpoint (`flag`: '' or 'diverged')."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = []
     for key, value in values.items():
@@ -168,6 +221,7 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
             "extractor_sha256": described.get("weights_sha256", ""), "resize_mode": described.get("resize_mode", ""),
             "dataset": dataset, "seed": options.seed, "params": params_json, "wall_s": round(wall_s, 3),
             "ganbench_version": ganbench.__version__, "timestamp": stamp, "run_dir": str(ref.run_dir.resolve()),
+            "flag": flag,
         })
     return rows
 
@@ -180,7 +234,7 @@ def _with_recorded_kimg(ref: CheckpointRef, meta: dict[str, Any]) -> CheckpointR
     return ref
 
 
-def _open_real(real: Any, resolution: int, cache: dict[Any, Any]) -> Any:
+def _open_real(real: Any, resolution: int, cache: dict[Any, Any], skip_unknown: bool = False) -> Any:
     if real is None:
         raise ConfigError("no real data given and the checkpoint does not record its training data "
                           "(pass --real, e.g. --real shapes)")
@@ -189,8 +243,18 @@ def _open_real(real: Any, resolution: int, cache: dict[Any, Any]) -> Any:
     if (real, resolution) not in cache:
         from ganbench.data import open_dataset
 
-        cache[(real, resolution)] = open_dataset(real, resolution=resolution)
+        kw = {"skip_unknown": True} if skip_unknown and _takes_skip_unknown(real) else {}
+        cache[(real, resolution)] = open_dataset(real, resolution=resolution, **kw)
     return cache[(real, resolution)]
+
+
+def _takes_skip_unknown(spec: str) -> bool:
+    """Whether dataset spec `spec` names a format that can hold non-image files (a folder or a zip)."""
+    from ganbench.data import FORMATS
+
+    path = Path(spec).expanduser()
+    return path.exists() and any("skip_unknown" in FORMATS.get(f).options and FORMATS.get(f).matches is not None
+                                 and FORMATS.get(f).matches(path) for f in FORMATS.names())
 
 
 def _describe(ctx: Any, extractor: str) -> dict[str, Any]:
@@ -259,88 +323,207 @@ class _Plan:
         how = {name: (_json(m.params()), metric_extractor(m, options), metric_n(m, n_ctx)) for name, m in metrics.items()}
         return cls(metrics=metrics, n_ctx=n_ctx, how=how)
 
+    def work(self, todo: Sequence[str]) -> dict[str, float]:
+        """Units of work (generated samples) of each metric in `todo` on one checkpoint.
+
+        Feature-based metrics on one extractor share the checkpoint's generator + feature pass, which the
+        first of them pays for; the others only compute on its outputs.
+        """
+        out, passes = {}, set()
+        for name in todo:
+            metric = self.metrics[name]
+            _, extractor, n = self.how[name]
+            if set(getattr(metric, "needs", ())) <= FEATURE_NEEDS and metric.needs:
+                out[name] = float(self.n_ctx) if extractor not in passes else 0.02 * n
+                passes.add(extractor)
+            else:
+                out[name] = float(n) * float(getattr(metric, "work_per_sample", 1.0) or 1.0)
+        return out
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work when results cannot be written to `path` (folder read-only, full, or not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write results to {path}: it is a folder (give a .csv file)")
+    blocker = next((a for a in path.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot write results to {path}: {blocker} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        try:
+            os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+
+
+def save_unwritten(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Keep rows that could not be appended to `path` in a results CSV elsewhere; None if nowhere works."""
+    from ganbench.assets import cache_root
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{path.stem}.unsaved-{stamp}-{os.getpid()}.csv"
+    for folder in (path.parent, Path.cwd(), Path(tempfile.gettempdir()), cache_root()):
+        try:
+            write_results(folder / name, pd.DataFrame(rows))
+            return folder / name
+        except OSError:
+            continue
+    return None
+
+
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows to the results table; on a write error keep them in a recoverable file and say where."""
+    try:
+        append_rows(path, rows)
+    except OSError as exc:
+        kept = save_unwritten(rows, path)
+        where = (f"the {len(rows)} computed row(s) are kept in {kept} (a results CSV: pass it to report/check "
+                 f"or append its rows to {path.name})") if kept else "no folder could take the computed rows"
+        raise OutputError(f"cannot write results to {path} ({exc.strerror or exc}); {where}") from None
+
+
+def not_applicable_line(items: Sequence[tuple[str, str, str, str]]) -> str:
+    """One quiet line for metrics that do not apply to some models, e.g. 'eqr50k for progan-s0, stylegan-s0'."""
+    runs: dict[str, list[str]] = {}
+    for run, _, metric, _ in items:
+        if run not in runs.setdefault(metric, []):
+            runs[metric].append(run)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for metric, names in runs.items():
+        groups.setdefault(tuple(names), []).append(metric)
+    parts = [f"{', '.join(metrics)} for {', '.join(names)}" for names, metrics in groups.items()]
+    return "not applicable (shown as –): " + "; ".join(parts) if parts else ""
+
 
 def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], options: EvalOptions,
-             out: str | os.PathLike | None = None, progress: Any = None) -> EvalSummary:
+             out: str | os.PathLike | None = None, progress: EvalProgress | None = None) -> EvalSummary:
     """Evaluate every metric on every checkpoint, appending rows to `out` (default: each run's results.csv)."""
     import torch
 
+    from ganbench.devices import resolve_device
+
     refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
+    options = dataclasses.replace(options, device=str(resolve_device(options.device)))
     plan = _Plan.make(options)
+    progress = progress if progress is not None else EvalProgress()
     rank, world = dist_info()
     done: dict[Path, set[tuple]] = {}
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         if path not in done:
+            if rank == 0:
+                check_writable(path)
             done[path] = done_keys(read_results(path)) if path.is_file() else set()
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
-    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done))
-    added: list[dict[str, Any]] = []
-    datasets: dict[Any, Any] = {}
-    ckpt_task = progress.add_task("checkpoints", total=len(refs)) if progress is not None else None
+    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))
+    jobs = []
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         todo = [n for n in plan.metrics if _identity(ref, n, plan.how[n], options) not in done[path]]
         summary.skipped += len(plan.metrics) - len(todo)
-        if todo:
-            before = set(progress.task_ids) if progress is not None else set()
-            for name, rows in _evaluate_checkpoint(ref, todo, plan, options, datasets, progress, summary):
-                if rank == 0:
-                    append_rows(path, rows)
-                done[path].add(_identity(ref, name, plan.how[name], options))
-                added.extend(rows)
-            if progress is not None:
-                for task in set(progress.task_ids) - before:
-                    progress.remove_task(task)
-        if progress is not None:
-            progress.advance(ckpt_task)
+        jobs.append((ref, path, todo, plan.work(todo)))
+    progress.begin(sum(sum(w.values()) for *_, w in jobs), sum(len(todo) for _, _, todo, _ in jobs))
+    added: list[dict[str, Any]] = []
+    datasets: dict[Any, Any] = {}
+    base = 0.0
+    for ref, path, todo, work in jobs:
+        if not todo:
+            continue
+        for exact, name, rows, wall in _evaluate_checkpoint(ref, todo, plan, options, datasets, progress, summary,
+                                                            base, work):
+            if rank == 0:
+                _append(path, rows)
+            done[path].add(_identity(ref, name, plan.how[name], options))
+            added.extend(rows)
+            progress.computed(exact, name, rows, wall)
+        base += sum(work.values())
+        progress.working(f"{ref.run} @ {ref.kimg:g} kimg: done", base)
     if world > 1:
         torch.distributed.barrier()
     summary.added = pd.DataFrame(added)
     return summary
 
 
+def _context_progress(progress: EvalProgress, label: str, start: float, weight: float) -> Any:
+    """MetricContext's callable(stage, done, total), mapped onto the job's bar: generated passes move it."""
+    state = {"pos": start}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if not stage.startswith("real") and total:
+            state["pos"] = max(state["pos"], start + 0.98 * weight * min(done / total, 1.0))
+        progress.working(f"{label} ({stage} {done}/{total})", state["pos"])
+
+    return report
+
+
+def _diverged_message(ref: CheckpointRef, name: str, exc: NonFiniteError) -> str:
+    return (f"checkpoint {ref.path}: {exc} while computing {name}; the network diverged "
+            f"(pass --keep-going to record NaN rows flagged 'diverged' and go on)")
+
+
 def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, options: EvalOptions,
-                         datasets: dict[Any, Any], progress: Any, summary: EvalSummary
-                         ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Yield (name, rows) of each metric in `todo` on one checkpoint as soon as it is computed (one shared context)."""
+                         datasets: dict[Any, Any], progress: EvalProgress, summary: EvalSummary,
+                         base: float = 0.0, work: dict[str, float] | None = None
+                         ) -> Iterator[tuple[CheckpointRef, str, list[dict[str, Any]], float]]:
+    """Yield (checkpoint with its exact kimg, name, rows, seconds) of each metric in `todo` on one checkpoint
+    as soon as it is computed (one shared context)."""
     import torch
 
     import model_zoo
     from ganbench.metrics.context import MetricContext
 
+    work = work or {name: 0.0 for name in todo}
     nets = model_zoo.open_network_file(ref.path)   # a ganbench checkpoint or a foreign network file
     ref = _with_recorded_kimg(ref, {"kimg": nets.kimg})
     G = nets.build("G_ema", device=options.device)
     spec = options.real if options.real is not None else nets.data
-    real = _open_real(spec, int(G.img_resolution), datasets)
+    real = _open_real(spec, int(G.img_resolution), datasets, options.skip_unknown)
+    label = f"{ref.run} @ {ref.kimg:g} kimg"
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,
-                        cache_dir=options.cache_dir, progress=progress)
+                        cache_dir=options.cache_dir)
     dataset_id = getattr(real, "identity", str(spec))
     described: dict[str, dict[str, Any]] = {}
-    task = progress.add_task(f"{ref.run} @ {ref.kimg:g} kimg", total=len(todo)) if progress is not None else None
     devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
+    diverged = False
     for name in todo:
         metric = plan.metrics[name]
-        if progress is not None:
-            progress.update(task, description=f"{ref.run} @ {ref.kimg:g} kimg: {name}")
+        params_json, ext, n = plan.how[name]
+        ctx.progress = _context_progress(progress, f"{label}: {name}", base, work[name])
+        progress.working(f"{label}: {name}", base)
         start = time.perf_counter()
+        values, flag = None, ""
         try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(options.seed)  # metrics that draw from the global RNG repeat for a seed
-                values = metric.compute(ctx)
-        except ConfigError as exc:
-            # e.g. PPL in W on ProGAN (no W space): the metric does not apply to this model; the rest go on.
+            if not diverged:
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(options.seed)  # metrics that draw from the global RNG repeat for a seed
+                    values = metric.compute(ctx)
+                nan = [key for key, value in values.items() if math.isnan(float(value))]
+                if nan:
+                    raise NonFiniteError(f"{name} gave NaN for {', '.join(nan)}", source="value")
+        except NotApplicable as exc:
+            # e.g. PPL in W on ProGAN (no W space): expected for this family; shown as "–", the rest go on.
             summary.not_computed.append((ref.run, ref.path.name, name, str(exc)))
-            values = None
+            progress.not_applicable(ref, name, str(exc))
+            base += work[name]
+            continue
+        except NonFiniteError as exc:
+            if not options.keep_going:
+                raise NonFiniteError(_diverged_message(ref, name, exc), source=exc.source) from None
+            diverged = diverged or exc.source == "generator"  # a NaN generator fails every later metric too
         wall = time.perf_counter() - start
-        if values is not None:
-            params_json, ext, n = plan.how[name]
-            if ext not in described:
-                described[ext] = _describe(ctx, ext)
-            yield name, metric_rows(ref, name, params_json, values, dict(metric.outputs), described[ext], options,
-                                    dataset_id, wall, ext, n)
-        if progress is not None:
-            progress.advance(task)
+        if values is None:  # diverged, kept going: NaN rows that say so
+            values, flag = {key: float("nan") for key in metric.result_keys(int(G.img_resolution))}, "diverged"
+            summary.diverged.append((ref.run, ref.path.name, name))
+        if ext not in described:
+            described[ext] = _describe(ctx, ext)
+        base += work[name]
+        progress.working(f"{label}: {name}", base)
+        yield ref, name, metric_rows(ref, name, params_json, values, dict(metric.outputs), described[ext], options,
+                                     dataset_id, wall, ext, n, flag=flag), wall

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from ganbench.errors import ConfigError
 
@@ -34,8 +34,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items)) or "(none)"
-            raise ConfigError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise ConfigError(unknown_name(self.kind, name, self._items)) from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -49,6 +48,16 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def unknown_name(kind: str, name: object, known: Iterable[str], label: str = "known") -> str:
+    """The one-line message for a misspelled name: what was asked, the closest match, and every valid name."""
+    import difflib
+
+    names = sorted(known)
+    close = difflib.get_close_matches(str(name), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; {label}: {', '.join(names) or '(none)'}"
 
 
 def import_submodules(package: str) -> None:

@@ -96,8 +96,8 @@ def register_toys() -> None:
 
 
 def register_inapplicable() -> None:
-    """A metric that, like PPL in W on ProGAN, refuses the toy generator with a ConfigError."""
-    from ganbench.errors import ConfigError
+    """A metric that, like PPL in W on ProGAN, does not apply to the toy generator (NotApplicable)."""
+    from ganbench.errors import NotApplicable
 
     if "toy-w" not in METRICS:
         @METRICS.register("toy-w")
@@ -106,7 +106,7 @@ def register_inapplicable() -> None:
             outputs = {"toy_w": "lower"}
 
             def compute(self, ctx):
-                raise ConfigError("toy-w needs a W space; ToyG has none")
+                raise NotApplicable("toy-w needs a W space; ToyG has none")
 
 
 def make_run(folder: Path, kimgs=(1, 2), resolution: int = 16, seed: int = 0, **extra_meta) -> Path:

@@ -1,6 +1,8 @@
 """The asset registry: resolution order, sha256 checks, offline errors and `ganbench assets import`."""
 
 import hashlib
+import os
+import stat
 import urllib.request
 
 import pytest
@@ -123,12 +125,14 @@ def test_import_command(env):
     result = runner.invoke(app, ["assets", "import", str(src)])
     assert result.exit_code == 2 and "refusing" in result.output
     assert not (env / "cache" / "assets" / "vgg16-397923af.pth").exists()
-    # an asset with no published hash (NVlabs TorchScript) is imported by name
+    # an asset with no published hash (NVlabs TorchScript) is still checked: these bytes are no TorchScript
     src2 = env / "downloaded.pt"
     src2.write_bytes(payload)
     result = runner.invoke(app, ["assets", "import", str(src2), "--name", "vgg16-nvlabs"])
-    assert result.exit_code == 0, result.output
-    assert (env / "cache" / "assets" / "vgg16.pt").read_bytes() == payload
+    assert result.exit_code == 2 and "does not load as a TorchScript archive" in result.output
+    assert not (env / "cache" / "assets" / "vgg16.pt").exists()
+    (env / "cache" / "assets").mkdir(parents=True)
+    (env / "cache" / "assets" / "vgg16.pt").write_bytes(payload)   # placed by hand
     result = runner.invoke(app, ["assets", "list", "--json"])
     assert result.exit_code == 0
     import json
@@ -138,6 +142,95 @@ def test_import_command(env):
     assert rows["shapes-net"]["verified"] == "yes"
     assert rows["inception-nvlabs"]["present"] == "no"
     assert runner.invoke(app, ["assets", "list"]).exit_code == 0
+
+
+@pytest.fixture()
+def tiny_assets(monkeypatch):
+    """Small stand-ins (no published hash, like NVlabs' TorchScript files) for each loader kind."""
+    tiny = {"tiny-ts": Asset("tiny-ts", "tiny-ts.pt", "https://example.invalid/tiny-ts.pt", loader="torchscript",
+                             holds=((8, 4),)),
+            "tiny-sd": Asset("tiny-sd", "tiny-sd.pth", "https://example.invalid/tiny-sd.pth", loader="state_dict",
+                             holds=((3, 5, 1, 1),))}
+    for name, asset in tiny.items():
+        monkeypatch.setitem(ASSETS._items, name, asset)
+    return tiny
+
+
+def _torchscript(path, out_features=8, seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    torch.jit.script(torch.nn.Linear(4, out_features)).save(str(path))
+    return path
+
+
+def test_import_refuses_files_that_do_not_load_as_the_assets_format(env, tiny_assets):
+    """A text file for an asset with no recorded hash used to be imported as is."""
+    import torch
+
+    text = env / "notes.txt"
+    text.write_text("this is not a network")
+    for name in ("tiny-ts", "tiny-sd", "inception-nvlabs"):
+        with pytest.raises(AssetError, match=f"does not load as .* the format of {name}"):
+            assets.import_asset(text, name)
+    pickled = env / "module.pth"
+    torch.save({"w": torch.zeros(3, 5, 1, 1), "obj": torch.nn.ReLU()}, pickled)   # needs full unpickling
+    with pytest.raises(AssetError, match="does not load as a PyTorch state dict"):
+        assets.import_asset(pickled, "tiny-sd")
+    assert not (env / "cache" / "assets").exists() or not list((env / "cache" / "assets").iterdir())
+
+
+def test_import_refuses_files_whose_shapes_do_not_fit(env, tiny_assets):
+    import torch
+
+    wrong = _torchscript(env / "wrong.pt", out_features=6)
+    with pytest.raises(AssetError, match=r"holds no tensor of shape \(8, 4\)"):
+        assets.import_asset(wrong, "tiny-ts")
+    torch.save({"conv.weight": torch.zeros(3, 5, 3, 3)}, env / "sd.pth")
+    with pytest.raises(AssetError, match=r"\(3, 5, 1, 1\)"):
+        assets.import_asset(env / "sd.pth", "tiny-sd")
+    torch.save({"conv.weight": torch.zeros(3, 5, 1, 1)}, env / "good.pth")
+    assert assets.import_asset(env / "good.pth", "tiny-sd").is_file()
+    # torchvision's 2017 VGG16 file predates zip serialization: the legacy format is a state dict too
+    torch.save({"conv.weight": torch.ones(3, 5, 1, 1)}, env / "legacy.pth", _use_new_zipfile_serialization=False)
+    assert assets.import_asset(env / "legacy.pth", "tiny-sd", force=True).read_bytes() == (env / "legacy.pth").read_bytes()
+
+
+def test_import_never_overwrites_a_good_copy_without_force(env, tiny_assets):
+    first = _torchscript(env / "first.pt", seed=0)
+    second = _torchscript(env / "second.pt", seed=1)
+    dest = assets.import_asset(first, "tiny-ts")
+    assert assets.import_asset(first, "tiny-ts") == dest          # the identical file again: nothing to do
+    runner = CliRunner()
+    result = runner.invoke(app, ["assets", "import", str(second), "--name", "tiny-ts"])
+    assert result.exit_code == 2 and "--force" in result.output and "passes its checks" in result.output
+    assert dest.read_bytes() == first.read_bytes()
+    result = runner.invoke(app, ["assets", "import", str(second), "--name", "tiny-ts", "--force"])
+    assert result.exit_code == 0, result.output
+    assert dest.read_bytes() == second.read_bytes()
+    dest.write_text("broken")                                     # a copy that fails its checks is replaced
+    assert assets.import_asset(first, "tiny-ts") == dest and dest.read_bytes() == first.read_bytes()
+
+
+def test_imported_files_get_an_ordinary_mode(env, tiny_assets):
+    umask = os.umask(0o022)
+    try:
+        dest = assets.import_asset(_torchscript(env / "m.pt"), "tiny-ts")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+
+
+def test_the_bundled_shapes_net_passes_its_import_checks(env):
+    assets.check_asset_file("shapes-net", assets.bundled_dir() / "shapes_net.safetensors")
+
+
+@pytest.mark.slow  # tracing a full Inception takes ~20 s on 2 cores
+def test_inception_stand_ins_built_like_the_originals_pass_their_import_checks(env, tmp_path):
+    from ganbench.features import _random_weights as rw
+
+    assets.check_asset_file("inception-torch-fidelity", rw.write_torch_fidelity_inception(tmp_path / "tf.pth"))
+    assets.check_asset_file("inception-nvlabs", rw.write_torchscript_inception(tmp_path / "nv.pt"))
 
 
 def test_import_matches_by_hash(env):
@@ -177,3 +270,9 @@ def test_status_flags_a_hash_mismatch(env):
     assert rows["vgg16-torchvision"]["verified"].startswith("NO")
     with pytest.raises(AssetError, match="397923af"):
         assets.resolve("vgg16-torchvision")
+
+
+def test_import_into_a_cache_that_cannot_be_written_is_one_line(env, tiny_assets):
+    (env / "cache").write_text("a file where the cache folder should be")
+    result = CliRunner().invoke(app, ["assets", "import", str(_torchscript(env / "m.pt")), "--name", "tiny-ts"])
+    assert result.exit_code == 2 and "cannot write" in result.output and "GANBENCH_CACHE" in result.output

@@ -283,3 +283,44 @@ def test_auto_does_not_hide_a_wrong_lpips_file(tmp_path, monkeypatch):
     (tmp_path / "assets" / "vgg16-397923af.pth").write_bytes(b"not the torchvision file")
     with pytest.raises(AssetError, match="sha256"):
         resolve_distance_name("auto")
+
+
+@pytest.mark.parametrize("family,space", [("stylegan2", "w"), ("stylegan2", "z"), ("stylegan3-t", "w")])
+def test_ppl_runs_fp16_layers_with_force_fp32(family, space):
+    """NVlabs' PPL calls the synthesis with force_fp32=True; every fp16-capable layer must receive it.
+
+    (On CPU fp16 is never used, so the keyword itself is checked: on CUDA it decides the precision.)
+    """
+    import model_zoo
+
+    torch.manual_seed(0)
+    G = model_zoo.build(family, 16, preset="tiny", num_fp16_res=4).G.eval()
+    fp16 = [m for m in G.modules() if getattr(m, "use_fp16", False)]
+    assert fp16, "the test needs a network with fp16 layers"
+    seen = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(kwargs.get("force_fp32")),
+                                         with_kwargs=True) for m in fp16]
+    try:
+        values = path_lengths(G, _mse, 4, space=space, sampling="end", batch_size=4)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert np.isfinite(values).all() and seen and all(flag is True for flag in seen), seen
+
+
+def test_ppl_leaves_fp16_free_networks_alone():
+    """ProGAN / StyleGAN have no fp16 layers: nothing extra is passed (their forward would ignore it anyway)."""
+    from ganbench.metrics._generator import fp32_kwargs
+
+    G = StyleStandIn()
+    assert fp32_kwargs(G, G.synthesis) == {} and fp32_kwargs(G, G) == {}
+
+
+def test_ppl_on_a_nan_generator_is_an_error_not_a_number():
+    from ganbench.errors import NonFiniteError
+
+    G = StyleStandIn()
+    with torch.no_grad():
+        G.mapping.fc.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match="generator output"):
+        path_lengths(G, _mse, 4, space="w", sampling="end", batch_size=4)

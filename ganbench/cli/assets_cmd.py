@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import handle_errors
+from ganbench.cli.common import handle_errors, make_console, plain
 
 assets_app = typer.Typer(no_args_is_help=True, help="Pretrained feature-network weights: list, import.")
 app.add_typer(assets_app, name="assets")
@@ -33,17 +32,20 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*[row[c] for c in columns])
-    Console().print(table)
+        table.add_row(*[plain(row[c]) for c in columns])
+    make_console().print(table)
 
 
 @assets_app.command("import")
 @handle_errors
 def import_(path: Path = typer.Argument(..., help="A weight file downloaded by hand."),
-            name: Optional[str] = typer.Option(None, "--name", help="Asset name (default: matched by hash or file name).")
+            name: Optional[str] = typer.Option(None, "--name", help="Asset name (default: matched by hash or file name)."),
+            force: bool = typer.Option(False, "--force", help="Replace a cached copy that passes its checks.")
             ) -> None:
-    """Copy a hand-downloaded weight file into the cache after checking its sha256 against the registry."""
+    """Copy a hand-downloaded weight file into the cache after checking it: sha256 (when the registry has one),
+    that it loads as the asset's format and holds the shapes its users need. A good cached copy is kept
+    unless --force."""
     from ganbench.assets import import_asset
 
-    dest = import_asset(path, name)
+    dest = import_asset(path, name, force=force)
     typer.echo(f"imported {path} -> {dest}")

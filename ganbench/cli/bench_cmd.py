@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ganbench.cli import app
-from ganbench.cli.common import console, fail, handle_errors
+from ganbench.cli.common import console, esc, fail, handle_errors
 
 
 @app.command("bench")
@@ -34,7 +34,7 @@ def bench(
     if suite is None:
         fail("give a suite name, e.g. `ganbench bench smoke` (`ganbench bench --list` shows them)")
     spec = load_suite(suite, config)
-    log = lambda msg: console.print(f"[bold]bench {spec.name}:[/] {msg}", highlight=False)  # noqa: E731
+    log = lambda msg: console.print(f"[bold]bench {esc(spec.name)}:[/] {esc(msg)}", highlight=False, soft_wrap=True)  # noqa: E731
     result = run_suite(spec, out, progress=progress_bar, train_progress=True, log=log)
     typer.echo(f"results: {result.results}")
     typer.echo(f"leaderboard: {result.leaderboard_html} ({result.leaderboard_csv.name})")

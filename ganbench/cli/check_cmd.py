@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import handle_errors
+from ganbench.cli.common import handle_errors, make_console, plain
 
 STATUS_STYLE = {"regressed": "bold red", "diverged": "bold red", "not a number": "bold red",
                 "not comparable": "bold red", "improved": "green", "ok": "green", "new": "yellow", "unchecked": "dim"}
@@ -52,8 +51,7 @@ def print_check_table(table: pd.DataFrame, only_failures: bool = False, allow_mi
         out.add_row(escape(str(r.run)), _kimg(r.kimg), escape(str(r.metric)), escape(str(r.settings)),
                     _spread(r.baseline, r.baseline_std), _spread(r.current, r.current_std), seeds, _num(r.delta),
                     escape(margin), status, escape(str(r.note)))
-    # Logs and CI are not terminals (rich would assume 80 columns and wrap every name): print wide there.
-    (console or (Console(emoji=False) if sys.stdout.isatty() else Console(width=220, emoji=False))).print(out)
+    (console or make_console()).print(out)  # wide off a terminal, so logs and CI do not wrap every name
 
 
 def _keys(rows: pd.DataFrame) -> str:

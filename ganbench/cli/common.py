@@ -1,9 +1,16 @@
-"""What every CLI command shares: one `fail()` exit path, the error wrapper, and the rich console."""
+"""What every CLI command shares: one `fail()` exit path, the error wrapper, and the rich consoles.
+
+Every string a user can influence (paths, run folder names, extractor specs, error messages) reaches
+rich only through `esc()` (inside markup) or `plain()` (a table cell), and every console comes from
+`make_console()`, which turns emoji codes off: `run[red]` prints as `run[red]`, `[/]` cannot crash
+rich's markup parser, and `:smile:` stays text.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, NoReturn
@@ -12,10 +19,37 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from ganbench.errors import GanbenchError
 
-console = Console(stderr=True)
+LOG_WIDTH = 200  # logs and CI are not terminals: rich would assume 80 columns and wrap every name
+
+
+def make_console(stderr: bool = False, **kwargs: Any) -> Console:
+    """A rich console that renders our markup but never emoji codes; as wide as a log line off a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    if "width" not in kwargs and "file" not in kwargs and not stream.isatty():
+        kwargs["width"] = LOG_WIDTH
+    return Console(stderr=stderr, emoji=False, **kwargs)
+
+
+def esc(value: Any) -> str:
+    """A user-supplied value as markup-safe text, for f-strings that rich renders as markup."""
+    return escape(str(value))
+
+
+def plain(value: Any, style: str = "") -> Text:
+    """A user-supplied value as a rich Text: rendered literally (no markup, no emoji) in tables and columns."""
+    return Text(str(value), style=style)
+
+
+def description_column() -> TextColumn:
+    """The progress column showing a task's description literally (descriptions carry run names and paths)."""
+    return TextColumn("{task.description}", markup=False)
+
+
+console = Console(stderr=True, emoji=False)
 
 
 def debug_enabled() -> bool:
@@ -37,7 +71,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr (stdout stays clean for data); yields `advance(k)`."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    columns = (description_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(description, total=total)

@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import console, handle_errors, progress_bar, warnings_as_lines
+from ganbench.cli.common import console, esc, handle_errors, make_console, plain, progress_bar, warnings_as_lines
 
 datasets_app = typer.Typer(no_args_is_help=True,
                             help="Embedded datasets and on-disk formats: list, info, export, convert.")
@@ -47,14 +45,14 @@ def list_() -> None:
     """List the embedded datasets and the on-disk formats `open_dataset` accepts."""
     from ganbench.data import EMBEDDED, FORMATS
 
-    out = Console()
+    out = make_console()
     for title, registry in (("embedded datasets", EMBEDDED), ("formats", FORMATS)):
         table = Table(title=title, title_justify="left", show_lines=False)
         for column in ("name", "spec", "description"):
             table.add_column(column, overflow="fold")
         for name in registry.names():
             source = registry.get(name)
-            table.add_row(name, source.usage, source.description)
+            table.add_row(plain(name), plain(source.usage), plain(source.description))
         out.print(table)
 
 
@@ -83,8 +81,8 @@ def info(
         return
     table = Table(show_header=False, box=None)
     for key, value in facts.items():
-        table.add_row(key, escape(str(value)))
-    Console().print(table)
+        table.add_row(plain(key), plain(value))
+    make_console().print(table)
 
 
 @datasets_app.command("export")
@@ -135,13 +133,13 @@ def _write(dataset: Any, out: Path, overwrite: bool, verb: str, drop: bool) -> N
     from ganbench.data.export import export_dataset
 
     dropped: list[str] = []
-    with progress_bar(f"{verb} {escape(dataset.name)}", len(dataset)) as advance:
+    with progress_bar(f"{verb} {dataset.name}", len(dataset)) as advance:
         path = export_dataset(dataset, out, overwrite=overwrite, progress=advance,
                               on_drop=dropped.append if drop else None)
     written = len(dataset) - len(dropped)
-    console.print(escape(f"wrote {written} images ({dataset.resolution}x{dataset.resolution}, "
+    console.print(esc(f"wrote {written} images ({dataset.resolution}x{dataset.resolution}, "
                          f"{dataset.num_channels} channel(s), label_dim {dataset.label_dim}) to {path}"),
                   highlight=False)
     if dropped:
-        console.print(escape(f"dropped {len(dropped)} image(s) the crop cannot use, as NVlabs' dataset tool does; "
+        console.print(esc(f"dropped {len(dropped)} image(s) the crop cannot use, as NVlabs' dataset tool does; "
                              f"first: {dropped[0]}"), highlight=False, soft_wrap=True)

@@ -6,11 +6,10 @@ import json
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ganbench.cli import app
-from ganbench.cli.common import handle_errors
+from ganbench.cli.common import handle_errors, make_console, plain
 
 zoo_app = typer.Typer(no_args_is_help=True, help="List and inspect the registered networks.")
 app.add_typer(zoo_app, name="zoo")
@@ -50,9 +49,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead
     for column in ("name", "presets", "default", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["presets"]) or "-", row["default_preset"] or "-",
-                      row["description"])
-    Console().print(table)
+        table.add_row(plain(row["name"]), plain(", ".join(row["presets"]) or "-"), plain(row["default_preset"] or "-"),
+                      plain(row["description"]))
+    make_console().print(table)
 
 
 @zoo_app.command("info")
@@ -71,18 +70,18 @@ def info(
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
-    out = Console()
-    params = Table(title=f"{name} at {resolution}px" + (f", preset {preset}" if preset else ""),
+    out = make_console()
+    params = Table(title=plain(f"{name} at {resolution}px" + (f", preset {preset}" if preset else "")),
                    title_justify="left")
     params.add_column("network")
     params.add_column("parameters", justify="right")
     for part, count in data["params"].items():
-        params.add_row(part, f"{count:,}")
+        params.add_row(plain(part), f"{count:,}")
     out.print(params)
     for title, values in (("network", {**data["network"], **data["config"]}), ("training defaults", data["train"])):
         table = Table(title=title, title_justify="left")
         table.add_column("key")
         table.add_column("value", overflow="fold")
         for key, value in values.items():
-            table.add_row(key, json.dumps(value, default=str) if not isinstance(value, str) else value)
+            table.add_row(plain(key), plain(json.dumps(value, default=str) if not isinstance(value, str) else value))
         out.print(table)

@@ -7,6 +7,7 @@ misspelled option is a TypeError turned into a ConfigError by `make_metric`, nev
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +30,9 @@ class Metric(ABC):
     name: str = ""
     outputs: dict[str, Direction] = {}
     needs: frozenset[str] = frozenset()
+    reference: str = ""           # the implementation whose numbers this metric reproduces (for `metrics list`)
+    cost: str = ""                # its typical cost in words, e.g. "one generator + feature pass (shared)"
+    work_per_sample: float = 1.0  # relative work per generated sample, weighting the progress bar's ETA
 
     @abstractmethod
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
@@ -38,13 +42,31 @@ class Metric(ABC):
         """The parameters this instance runs with (recorded with results)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
+    def result_keys(self, resolution: int | None = None) -> list[str]:
+        """The keys `compute` returns for images of `resolution` (rows written when a run diverged)."""
+        return list(self.outputs)
+
 
 METRICS: Registry[type[Metric]] = Registry("metric")
 
 
+def parameter_names(cls: type[Metric]) -> list[str]:
+    """The parameters metric class `cls` accepts (its dataclass fields, else its constructor's keywords)."""
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+    params = inspect.signature(cls.__init__).parameters
+    return [p for p, v in params.items() if p != "self" and v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+
+
 def make_metric(name: str, **params: Any) -> Metric:
-    """Instantiate the metric registered as `name`; unknown parameters are a ConfigError."""
+    """Instantiate the metric registered as `name`; an unknown parameter is a ConfigError listing the valid ones."""
+    from ganbench.registry import unknown_name
+
     cls = METRICS.get(name)
+    valid = parameter_names(cls)
+    unknown = [key for key in params if key not in valid]
+    if unknown:
+        raise ConfigError(f"bad parameters for metric {name!r}: {unknown_name('parameter', unknown[0], valid, 'valid')}")
     try:
         return cls(**params)
     except TypeError as exc:

@@ -28,6 +28,7 @@ import torch
 
 from ganbench.errors import ConfigError, DataError
 from ganbench.features import FeatureExtractor, get_extractor
+from ganbench.metrics._generator import measured_generator, require_finite
 
 ImageSource = Any  # an ImageDataset, a uint8 NCHW tensor / ndarray, or a dataset spec string (reals)
 
@@ -131,7 +132,7 @@ class MetricContext:
             if resolution is None and generator is not None and not isinstance(generator, torch.nn.Module):
                 resolution = _Images(generator, "generated").resolution
             real = open_dataset(real, resolution=resolution)
-        self.generator = generator
+        self.generator = generator = measured_generator(generator)  # metrics never change the measured network
         self.real = real
         self._real = _Images(real, "real") if real is not None else None
         self._gen_images = None
@@ -223,6 +224,7 @@ class MetricContext:
                 torch.manual_seed(seed * 1000003 + k)
                 images = G(z.to(self.device), None if c is None else c.to(self.device),
                            truncation_psi=1.0, noise_mode="random")
+            require_finite(images, "generator output", "generator")
             yield to_uint8(images), z, c
 
     def real_batches(self, n: int | None = None, shard: tuple[int, int] | None = None
@@ -322,6 +324,7 @@ class MetricContext:
         report = _progress(self.progress, stage, total)
         for images in batches:
             out = ext.extract(_three_channels(images).to(self.device))
+            require_finite(out["features"], f"{stage} features", "features")
             for k, v in out.items():
                 chunks.setdefault(k, []).append(v.detach().float().cpu().numpy())
             f64 = out["features"].detach().cpu().double()

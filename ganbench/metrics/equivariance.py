@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ganbench.errors import ConfigError
+from ganbench.errors import ConfigError, NotApplicable
 from ganbench.metrics._sampling import label_sampler, progress_reporter
 from ganbench.metrics.base import Metric, register_variant
 
@@ -191,10 +191,10 @@ def psnr(sq_err_sum: float, mask_sum: float) -> float:
 # ---- the sampling loop ---------------------------------------------------------------------------------------
 
 def input_transform(G: Any) -> torch.Tensor:
-    """G.synthesis.input.transform, or a ConfigError naming the generator when it has none."""
+    """G.synthesis.input.transform, or NotApplicable naming the generator when it has none."""
     m = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
     if not isinstance(m, torch.Tensor) or tuple(m.shape) != (3, 3):
-        raise ConfigError(f"equivariance metrics need a StyleGAN3 generator with G.synthesis.input.transform; "
+        raise NotApplicable(f"equivariance metrics need a StyleGAN3 generator with G.synthesis.input.transform; "
                           f"{type(G).__name__} has none")
     return m
 
@@ -260,6 +260,9 @@ class Equivariance(Metric):  # registered below once per kind
     rotate_max: float = 1.0  # times pi
 
     needs = frozenset({"generator", "labels"})
+    reference = "StyleGAN3 metrics/equivariance.py (EQ-T integer/fractional, EQ-R; PSNR in dB)"
+    cost = "two synthesis calls per sample (original + transformed) over n_gen samples"
+    work_per_sample = 2.0
     kind = "int"
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:

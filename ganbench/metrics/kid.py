@@ -56,6 +56,8 @@ class KID(Metric):
     name = "kid"
     outputs = {"kid_mean": "lower", "kid_std": None}
     needs = frozenset({"real_features", "gen_features"})
+    reference = "NVlabs metrics/kernel_inception_distance.py (cubic kernel, 100 subsets of <=1000); clean-fid, torch-fidelity"
+    cost = "the shared generator + feature pass (as fid), then 100 subset MMDs"
 
     def __post_init__(self) -> None:
         if self.num_subsets < 1 or self.max_subset_size < 2:

@@ -142,6 +142,8 @@ class MSSSIM(Metric):
     name = "ms_ssim"
     outputs = {"ms_ssim": None}  # neither direction is better: it should match the real data's value
     needs = frozenset({"gen_images"})
+    reference = "ProGAN/AC-GAN MS-SSIM diversity (5 scales, 11x11 Gaussian); pytorch-msssim above 160 px"
+    cost = "its own generator pass over n_gen images, one MS-SSIM per consecutive pair"
 
     def __post_init__(self) -> None:
         if self.channels not in CHANNEL_MODES:
@@ -167,6 +169,7 @@ class MSSSIMReal(MSSSIM):
     name = "ms_ssim_real"
     outputs = {"ms_ssim_real": None}
     needs = frozenset({"real_images"})
+    cost = "n_gen real images, one MS-SSIM per consecutive pair (no generator)"
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
         images = (imgs for imgs, _labels in ctx.real_batches(self.n_real))

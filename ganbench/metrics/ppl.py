@@ -4,7 +4,8 @@ For each sample: z0, z1 ~ N(0, I), t ~ U(0, 1) ('full') or t = 0 ('end'); the en
 (eps = 1e-4) are interpolated with slerp in Z or lerp in W (W = the mapping output, all layers), both
 images are generated, optionally centre-cropped to the face region (NVlabs' crop), box-downsampled to
 256 px when larger, and their perceptual distance / eps^2 is the sample's value. Values below the
-1st and above the 99th percentile are dropped and the rest averaged.
+1st and above the 99th percentile are dropped and the rest averaged. As NVlabs, the generator runs
+in float32 (`force_fp32=True` for networks with fp16 layers) on an eval-mode copy when it is training.
 
 Noise is shared within a pair: both images of a batch are generated with noise_mode='random' from
 the same torch RNG state (re-seeded per batch inside `torch.random.fork_rng`), so the i-th pair sees
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from ganbench.errors import ConfigError
+from ganbench.errors import ConfigError, NotApplicable
+from ganbench.metrics._generator import fp32_kwargs, measured_generator, require_finite
 from ganbench.metrics._sampling import label_sampler, progress_reporter
 from ganbench.metrics.base import Metric, register_variant
 
@@ -88,8 +90,9 @@ def path_lengths(G: Any, distance: Callable[[torch.Tensor, torch.Tensor], torch.
         raise ConfigError(f"PPL space must be one of {SPACES} and sampling one of {SAMPLINGS}, "
                           f"got {space!r}, {sampling!r}")
     if space == "w" and not has_w_space(G):
-        raise ConfigError(f"PPL in W needs a style-based generator with mapping/synthesis; "
-                          f"{type(G).__name__} has no W space (use ppl_zfull / ppl_zend)")
+        raise NotApplicable(f"PPL in W needs a style-based generator with mapping/synthesis; "
+                            f"{type(G).__name__} has no W space (use ppl_zfull / ppl_zend)")
+    G = measured_generator(G)
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     devices = [device] if device.type == "cuda" else []
@@ -105,15 +108,18 @@ def path_lengths(G: Any, distance: Callable[[torch.Tensor, torch.Tensor], torch.
             w0, w1 = G.mapping(torch.cat([z0, z1]), None if c is None else torch.cat([c, c]),
                                truncation_psi=1.0).chunk(2)
             inputs = [w0.lerp(w1, t[:, :, None]), w0.lerp(w1, t[:, :, None] + epsilon)]
-            synth: Callable[[torch.Tensor], torch.Tensor] = lambda x: G.synthesis(x, noise_mode="random")  # noqa: E731
+            fp32 = fp32_kwargs(G, G.synthesis)
+            synth: Callable[[torch.Tensor], torch.Tensor] = lambda x: G.synthesis(x, noise_mode="random", **fp32)  # noqa: E731
         else:
             inputs = [slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]
-            synth = lambda x: G(x, c, truncation_psi=1.0, noise_mode="random")  # noqa: E731
+            fp32 = fp32_kwargs(G, G)
+            synth = lambda x: G(x, c, truncation_psi=1.0, noise_mode="random", **fp32)  # noqa: E731
         images = []
         for x in inputs:  # the same RNG state for both ends: identical noise within each pair
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed * 1000003 + k)
                 img = synth(x).float()
+            require_finite(img, "generator output", "generator")
             img = crop_and_downsample(img, int(G.img_resolution), crop)
             images.append(img.repeat(1, 3, 1, 1) if img.shape[1] == 1 else img)
         d = distance(images[0], images[1]).reshape(-1).double().cpu() / epsilon**2
@@ -137,6 +143,9 @@ class PPL(Metric):  # registered below once per (space, sampling)
     batch_size: int = 16
 
     needs = frozenset({"generator", "labels"})
+    reference = "NVlabs metrics/perceptual_path_length.py (LPIPS VGG16, eps=1e-4, 1st-99th percentile mean)"
+    cost = "two generator calls and one perceptual distance per sample over n_gen samples"
+    work_per_sample = 3.0
 
     def __post_init__(self) -> None:
         if self.space not in SPACES or self.sampling not in SAMPLINGS:
@@ -171,8 +180,8 @@ class PPL(Metric):  # registered below once per (space, sampling)
         if not isinstance(G, torch.nn.Module):
             raise ConfigError(f"{self.key} needs a generator network, not pre-generated images")
         if self.space == "w" and not has_w_space(G):
-            raise ConfigError(f"{self.key} needs a style-based generator with a W space; "
-                              f"{type(G).__name__} has none (use ppl_z{self.sampling})")
+            raise NotApplicable(f"{self.key} needs a style-based generator with a W space; "
+                                f"{type(G).__name__} has none (use ppl_z{self.sampling})")
         dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
         n = self.n_gen or ctx.num_gen()
         values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,

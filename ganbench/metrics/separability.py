@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ganbench.errors import ConfigError
+from ganbench.errors import ConfigError, NotApplicable
 from ganbench.metrics._sampling import progress_reporter
 from ganbench.metrics.base import METRICS, Metric
 
@@ -86,7 +86,7 @@ def collect_latents_and_attributes(ctx: "MetricContext", classifier: str, n: int
     if not isinstance(G, torch.nn.Module):
         raise ConfigError("linear separability needs a generator network (its latents), not pre-generated images")
     if "w" in spaces and not callable(getattr(G, "mapping", None)):
-        raise ConfigError(f"ls_w needs a style-based generator; {type(G).__name__} has no W space")
+        raise NotApplicable(f"ls_w needs a style-based generator; {type(G).__name__} has no W space")
     ext = ctx.extractor_model(classifier)
     if "attributes" not in ext.outputs:
         raise ConfigError(f"classifier {classifier!r} has no 'attributes' output (it has {', '.join(ext.outputs)}); "
@@ -120,6 +120,8 @@ class LinearSeparability(Metric):
     name = "ls"
     outputs = {"ls_z": "lower", "ls_w": "lower"}
     needs = frozenset({"generator", "gen_attributes"})
+    reference = "StyleGAN metrics/linear_separability.py (LinearSVC per attribute, 2^sum H(Y|X))"
+    cost = "its own generator + classifier pass over n_gen samples, then a linear SVM per attribute"
     spaces = ("z", "w")
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:

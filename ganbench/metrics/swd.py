@@ -191,6 +191,14 @@ class SWD(Metric):
     # compute() returns swd_avg and the swd<res> keys of the levels the image resolution has.
     outputs = {**{f"swd{2**k}": "lower" for k in range(3, 11)}, "swd_avg": "lower"}
     needs = frozenset({"gen_images", "real_images"})
+    reference = "ProGAN metrics/sliced_wasserstein.py (Laplacian pyramid, 7x7 patches, 4x128 directions)"
+    cost = "its own generator pass over n images + n reals through a Laplacian pyramid; patch sorting"
+
+    def result_keys(self, resolution: int | None = None) -> list[str]:
+        if resolution is None:
+            return list(self.outputs)
+        levels = [r for r in (2 ** k for k in range(3, 11)) if self.min_res <= r <= resolution]
+        return [f"swd{r}" for r in sorted(levels, reverse=True)] + ["swd_avg"]
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
         n = min(self.n_gen or ctx.num_gen(), ctx.num_real())

@@ -1,0 +1,39 @@
+"""Device names from the command line -> torch devices, checked before any work starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganbench.errors import ConfigError
+
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N"
+
+
+def resolve_device(spec: Any = "auto") -> Any:
+    """`auto`/None -> CUDA when available else CPU; `cpu`, `cuda`, `cuda:N`, `mps` checked against this machine.
+
+    A name torch does not know, or a device this machine lacks, is a ConfigError naming the value (rather
+    than a failure deep inside checkpoint loading that blames the file).
+    """
+    import torch
+
+    text = "auto" if spec is None else str(spec).strip()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"--device {text!r} is not a device; use {DEVICE_HELP}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {text}: CUDA is not available on this machine "
+                              f"(use --device cpu, or auto to pick CUDA when present)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {text}: this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {text}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ConfigError(f"--device {text}: {device.type} devices are not supported; use {DEVICE_HELP}")
+    return device
