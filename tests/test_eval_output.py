@@ -164,7 +164,7 @@ def test_eval_skip_unknown_ignores_non_image_files_in_the_real_folder(tmp_path):
     assert result.exit_code == 2 and "LICENSE.txt" in result.output and "--skip-unknown" in result.output
     result = runner.invoke(app, args + ["--skip-unknown"])
     assert result.exit_code == 0, result.output
-    assert "skipping 1 file(s)" in result.output and len(read_results(tmp_path / "r.csv")) == 2
+    assert "skipping 1 non-image file(s)" in result.output and len(read_results(tmp_path / "r.csv")) == 2
 
 
 def test_timings_from_the_summary_are_one_line(tmp_path, monkeypatch):
