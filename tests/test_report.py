@@ -116,7 +116,8 @@ def _make_run_dir(tmp_path, name="a"):
     for kimg, color in zip(KIMGS, ((200, 0, 0), (0, 0, 200), (200, 200, 0))):
         _png(color).save(run / f"fakes{kimg:06d}.png")
     save_checkpoint(run / "network-snapshot-000020.pt", {"G_ema": {}, "cur_nimg": 20000},
-                    {"arch": "stylegan2", "config": {"z_dim": 8, "note": EVIL}, "resolution": 16, "kimg": 20.0,
+                    {"arch": "stylegan2", "config": {"name": "stylegan2", "resolution": 16, "z_dim": 8, "note": EVIL},
+                     "resolution": 16, "kimg": 20.0,
                      "train": {"batch": 32, "data": "shapes"}})
     lines = [{"tick": i, "kimg": i * 5.0, "loss/G": 2.0 - 0.05 * i, "loss/D": 1.0 + 0.01 * i, EVIL: 1.0}
              for i in range(7)]
