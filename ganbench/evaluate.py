@@ -267,10 +267,44 @@ def _describe(ctx: Any, extractor: str) -> dict[str, Any]:
         return {}
 
 
-def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options: EvalOptions) -> tuple:
+def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options: EvalOptions,
+              real: tuple[str, int]) -> tuple:
     params_json, extractor, n = how
+    dataset, n_real = real
     return identity_key({"run": ref.run, "checkpoint": ref.path.name, "metric_group": name,
-                         "extractor": extractor, "n_samples": n, "seed": options.seed, "params": params_json})
+                         "extractor": extractor, "n_samples": n, "seed": options.seed, "params": params_json,
+                         "dataset": dataset, "n_real": n_real})
+
+
+class _RealData:
+    """The real dataset each checkpoint is measured against, opened once per (spec, resolution).
+
+    A run folder's snapshots share their resolution and training data (resume refuses other data), so one
+    network file per folder tells both; the rows' `dataset` and `n_real` are known before any metric runs,
+    and a rerun with other real data computes instead of skipping."""
+
+    def __init__(self, options: EvalOptions) -> None:
+        self.options = options
+        self.datasets: dict[Any, Any] = {}
+        self._per_dir: dict[Path, tuple[Any, int]] = {}
+
+    def of(self, ref: CheckpointRef) -> tuple[Any, Any]:
+        """(spec, dataset) for `ref`."""
+        import model_zoo
+
+        key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
+        if key not in self._per_dir:
+            nets = model_zoo.open_network_file(ref.path)
+            spec = self.options.real if self.options.real is not None else nets.data
+            self._per_dir[key] = (spec, int(nets.resolution))
+        spec, resolution = self._per_dir[key]
+        return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown)
+
+    def identity(self, ref: CheckpointRef) -> tuple[str, int]:
+        """(dataset identity, real images used) as the rows of `ref` record them."""
+        spec, real = self.of(ref)
+        n = len(real) if self.options.n_real is None else min(int(self.options.n_real), len(real))
+        return str(getattr(real, "identity", spec)), n
 
 
 def dist_info() -> tuple[int, int]:
@@ -423,23 +457,24 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
     summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))
     jobs = []
+    reals = _RealData(options)
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
-        todo = [n for n in plan.metrics if _identity(ref, n, plan.how[n], options) not in done[path]]
+        real = reals.identity(ref)
+        todo = [n for n in plan.metrics if _identity(ref, n, plan.how[n], options, real) not in done[path]]
         summary.skipped += len(plan.metrics) - len(todo)
-        jobs.append((ref, path, todo, plan.work(todo)))
-    progress.begin(sum(sum(w.values()) for *_, w in jobs), sum(len(todo) for _, _, todo, _ in jobs))
+        jobs.append((ref, path, todo, plan.work(todo), real))
+    progress.begin(sum(sum(job[3].values()) for job in jobs), sum(len(job[2]) for job in jobs))
     added: list[dict[str, Any]] = []
-    datasets: dict[Any, Any] = {}
     base = 0.0
-    for ref, path, todo, work in jobs:
+    for ref, path, todo, work, real in jobs:
         if not todo:
             continue
-        for exact, name, rows, wall in _evaluate_checkpoint(ref, todo, plan, options, datasets, progress, summary,
+        for exact, name, rows, wall in _evaluate_checkpoint(ref, todo, plan, options, reals, progress, summary,
                                                             base, work):
             if rank == 0:
                 _append(path, rows)
-            done[path].add(_identity(ref, name, plan.how[name], options))
+            done[path].add(_identity(ref, name, plan.how[name], options, real))
             added.extend(rows)
             progress.computed(exact, name, rows, wall)
         base += sum(work.values())
@@ -468,7 +503,7 @@ def _diverged_message(ref: CheckpointRef, name: str, exc: NonFiniteError) -> str
 
 
 def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, options: EvalOptions,
-                         datasets: dict[Any, Any], progress: EvalProgress, summary: EvalSummary,
+                         reals: _RealData, progress: EvalProgress, summary: EvalSummary,
                          base: float = 0.0, work: dict[str, float] | None = None
                          ) -> Iterator[tuple[CheckpointRef, str, list[dict[str, Any]], float]]:
     """Yield (checkpoint with its exact kimg, name, rows, seconds) of each metric in `todo` on one checkpoint
@@ -482,8 +517,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     nets = model_zoo.open_network_file(ref.path)   # a ganbench checkpoint or a foreign network file
     ref = _with_recorded_kimg(ref, {"kimg": nets.kimg})
     G = nets.build("G_ema", device=options.device)
-    spec = options.real if options.real is not None else nets.data
-    real = _open_real(spec, int(G.img_resolution), datasets, options.skip_unknown)
+    spec, real = reals.of(ref)
     label = f"{ref.run} @ {ref.kimg:g} kimg"
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,

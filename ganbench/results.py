@@ -44,8 +44,9 @@ SETTINGS = ["metric", "metric_group", "n_samples", "n_real", "extractor", "extra
 COMPARABLE = ["run", "kimg", *SETTINGS]
 # One computation: a comparable group's single repeat. Reading keeps one row per ROW_IDENTITY.
 ROW_IDENTITY = [*COMPARABLE, "checkpoint", "seed"]
-# Rows sharing these come from one computation; `ganbench eval` skips a computation whose rows exist.
-IDENTITY = ["run", "checkpoint", "metric_group", "extractor", "n_samples", "seed", "params"]
+# Rows sharing these come from one computation; `ganbench eval` skips a computation whose rows exist. The real
+# data (identity and count) is part of it: the same checkpoint measured against other reals is another number.
+IDENTITY = ["run", "checkpoint", "metric_group", "extractor", "n_samples", "seed", "params", "dataset", "n_real"]
 SHARDS_SUFFIX = ".shards"
 REFRESH_SLACK_S = 300.0  # shards this much older than the table file are still merged into it on an append
 

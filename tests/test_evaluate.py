@@ -81,6 +81,20 @@ def test_two_checkpoints_give_expected_rows_and_rerun_adds_none(tmp_path):
     assert values(reseeded.added) != values(summary.added)
 
 
+def test_rerun_against_other_real_data_computes_instead_of_skipping(tmp_path):
+    """Issue 15: the same checkpoint measured against other reals (or fewer of them) is another number, not a
+    computation already done; a rerun with the same reals still skips."""
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    first = evaluate([run], options())
+    assert len(first.added) == 3
+    other = evaluate([run], options(real=ShapesDataset(n=48, resolution=16, seed=2)))
+    fewer = evaluate([run], options(n_real=24))
+    assert len(other.added) == 3 and len(fewer.added) == 3
+    table = read_results(run / "results.csv")
+    assert len(table) == 9 and sorted(set(table["n_real"])) == [24, 48] and table["dataset"].nunique() == 2
+    assert len(evaluate([run], options(n_real=24)).added) == 0
+
+
 def test_exception_after_first_metric_resumes_only_missing_rows(tmp_path, monkeypatch):
     run = make_run(tmp_path / "runA", kimgs=(1, 2))
     monkeypatch.setenv("TOY_FAIL", "1")
