@@ -207,3 +207,35 @@ def write_tf_pickle(path: Path, G: Network, D: Network, Gs: Network) -> Path:
     with nvlabs_modules():
         path.write_bytes(pickle.dumps(tuple(net.retype() for net in (G, D, Gs)), protocol=4))
     return path
+
+
+def nvlabs_kwargs(spec: Any) -> tuple[dict, dict]:
+    """G and D init kwargs as NVlabs' train.py records them for a ganbench StyleGAN2(-ADA) or StyleGAN3 build
+    (stylegan2-ada-pytorch nests `synthesis_kwargs`; stylegan3 keeps G's flat and doubles R's channels)."""
+    c, G = spec.config, spec.G
+    dims = dict(z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, img_resolution=G.img_resolution,
+                img_channels=G.img_channels)
+    d = {"c_dim": spec.D.c_dim, "img_resolution": G.img_resolution, "img_channels": G.img_channels,
+         "channel_base": c["channel_base"], "channel_max": c["channel_max"], "block_kwargs": EasyDict(),
+         "mapping_kwargs": EasyDict(), "epilogue_kwargs": EasyDict(mbstd_group_size=c["mbstd_group_size"])}
+    mapping = EasyDict(num_layers=c["mapping_layers"])
+    if "g_channel_mult" not in c:          # StyleGAN2 / ADA
+        return {**dims, "mapping_kwargs": mapping,
+                "synthesis_kwargs": EasyDict(channel_base=c["channel_base"], channel_max=c["channel_max"])}, d
+    mult = c["g_channel_mult"]
+    g = {**dims, "mapping_kwargs": mapping, "channel_base": c["channel_base"] * mult,
+         "channel_max": c["channel_max"] * mult, "num_layers": c["num_layers"], "filter_size": c["filter_size"],
+         "margin_size": c["margin_size"], "magnitude_ema_beta": c["magnitude_ema_beta"]}
+    if mult == 2:
+        g.update(conv_kernel=1, use_radial_filters=True)
+    return g, d
+
+
+def write_nvlabs_snapshot(path: Path, family: str, resolution: int, c_dim: int = 0, seed: int = 0) -> Path:
+    """An NVlabs-format snapshot pickle of a freshly built `tiny` ganbench network of `family`."""
+    import model_zoo
+
+    torch.manual_seed(seed)
+    spec = model_zoo.build(family, resolution, preset="tiny", c_dim=c_dim)
+    g, d = nvlabs_kwargs(spec)
+    return write_pickle(path, snapshot(spec.G, spec.D, spec.G, g, d), protocol=4)
