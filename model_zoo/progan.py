@@ -91,14 +91,30 @@ class ProGenerator(nn.Module):
         return img
 
 
+class ConvDownLayer(Conv2dLayer):
+    """ProGAN's fused `conv2d_downscale2d`: the 3x3 conv and the 2x2 average pool both run before the bias and
+    the activation (TF folds them into one 4x4 stride-2 conv). Same weights and names as a Conv2dLayer."""
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        x = downscale2d(F.conv2d(x, w, padding=self.padding))
+        return bias_act(x, self.bias.to(x.dtype) * self.bias_gain, act=self.activation, gain=self.act_gain * gain)
+
+
 class ProDiscriminator(nn.Module):
-    """Mirror of the generator: fromRGB, [conv, conv, avg-pool] per resolution, mbstd + conv + 2 dense at 4x4."""
+    """Mirror of the generator: fromRGB, [conv, conv, avg-pool] per resolution, mbstd + conv + 2 dense at 4x4.
+
+    `fused_scale=True` is the TF code's fused variant (variables `Conv1_down`): each block's second conv pools
+    before its bias and activation (ConvDownLayer) instead of after them.
+    """
 
     def __init__(self, img_resolution: int, img_channels: int, fmap_base: int = 8192, fmap_decay: float = 1.0,
-                 fmap_max: int = 512, mbstd_group_size: int = 4) -> None:
+                 fmap_max: int = 512, mbstd_group_size: int = 4, fused_scale: bool = False) -> None:
         super().__init__()
         self.c_dim, self.img_resolution, self.img_channels = 0, img_resolution, img_channels
         self.log2 = int(math.log2(img_resolution))
+        self.fused_scale = fused_scale
+        conv_down = ConvDownLayer if fused_scale else Conv2dLayer
 
         def nf(stage: int) -> int:
             return stage_channels(stage, fmap_base, fmap_decay, fmap_max)
@@ -107,7 +123,7 @@ class ProDiscriminator(nn.Module):
             res = 2 ** r
             setattr(self, f"fromrgb{res}", Conv2dLayer(img_channels, nf(r - 1), 1, activation="lrelu"))
             setattr(self, f"b{res}_conv0", Conv2dLayer(nf(r - 1), nf(r - 1), 3, activation="lrelu"))
-            setattr(self, f"b{res}_conv1", Conv2dLayer(nf(r - 1), nf(r - 2), 3, activation="lrelu"))
+            setattr(self, f"b{res}_conv1", conv_down(nf(r - 1), nf(r - 2), 3, activation="lrelu"))
         self.fromrgb4 = Conv2dLayer(img_channels, nf(1), 1, activation="lrelu")
         self.mbstd = MinibatchStdLayer(mbstd_group_size, 1) if mbstd_group_size > 1 else None
         self.b4_conv = Conv2dLayer(nf(1) + (1 if self.mbstd else 0), nf(1), 3, activation="lrelu")
@@ -121,7 +137,8 @@ class ProDiscriminator(nn.Module):
         for r in range(self.log2, 2, -1):
             res = 2 ** r
             x = getattr(self, f"b{res}_conv0")(x)
-            x = downscale2d(getattr(self, f"b{res}_conv1")(x))
+            x = getattr(self, f"b{res}_conv1")(x)
+            x = x if self.fused_scale else downscale2d(x)
             img = downscale2d(img)
             y = getattr(self, f"fromrgb{res // 2}")(img)
             x = blend(x, y, self.lod - (self.log2 - r))
@@ -134,7 +151,7 @@ class ProDiscriminator(nn.Module):
 PROGAN = Family(
     "progan",
     net=dict(img_channels=3, c_dim=0, z_dim=512, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
-             normalize_latents=True, use_pixelnorm=True, mbstd_group_size=4),
+             normalize_latents=True, use_pixelnorm=True, mbstd_group_size=4, d_fused_scale=False),
     # Paper: WGAN-GP (lambda 10, drift 1e-3), Adam(0.001, 0, 0.99); 600 kimg per stable / fade phase from 4x4.
     train=dict(loss="wgan-gp", gp_lambda=10.0, drift=1e-3, lr_g=0.001, lr_d=0.001, betas=(0.0, 0.99), eps=1e-8,
                batch=16, style_mixing=0.0, ema_kimg=10.0, ema_rampup=None, augment=None,
@@ -155,7 +172,8 @@ def build_progan(resolution: int, preset: str | None = None, **overrides: Any) -
     fmaps = dict(fmap_base=net["fmap_base"], fmap_decay=net["fmap_decay"], fmap_max=net["fmap_max"])
     G = ProGenerator(net["z_dim"], resolution, net["img_channels"], normalize_latents=net["normalize_latents"],
                      use_pixelnorm=net["use_pixelnorm"], **fmaps)
-    D = ProDiscriminator(resolution, net["img_channels"], mbstd_group_size=net["mbstd_group_size"], **fmaps)
+    D = ProDiscriminator(resolution, net["img_channels"], mbstd_group_size=net["mbstd_group_size"],
+                         fused_scale=net["d_fused_scale"], **fmaps)
     return ModelSpec(G=G, D=D, config=opts.config, train=opts.train)
 
 

@@ -191,7 +191,12 @@ def progan_d_ref(v, img, res, lod, group=4):
     for r in range(top, 2, -1):
         s = 2 ** r
         x = lrelu(tf_conv(x, v[f"{s}x{s}/Conv0/weight"], SQRT2) + _t(v[f"{s}x{s}/Conv0/bias"]).reshape(1, -1, 1, 1))
-        x = down(lrelu(tf_conv(x, v[f"{s}x{s}/Conv1/weight"], SQRT2) + _t(v[f"{s}x{s}/Conv1/bias"]).reshape(1, -1, 1, 1)))
+        if f"{s}x{s}/Conv1_down/weight" in v:       # fused: one 4-tap stride-2 conv, then bias and lrelu
+            x = lrelu(tf_conv_downscale(x, v[f"{s}x{s}/Conv1_down/weight"])
+                      + _t(v[f"{s}x{s}/Conv1_down/bias"]).reshape(1, -1, 1, 1))
+        else:
+            x = down(lrelu(tf_conv(x, v[f"{s}x{s}/Conv1/weight"], SQRT2)
+                           + _t(v[f"{s}x{s}/Conv1/bias"]).reshape(1, -1, 1, 1)))
         img = down(img)
         x = lerp_clip(x, fromrgb(img, r - 1), lod - (top - r))
     x = mbstd(x, group)
@@ -240,13 +245,26 @@ def test_progan_loads_and_computes_the_tf_function(tmp_path, module, out_in, pix
         _close(D(img.float()), progan_d_ref(d, img, res, lod))
 
 
-def test_progan_fused_discriminator_is_refused_but_g_loads(tmp_path):
-    g, d = progan_variables(8, 64, 16, d_fused=True)
-    path = _write_progan(tmp_path, g, d, dict(num_channels=3, resolution=8, label_size=0, fmap_base=64, fmap_max=16))
-    assert model_zoo.describe(path)["networks"] == ["G_ema", "G"]
-    model_zoo.load(path)
-    with pytest.raises(CheckpointError, match=r"fused conv \+ downscale \(Conv1_down\).*pools before"):
-        model_zoo.load(path, which="D")
+@pytest.mark.parametrize("lod", [0.0, 0.4])
+def test_progan_fused_discriminator_loads_and_computes_the_tf_function(tmp_path, lod):
+    """ProGAN's fused `Conv1_down` pools before its bias and leaky ReLU (one 4-tap stride-2 conv in TF)."""
+    res = 16
+    g, d = progan_variables(res, 64, 16, d_fused=True)
+    path = _write_progan(tmp_path, g, d, dict(num_channels=3, resolution=res, label_size=0, fmap_base=64,
+                                              fmap_max=16), lod=lod)
+    info = model_zoo.describe(path)
+    assert info["networks"] == ["G_ema", "G", "D"] and info["config"]["d_fused_scale"] is True
+    D = model_zoo.load(path, which="D")
+    img = torch.from_numpy(np.random.RandomState(3).randn(4, 3, res, res))
+    with torch.no_grad():
+        _close(D(img.float()), progan_d_ref(d, img, res, lod))
+    unfused = dict(d)   # the same weights read as the unfused layout give a different function
+    for r in range(3, 5):
+        s = 2 ** r
+        unfused[f"{s}x{s}/Conv1/weight"] = unfused.pop(f"{s}x{s}/Conv1_down/weight")
+        unfused[f"{s}x{s}/Conv1/bias"] = unfused.pop(f"{s}x{s}/Conv1_down/bias")
+    with torch.no_grad():
+        assert (D(img.float()).double() - progan_d_ref(unfused, img, res, lod)).abs().max() > 1e-3
 
 
 # -- StyleGAN ------------------------------------------------------------------------------------------------

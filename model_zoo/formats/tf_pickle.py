@@ -189,24 +189,24 @@ def progan(G: TFNetworkRecord, D: TFNetworkRecord, path: Path) -> tuple[dict, di
     kd.expect("label_size", lambda v: v == 0, "ganbench's ProGAN is unconditional")
     kd.expect("use_wscale", lambda v: v is True, "ganbench's layers use the equalized learning rate")
     kd.ignore("num_channels", "resolution", "fmap_base", "fmap_decay", "fmap_max", "fused_scale")
-    d_over = {"mbstd_group_size": require_int(kd.get("mbstd_group_size"), "mbstd_group_size", path)}
+    # Fused or not is read from the variable names (Conv1_down / Conv1), as for G's Conv0_up.
+    d_fused = res > 4 and any(name.endswith("/Conv1_down/weight") for name in D.variables())
+    d_over = {"mbstd_group_size": require_int(kd.get("mbstd_group_size"), "mbstd_group_size", path),
+              "d_fused_scale": d_fused}
     kd.done()
 
     def d_state(net: TFNetworkRecord, what: str) -> dict[str, torch.Tensor]:
         v = Variables(net.variables(), path, what)
         top = _res_log2(res)
-        if any(name.endswith("/Conv1_down/weight") for name in v.values):
-            raise CheckpointError(f"{path}: D uses ProGAN's fused conv + downscale (Conv1_down), which pools before "
-                                  "the bias and leaky ReLU; ganbench's ProGAN D pools after them, so this D cannot "
-                                  "be expressed (G loads)")
+        conv1 = "Conv1_down" if d_fused else "Conv1"
         for r in range(top, 1, -1):
             v.put(f"fromrgb{2 ** r}.weight", f"FromRGB_lod{top - r}/weight", conv)
             v.put(f"fromrgb{2 ** r}.bias", f"FromRGB_lod{top - r}/bias", lambda b: b / SQRT2)
         for r in range(top, 2, -1):
             s = 2 ** r
-            for i in (0, 1):
-                v.put(f"b{s}_conv{i}.weight", f"{s}x{s}/Conv{i}/weight", conv)
-                v.put(f"b{s}_conv{i}.bias", f"{s}x{s}/Conv{i}/bias", lambda b: b / SQRT2)
+            for i, scope in ((0, "Conv0"), (1, conv1)):
+                v.put(f"b{s}_conv{i}.weight", f"{s}x{s}/{scope}/weight", conv)
+                v.put(f"b{s}_conv{i}.bias", f"{s}x{s}/{scope}/bias", lambda b: b / SQRT2)
         v.put("b4_conv.weight", "4x4/Conv/weight", conv)
         v.put("b4_conv.bias", "4x4/Conv/bias", lambda b: b / SQRT2)
         v.put("b4_fc0.weight", "4x4/Dense0/weight", dense)
