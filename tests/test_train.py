@@ -412,3 +412,19 @@ def test_progressive_run_resumes_only_with_the_same_schedule(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"--kimg: recorded 0.032, now 0.064 \(the growing schedule"):
         run_training("progan", "shapes:16", 16, kimg=0.064, out=tmp_path, **base)
     run_training("progan", "shapes:16", 16, kimg=0.032, out=tmp_path, **base)
+
+
+def test_resume_with_a_state_dict_mismatch_names_the_keys(toy: str, tmp_path: Path) -> None:
+    """Issue 15.15: resuming a snapshot whose G lacks a weight says which key, not torch's first line."""
+    from ganbench.checkpoint import save_checkpoint
+
+    run_training(toy, "shapes:16", 8, kimg=0.016, batch=16, seed=0, out=tmp_path, snapshot_kimg=0.016, device="cpu")
+    path = latest_snapshot(tmp_path)
+    ckpt = load_checkpoint(path)
+    dropped = sorted(ckpt.state["G"])[0]
+    ckpt.state["G"] = {k: v for k, v in ckpt.state["G"].items() if k != dropped}
+    ckpt.state["G"]["surplus.weight"] = torch.zeros(1)
+    save_checkpoint(path, ckpt.state, ckpt.metadata)
+    with pytest.raises(CheckpointError, match=rf"{path.name}: G .*{dropped}.*surplus\.weight"):
+        run_training(toy, "shapes:16", 8, kimg=0.032, batch=16, seed=0, out=tmp_path, snapshot_kimg=0.016,
+                     device="cpu")

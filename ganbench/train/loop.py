@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganbench.checkpoint import load_checkpoint, save_checkpoint, snapshot_kimg, snapshot_name
+from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
@@ -463,10 +463,9 @@ class Trainer:
             raise ConfigError(f"{self.out} holds a run with other settings, {differ[0]}{more}; resume it with the "
                               f"recorded settings, or start fresh with --no-resume (overwrites it) or another --out")
         st = ckpt.state
+        for name in ("G", "D", "G_ema"):   # a mismatch names the missing / unexpected keys
+            load_state_strict(getattr(self, name), st.get(name), f"{path}: {name}")
         try:
-            self.G.load_state_dict(st["G"])
-            self.D.load_state_dict(st["D"])
-            self.G_ema.load_state_dict(st["G_ema"])
             for k, o in self.optimizers.items():
                 o.load_state_dict(st["optimizers"][k])
         except (KeyError, RuntimeError, ValueError) as exc:
