@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from _table import emit
 
-FIELDS = ["metric", "what", "n", "resolution", "wall_s", "cpu_s", "items_per_s", "value", "note"]
+FIELDS = ["metric", "what", "n", "resolution", "wall_s", "cpu_s", "items_per_s", "peak_rss_mb", "value", "note"]
+BASELINE = "5294b70"  # main before the bounded-memory SWD: the "today" of issue 12 target 4
+HEAVY = ("swd_old", "swd_shared", "swd", "swd256", "ms_ssim10k", "ppl_lpips", "pr50k")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -29,13 +32,161 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - t, time.process_time() - c
 
 
+def _shapes(count: int, resolution: int, seed: int, batch: int = 256):
+    """`shapes` images as uint8 batches (generated lazily, so a large set never sits in memory at once)."""
+    import torch
+    from ganbench.data.shapes import ShapesDataset
+
+    data = ShapesDataset(n=count, resolution=resolution, seed=seed)
+    for start in range(0, count, batch):
+        yield torch.stack([data[i][0] for i in range(start, min(count, start + batch))])
+
+
+def _old_swd():
+    """main@BASELINE's ganbench/metrics/swd.py loaded from git as a throwaway module (the old algorithm)."""
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{BASELINE}:ganbench/metrics/swd.py"], capture_output=True, text=True,
+                         check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "swd_old.py"
+    path.write_text(src[:src.index("@METRICS.register")])  # the functions only: "swd" is registered already
+    spec = importlib.util.spec_from_file_location("swd_old", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["swd_old"] = mod
+    spec.loader.exec_module(mod)
+    return mod.swd
+
+
+def child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One heavy row, measured in this (fresh) process; the parent reads its peak RSS from wait4."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if name.startswith("swd"):
+        from ganbench.metrics.swd import swd
+
+        res, n = (256, args.swd256_n) if name == "swd256" else (32, args.swd_n)
+        fn = _old_swd() if name == "swd_old" else swd
+        kw = {} if name == "swd_old" else {"patches": "shared" if name == "swd_shared" else "independent"}
+        a, b = list(_shapes(n, res, 0)), list(_shapes(n, res, 1))
+        out, wall, cpu = timed(lambda: fn(iter(a), iter(b), **kw))
+        what = {"swd_old": f"main@{BASELINE} (shared patches)", "swd_shared": "new, patches=shared",
+                "swd": "new, patches=independent", "swd256": "new, patches=independent"}[name]
+        return dict(metric="swd", what=what, n=n, resolution=res, wall=wall, cpu=cpu, value=out["swd_avg"],
+                    note="images per set; both sets generated before timing")
+    if name == "ms_ssim10k":
+        from ganbench.metrics.ms_ssim import ms_ssim
+
+        imgs = torch.cat(list(_shapes(2 * args.msssim_pairs, args.resolution, 2)))
+        out, wall, cpu = timed(lambda: ms_ssim(imgs[0::2], imgs[1::2]))
+        return dict(metric="ms_ssim", what="ganbench ms_ssim()", n=args.msssim_pairs, resolution=args.resolution,
+                    wall=wall, cpu=cpu, value=float(out.mean()), note="pairs (items/s = pairs/s)")
+    if name == "ppl_lpips":
+        import warnings
+
+        import lpips
+
+        import model_zoo
+        from ganbench.metrics.ppl import filtered_mean, path_lengths
+
+        torch.manual_seed(0)
+        G = model_zoo.build("stylegan2", 32, preset="tiny").G.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval()  # offline: random VGG weights
+
+        def dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return net(x, y)
+
+        out, wall, cpu = timed(lambda: path_lengths(G, dist, args.ppl_n, space="w", sampling="end", batch_size=64))
+        return dict(metric="ppl_wend", what="stylegan2 tiny, LPIPS VGG16 (random weights)", n=args.ppl_n,
+                    resolution=32, wall=wall, cpu=cpu, value=filtered_mean(out), note="samples (2 images each)")
+    if name == "pr50k":
+        from ganbench.metrics.precision_recall import precision_recall
+
+        rng = np.random.default_rng(0)
+        real = rng.standard_normal((args.pr_n, 4096), dtype=np.float32)
+        gen = rng.standard_normal((args.pr_n, 4096), dtype=np.float32)
+        out, wall, cpu = timed(lambda: precision_recall(gen, real))
+        return dict(metric="pr", what="random 4096-d features (VGG16 fc2 shape)", n=args.pr_n, resolution="",
+                    wall=wall, cpu=cpu, value=float(out[0]), note="features per set; value = precision")
+    raise SystemExit(f"unknown row {name!r}; known: {', '.join(HEAVY)}")
+
+
+def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`child(name)` in a fresh interpreter; its own peak RSS comes from os.wait4 (no row contaminates another)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out:
+        cmd = [sys.executable, __file__, "--child", name, "--threads", str(args.threads), "--swd-n", str(args.swd_n),
+               "--swd256-n", str(args.swd256_n), "--msssim-pairs", str(args.msssim_pairs), "--ppl-n",
+               str(args.ppl_n), "--pr-n", str(args.pr_n), "--resolution", str(args.resolution)]
+        proc = subprocess.Popen(cmd, stdout=out, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        out.seek(0)
+        lines = [line for line in out.read().splitlines() if line.startswith("RESULT ")]
+    if status != 0 or not lines:
+        return {"metric": name, "what": f"failed (status {status})", "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    row = json.loads(lines[-1][len("RESULT "):])
+    row["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--csv", default="reports/metrics2_speed.csv")
+    parser.add_argument("--rows", default="light," + ",".join(HEAVY),
+                        help="comma-separated: light (the quick rows above) and/or " + ", ".join(HEAVY))
+    parser.add_argument("--swd-n", type=int, default=10000, help="images per set for the 32 px SWD rows")
+    parser.add_argument("--swd256-n", type=int, default=1000, help="images per set for the 256 px SWD row")
+    parser.add_argument("--msssim-pairs", type=int, default=10000)
+    parser.add_argument("--ppl-n", type=int, default=1000)
+    parser.add_argument("--pr-n", type=int, default=5000, help="features per set for the PR row")
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        import json
+
+        r = child(args.child, args)
+        print("RESULT " + json.dumps(r), flush=True)
+        return
+    wanted = [r for r in args.rows.split(",") if r]
+    rows: list[dict[str, Any]] = []
+    for name in [w for w in wanted if w in HEAVY]:
+        r = run_child(name, args)
+        if "wall" in r:
+            wall = r.pop("wall")
+            r.update(wall_s=round(wall, 2), cpu_s=round(r.pop("cpu"), 2), items_per_s=round(r["n"] / wall, 1),
+                     value=round(float(r["value"]), 4))
+        print(r, flush=True)
+        rows.append(r)
+    by = {(r["metric"], r.get("what", "")): r for r in rows}
+    old = next((r for r in rows if str(r.get("what", "")).startswith("main@")), None)
+    for r in rows:
+        if old and r is not old and r["metric"] == "swd" and r.get("resolution") == old["resolution"] and "wall_s" in r:
+            r["note"] += f"; {old['wall_s'] / r['wall_s']:.2f}x faster than main@{BASELINE}, " \
+                         f"{old['peak_rss_mb'] / r['peak_rss_mb']:.1f}x less peak RSS"
+        if r["metric"] == "pr" and "wall_s" in r and r["n"] < 50000:
+            scale = (50000 / r["n"]) ** 2
+            r["note"] += f"; extrapolated to N=50000: ~{r['wall_s'] * scale:.0f} s (N^2 distances)"
+        if r["metric"] == "ppl_wend" and "wall_s" in r and r["n"] < 10000:
+            r["note"] += f"; extrapolated to n=10000: ~{r['wall_s'] * 10000 / r['n']:.0f} s"
+    del by
+    if "light" not in wanted:
+        emit(rows, FIELDS, args.csv)
+        return
 
     import torch
 
@@ -47,11 +198,11 @@ def main() -> None:
     from ganbench.metrics.swd import swd
 
     n, res = args.n, args.resolution
-    rows: list[dict[str, Any]] = []
 
     def add(metric: str, what: str, count: int, resolution: int, wall: float, cpu: float, value: Any,
             note: str = "") -> None:
         rows.append({"metric": metric, "what": what, "n": count, "resolution": resolution, "wall_s": round(wall, 2),
+                     "peak_rss_mb": "",
                      "cpu_s": round(cpu, 2), "items_per_s": round(count / wall, 1) if wall else "",
                      "value": value if isinstance(value, str) else round(float(value), 4), "note": note})
 

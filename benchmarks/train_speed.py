@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _table import write_csv
 
-FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "step_s", "step_cpu_s",
+FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "sec_per_kimg", "step_s", "step_cpu_s",
           "all_phases_s", "all_phases_cpu_s", "first_step_s", "peak_rss_mb", "cuda_max_alloc_mb", "g_params",
           "d_params", "phases"]
 
@@ -75,7 +75,9 @@ def child(args: argparse.Namespace) -> None:
             cpus.append(c)
         trainer.batch_idx = 0                  # a multiple of every interval: all phases due again
         all_w, all_c = timed()
-        row.update(status="ok", step_s=sum(walls) / len(walls), step_cpu_s=sum(cpus) / len(cpus),
+        step_s = sum(walls) / len(walls)
+        row.update(status="ok", sec_per_kimg=step_s * 1000 / args.batch, step_s=step_s,
+                   step_cpu_s=sum(cpus) / len(cpus),
                    all_phases_s=all_w, all_phases_cpu_s=all_c, first_step_s=first,
                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    cuda_max_alloc_mb=torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else "",
@@ -138,13 +140,15 @@ def main(argv: list[str] | None = None) -> None:
     configs = [(m, r) for r in resolutions for m in models]
     configs.sort(key=lambda mr: (mr == ("stylegan3-r", max(resolutions)), mr[1]))   # heaviest last
     rows = []
-    header = f"{'model':14} {'res':>4} {'status':10} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} {'rss_MB':>8}"
+    header = (f"{'model':14} {'res':>4} {'status':10} {'s/kimg':>8} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} "
+              f"{'rss_MB':>8}")
     print(header)
     print("-" * len(header))
     for model, res in configs:
         row = run_config(model, res, args)
         rows.append(row)
-        print(f"{model:14} {res:>4} {row['status'][:10]:10} {fmt(row.get('step_s', '')):>8} "
+        print(f"{model:14} {res:>4} {row['status'][:10]:10} {fmt(row.get('sec_per_kimg', ''), 0):>8} "
+              f"{fmt(row.get('step_s', '')):>8} "
               f"{fmt(row.get('step_cpu_s', '')):>8} {fmt(row.get('all_phases_s', '')):>9} "
               f"{fmt(row.get('peak_rss_mb', ''), 0):>8}", flush=True)
         if not row["status"].startswith("ok"):
