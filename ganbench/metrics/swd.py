@@ -130,9 +130,9 @@ class _Level:
         if self.keep_pixels:
             # Each pixel counts once per patch covering it: the descriptors' moments without gathering them.
             flat = (np.arange(n)[:, None] * (h * w) + ys * w + xs).reshape(-1)
-            hist = np.bincount(flat, minlength=n * h * w).astype(np.float64).reshape(n, h * w)
-            cover = F.conv2d(torch.from_numpy(hist).view(n, 1, h, w), torch.ones(1, 1, k, k, dtype=torch.float64),
-                             padding=k // 2)
+            hist = np.bincount(flat, minlength=n * h * w).astype(np.float32).reshape(n, 1, h, w)
+            # float32 counts are exact (< 2**24); float64 only for the products and sums.
+            cover = F.conv2d(torch.from_numpy(hist), torch.ones(1, 1, k, k), padding=k // 2).to(torch.float64)
             lv = level.to(torch.float64)
             self.s1 += (lv * cover).sum(dim=(0, 2, 3)).numpy()
             self.s2 += (lv * lv * cover).sum(dim=(0, 2, 3)).numpy()
@@ -241,7 +241,7 @@ def _sorted_abs_diff(a: np.ndarray, b: np.ndarray, rows: range, sums: np.ndarray
 
 
 def sliced_wasserstein(a: "_Level", b: "_Level", rng: np.random.Generator, dir_repeats: int = 4,
-                       dirs_per_repeat: int = 128, buffer_bytes: int = 768 * 2**20) -> float:
+                       dirs_per_repeat: int = 128, buffer_bytes: int = 384 * 2**20) -> float:
     """Mean over repeats of the mean |sorted(a·dir) - sorted(b·dir)| over random unit directions.
 
     Directions are projected a block at a time so that both sets' projections fit in `buffer_bytes`."""
@@ -273,7 +273,7 @@ def sliced_wasserstein(a: "_Level", b: "_Level", rng: np.random.Generator, dir_r
 
 def swd_from_descriptors(desc_a: list["_Level"], desc_b: list["_Level"], resolutions: list[int],
                          seed: int = 0, dir_repeats: int = 4, dirs_per_repeat: int = 128,
-                         buffer_bytes: int = 768 * 2**20) -> dict[str, float]:
+                         buffer_bytes: int = 384 * 2**20) -> dict[str, float]:
     """`swd<res>` per level (x1e3) and their mean `swd_avg` from two finalized collectors' levels."""
     rng = np.random.default_rng([seed, 1])
     out = {f"swd{res}": 1e3 * sliced_wasserstein(a, b, rng, dir_repeats, dirs_per_repeat, buffer_bytes)
@@ -285,7 +285,7 @@ def swd_from_descriptors(desc_a: list["_Level"], desc_b: list["_Level"], resolut
 def swd(images_a: Iterable[torch.Tensor] | torch.Tensor, images_b: Iterable[torch.Tensor] | torch.Tensor,
         seed: int = 0, patches_per_image: int = 128, patch_size: int = 7, dir_repeats: int = 4,
         dirs_per_repeat: int = 128, min_res: int = 16, patches: str = "independent",
-        buffer_bytes: int = 768 * 2**20) -> dict[str, float]:
+        buffer_bytes: int = 384 * 2**20) -> dict[str, float]:
     """SWD (x1e3) per pyramid level and averaged between two equal-sized image sets (tensors or batch iterables).
 
     `patches`: "independent" (ProGAN: each set draws its own patch positions) or "shared" (the second set
