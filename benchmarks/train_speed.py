@@ -17,6 +17,25 @@ Measured 2026-11-25, idle 2-core AMD EPYC / 24 GB box, 2 threads, batch 4, paper
     stylegan3-t  64   37.2 s/step  73.2 CPU-s  all phases 45.0 s  peak RSS 4.5 GB
     stylegan3-r  64   40.9 s/step  79.2 CPU-s  all phases 47.8 s  peak RSS 5.4 GB
 (benchmarks/sg3_memory.py times the bare G -> D forward + backward the StyleGAN3 issue quotes.)
+
+Measured 2026-12-03 (issue 12.5, "today" = main at 5294b70; no model code changed since), 2-core x86_64
+AMD EPYC / 24 GB box SHARED with 4-5 other sessions (load average 3.5-6 on 2 cores, while SWD benchmarks
+ran beside it), 2 threads, batch 4, paper networks, `--steps 1`. sec/kimg = step_s x 1000 / batch. Wall
+and even CPU seconds are inflated by the load (SG3 CPU-s 3x the idle 2026-11-25 numbers above: memory
+bandwidth is shared), so compare CPU seconds, and rerun on an idle box before reading a regression into it:
+    model          res   s/kimg   step_s   cpu_s  all_phases_s  peak RSS
+    progan          32     3630     14.5    28.9          15.0   2.2 GB
+    stylegan        32     3153     12.6    25.0          13.1   2.0 GB
+    stylegan2       32     1807      7.2    14.3          16.3   1.9 GB
+    stylegan2-ada   32     1763      7.1    14.0          21.7   1.9 GB
+    stylegan3-t     32    26995    108.0   115.3         124.5   3.4 GB
+    stylegan3-r     32    18784     75.1   105.3         124.6   4.0 GB
+    progan          64    23314     93.3    71.3          72.5   3.0 GB
+    stylegan        64    19145     76.6    72.0         109.6   2.6 GB
+    stylegan2       64    36802    147.2    72.7         457.6   2.8 GB
+    stylegan2-ada   64   (not measured: stopped for time on the loaded box)
+    stylegan3-t     64   (not measured: stopped for time on the loaded box)
+    stylegan3-r     64   SG3R64_ROW
 """
 
 from __future__ import annotations

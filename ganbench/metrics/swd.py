@@ -24,7 +24,9 @@ descriptors are gathered again in chunks while projecting, and only `buffer_byte
 float64 as images arrive (pixels weighted by how many patches cover them). Sorting runs on
 `torch.get_num_threads()` threads (numpy's sort releases the GIL). The result equals the unbounded
 computation (every descriptor in memory, every direction at once) up to float32 rounding of the
-projections; e.g. 10k images per set at 32 px: ~1.4 GB peak RSS instead of 9 GB.
+projections; e.g. 10k images per set at 32 px: 1.5 GB peak RSS instead of 9.1 GB (benchmarks/
+metrics2_speed.py). Time is not lower: the 4 x 128 projections (~770 GFLOP at n=10k, 32 px) and 2048
+sorts of 1.28M values are the same work as before, plus a re-gather per block of directions.
 """
 
 from __future__ import annotations
