@@ -10,6 +10,40 @@
   (StyleGAN2 for PPL/LS, StyleGAN3-T for EQ) with N samples; PPL uses the shapes-net distance
   (offline), LS uses shapes-net's attribute logits.
 The machine may be shared, so CPU seconds are printed beside wall seconds.
+
+Heavy rows (issue 12.4), each in its own fresh process; peak_rss_mb is that child's maxrss from os.wait4, so
+rows never contaminate each other (`--rows` picks them; `light` is the quick set above):
+- swd_old: main@5294b70's swd.py read with `git show` into a throwaway module (every descriptor in memory)
+  beside swd_shared (new code, same shared patch protocol: the value must be equal) and swd (new default,
+  ProGAN's independent patches), n=10000 per set at 32 px; the ratio is printed in `note`.
+- swd256: 256 px, `--swd256-n` images per set streamed in batches of 64; n=10000 RSS extrapolated from the
+  per-image store (214 kB per image per set).
+- ms_ssim10k: `--msssim-pairs` consecutive pairs of shapes at `--resolution`; ppl_lpips: ppl_wend of a tiny
+  StyleGAN2 at 32 px with LPIPS(VGG16) built offline by `lpips.LPIPS(net="vgg", pnet_rand=True)` (random
+  weights: same cost as the real ones); pr50k: random float32 [N, 4096] features (VGG16 fc2 shape), time
+  extrapolated to N=50000 by N^2.
+
+Measured 2026-12-03, 2-core x86_64 AMD EPYC / 24 GB, SHARED with 4-5 other sessions (load average 3.5-6
+on 2 cores, a training benchmark beside it), `--threads 2`, default sizes. Wall time is dominated by the
+load; CPU seconds compare better:
+    metric  what                           n      res  wall_s  cpu_s   peak_rss_mb  value   note
+    swd     main@5294b70 (shared patches)  10000  32   289.7   154.1   9075         4.1538
+    swd     new, patches=shared            10000  32   414.0   187.0   1492         4.1538  0.70x "faster", 6.1x less RSS
+    swd     new, patches=independent       10000  32   478.7   201.0   1491         4.0794  0.61x "faster", 6.1x less RSS
+    swd     new, patches=independent   1000   256  219.1   101.0   1440         8.4550  streamed, gen. included;
+                                                                                   n=10000 extrapolated ~5130 MB
+    ms_ssim ganbench ms_ssim()         10000  64   85.7    42.7    9321         0.2334  116.6 pairs/s; 9.3 GB:
+            ms_ssim() holds every pair at once -- NOT bounded yet (open)
+    ppl_wend stylegan2 tiny, LPIPS VGG 1000   32   122.8   122.5   1226         1.0421  8.1 samples/s; n=10000
+                                                                                   extrapolated ~1230 s
+    pr      random 4096-d features     5000   -    28.4    28.4    1067         0.3784  N=50000 extrapolated
+            ~2840 s (N^2); N=50000 memory NOT measured (estimate: 2 x 0.8 GB features + one 10000 x 50000
+            float32 distance block 2 GB + its bool mask 0.5 GB, ~5 GB)
+An earlier run of the same rows under a lighter load (768 MB projection buffer) gave old 194.3 s / 168.4
+CPU-s / 8875 MB vs new shared 140.3 s / 138.5 CPU-s / 2607 MB (1.38x) and independent 167.5 s / 131.3
+CPU-s / 2385 MB. So: the <= 2 GB target at n=10k, 32 px is met (1.5 GB); the >= 4x speed target is NOT:
+the projections (~770 GFLOP) and 2048 sorts of 1.28M floats (~33 CPU-s with numpy's AVX2 sort) are the
+same work as before and bound the time on 2 cores.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ bandwidth is shared), so compare CPU seconds, and rerun on an idle box before re
     stylegan2       64    36802    147.2    72.7         457.6   2.8 GB
     stylegan2-ada   64   (not measured: stopped for time on the loaded box)
     stylegan3-t     64   (not measured: stopped for time on the loaded box)
-    stylegan3-r     64   SG3R64_ROW
+    stylegan3-r     64   (started alone at 18:50, not finished by the 19:20 deadline on the loaded box;
+                         sg3_memory.py's docstring has R@64 b4 at 4.5-4.6 GB for G -> D fwd + bwd)
 """
 
 from __future__ import annotations
