@@ -35,8 +35,9 @@ bandwidth is shared), so compare CPU seconds, and rerun on an idle box before re
     stylegan2       64    36802    147.2    72.7         457.6   2.8 GB
     stylegan2-ada   64   (not measured: stopped for time on the loaded box)
     stylegan3-t     64   (not measured: stopped for time on the loaded box)
-    stylegan3-r     64   (started alone at 18:50, not finished by the 19:20 deadline on the loaded box;
-                         sg3_memory.py's docstring has R@64 b4 at 4.5-4.6 GB for G -> D fwd + bwd)
+    stylegan3-r     64    48768    195.1   237.7         319.4   5.2 GiB (run alone after the others)
+So StyleGAN3-R at 64 px, batch 4 peaked at 5295 MiB in the full training step (all phases, ADA): over the
+<= 5 GB target on this run (sg3_memory.py's bare G -> D fwd + bwd stays at 4.5-4.6 GB); not fixed here.
 """
 
 from __future__ import annotations
