@@ -10,17 +10,54 @@
   (StyleGAN2 for PPL/LS, StyleGAN3-T for EQ) with N samples; PPL uses the shapes-net distance
   (offline), LS uses shapes-net's attribute logits.
 The machine may be shared, so CPU seconds are printed beside wall seconds.
+
+Heavy rows (issue 12.4), each in its own fresh process; peak_rss_mb is that child's maxrss from os.wait4, so
+rows never contaminate each other (`--rows` picks them; `light` is the quick set above):
+- swd_old: main@5294b70's swd.py read with `git show` into a throwaway module (every descriptor in memory)
+  beside swd_shared (new code, same shared patch protocol: the value must be equal) and swd (new default,
+  ProGAN's independent patches), n=10000 per set at 32 px; the ratio is printed in `note`.
+- swd256: 256 px, `--swd256-n` images per set streamed in batches of 64; n=10000 RSS extrapolated from the
+  per-image store (214 kB per image per set).
+- ms_ssim10k: `--msssim-pairs` consecutive pairs of shapes at `--resolution`; ppl_lpips: ppl_wend of a tiny
+  StyleGAN2 at 32 px with LPIPS(VGG16) built offline by `lpips.LPIPS(net="vgg", pnet_rand=True)` (random
+  weights: same cost as the real ones); pr50k: random float32 [N, 4096] features (VGG16 fc2 shape), time
+  extrapolated to N=50000 by N^2.
+
+Measured 2026-12-03, 2-core x86_64 AMD EPYC / 24 GB, SHARED with 4-5 other sessions (load average 3.5-6
+on 2 cores, a training benchmark beside it), `--threads 2`, default sizes. Wall time is dominated by the
+load; CPU seconds compare better:
+    metric  what                           n      res  wall_s  cpu_s   peak_rss_mb  value   note
+    swd     main@5294b70 (shared patches)  10000  32   289.7   154.1   9075         4.1538
+    swd     new, patches=shared            10000  32   414.0   187.0   1492         4.1538  0.70x "faster", 6.1x less RSS
+    swd     new, patches=independent       10000  32   478.7   201.0   1491         4.0794  0.61x "faster", 6.1x less RSS
+    swd     new, patches=independent   1000   256  219.1   101.0   1440         8.4550  streamed, gen. included;
+                                                                                   n=10000 extrapolated ~5130 MB
+    ms_ssim ganbench ms_ssim()         10000  64   85.7    42.7    9321         0.2334  116.6 pairs/s; 9.3 GB:
+            ms_ssim() holds every pair at once -- NOT bounded yet (open)
+    ppl_wend stylegan2 tiny, LPIPS VGG 1000   32   122.8   122.5   1226         1.0421  8.1 samples/s; n=10000
+                                                                                   extrapolated ~1230 s
+    pr      random 4096-d features     5000   -    28.4    28.4    1067         0.3784  N=50000 extrapolated
+            ~2840 s (N^2); N=50000 memory NOT measured (estimate: 2 x 0.8 GB features + one 10000 x 50000
+            float32 distance block 2 GB + its bool mask 0.5 GB, ~5 GB)
+An earlier run of the same rows under a lighter load (768 MB projection buffer) gave old 194.3 s / 168.4
+CPU-s / 8875 MB vs new shared 140.3 s / 138.5 CPU-s / 2607 MB (1.38x) and independent 167.5 s / 131.3
+CPU-s / 2385 MB. So: the <= 2 GB target at n=10k, 32 px is met (1.5 GB); the >= 4x speed target is NOT:
+the projections (~770 GFLOP) and 2048 sorts of 1.28M floats (~33 CPU-s with numpy's AVX2 sort) are the
+same work as before and bound the time on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from _table import emit
 
-FIELDS = ["metric", "what", "n", "resolution", "wall_s", "cpu_s", "items_per_s", "value", "note"]
+FIELDS = ["metric", "what", "n", "resolution", "wall_s", "cpu_s", "items_per_s", "peak_rss_mb", "value", "note"]
+BASELINE = "5294b70"  # main before the bounded-memory SWD: the "today" of issue 12 target 4
+HEAVY = ("swd_old", "swd_shared", "swd", "swd256", "ms_ssim10k", "ppl_lpips", "pr50k")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -29,13 +66,171 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - t, time.process_time() - c
 
 
+def _shapes(count: int, resolution: int, seed: int, batch: int = 256):
+    """`shapes` images as uint8 batches (generated lazily, so a large set never sits in memory at once)."""
+    import torch
+    from ganbench.data.shapes import ShapesDataset
+
+    data = ShapesDataset(n=count, resolution=resolution, seed=seed)
+    for start in range(0, count, batch):
+        yield torch.stack([data[i][0] for i in range(start, min(count, start + batch))])
+
+
+def _old_swd():
+    """main@BASELINE's ganbench/metrics/swd.py loaded from git as a throwaway module (the old algorithm)."""
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{BASELINE}:ganbench/metrics/swd.py"], capture_output=True, text=True,
+                         check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "swd_old.py"
+    path.write_text(src[:src.index("@METRICS.register")])  # the functions only: "swd" is registered already
+    spec = importlib.util.spec_from_file_location("swd_old", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["swd_old"] = mod
+    spec.loader.exec_module(mod)
+    return mod.swd
+
+
+def child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One heavy row, measured in this (fresh) process; the parent reads its peak RSS from wait4."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if name.startswith("swd"):
+        from ganbench.metrics.swd import swd
+
+        res, n = (256, args.swd256_n) if name == "swd256" else (32, args.swd_n)
+        fn = _old_swd() if name == "swd_old" else swd
+        kw = {} if name == "swd_old" else {"patches": "shared" if name == "swd_shared" else "independent"}
+        if res == 32:  # both sets generated before timing
+            a, b = list(_shapes(n, res, 0)), list(_shapes(n, res, 1))
+            out, wall, cpu = timed(lambda: fn(iter(a), iter(b), **kw))
+        else:  # streamed in batches of 64 as a generator would deliver them (the images never all in memory)
+            out, wall, cpu = timed(lambda: fn(_shapes(n, res, 0, 64), _shapes(n, res, 1, 64), **kw))
+        what = {"swd_old": f"main@{BASELINE} (shared patches)", "swd_shared": "new, patches=shared",
+                "swd": "new, patches=independent", "swd256": "new, patches=independent"}[name]
+        note = ("images per set; both sets generated before timing" if res == 32 else
+                "images per set, streamed in batches of 64; generating the shapes images is included in the time")
+        return dict(metric="swd", what=what, n=n, resolution=res, wall=wall, cpu=cpu, value=out["swd_avg"],
+                    note=note)
+    if name == "ms_ssim10k":
+        from ganbench.metrics.ms_ssim import ms_ssim
+
+        imgs = torch.cat(list(_shapes(2 * args.msssim_pairs, args.resolution, 2)))
+        out, wall, cpu = timed(lambda: ms_ssim(imgs[0::2], imgs[1::2]))
+        return dict(metric="ms_ssim", what="ganbench ms_ssim()", n=args.msssim_pairs, resolution=args.resolution,
+                    wall=wall, cpu=cpu, value=float(out.mean()), note="pairs (items/s = pairs/s)")
+    if name == "ppl_lpips":
+        import warnings
+
+        import lpips
+
+        import model_zoo
+        from ganbench.metrics.ppl import filtered_mean, path_lengths
+
+        torch.manual_seed(0)
+        G = model_zoo.build("stylegan2", 32, preset="tiny").G.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval()  # offline: random VGG weights
+
+        def dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return net(x, y)
+
+        out, wall, cpu = timed(lambda: path_lengths(G, dist, args.ppl_n, space="w", sampling="end", batch_size=64))
+        return dict(metric="ppl_wend", what="stylegan2 tiny, LPIPS VGG16 (random weights)", n=args.ppl_n,
+                    resolution=32, wall=wall, cpu=cpu, value=filtered_mean(out), note="samples (2 images each)")
+    if name == "pr50k":
+        from ganbench.metrics.precision_recall import precision_recall
+
+        rng = np.random.default_rng(0)
+        real = rng.standard_normal((args.pr_n, 4096), dtype=np.float32)
+        gen = rng.standard_normal((args.pr_n, 4096), dtype=np.float32)
+        out, wall, cpu = timed(lambda: precision_recall(gen, real))
+        return dict(metric="pr", what="random 4096-d features (VGG16 fc2 shape)", n=args.pr_n, resolution="",
+                    wall=wall, cpu=cpu, value=float(out[0]), note="features per set; value = precision")
+    raise SystemExit(f"unknown row {name!r}; known: {', '.join(HEAVY)}")
+
+
+def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`child(name)` in a fresh interpreter; its own peak RSS comes from os.wait4 (no row contaminates another)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out:
+        cmd = [sys.executable, __file__, "--child", name, "--threads", str(args.threads), "--swd-n", str(args.swd_n),
+               "--swd256-n", str(args.swd256_n), "--msssim-pairs", str(args.msssim_pairs), "--ppl-n",
+               str(args.ppl_n), "--pr-n", str(args.pr_n), "--resolution", str(args.resolution)]
+        proc = subprocess.Popen(cmd, stdout=out, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        out.seek(0)
+        lines = [line for line in out.read().splitlines() if line.startswith("RESULT ")]
+    if status != 0 or not lines:
+        return {"metric": name, "what": f"failed (status {status})", "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    row = json.loads(lines[-1][len("RESULT "):])
+    row["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--csv", default="reports/metrics2_speed.csv")
+    parser.add_argument("--rows", default="light," + ",".join(HEAVY),
+                        help="comma-separated: light (the quick rows above) and/or " + ", ".join(HEAVY))
+    parser.add_argument("--swd-n", type=int, default=10000, help="images per set for the 32 px SWD rows")
+    parser.add_argument("--swd256-n", type=int, default=1000, help="images per set for the 256 px SWD row")
+    parser.add_argument("--msssim-pairs", type=int, default=10000)
+    parser.add_argument("--ppl-n", type=int, default=1000)
+    parser.add_argument("--pr-n", type=int, default=5000, help="features per set for the PR row")
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        import json
+
+        r = child(args.child, args)
+        print("RESULT " + json.dumps(r), flush=True)
+        return
+    wanted = [r for r in args.rows.split(",") if r]
+    rows: list[dict[str, Any]] = []
+    for name in [w for w in wanted if w in HEAVY]:
+        r = run_child(name, args)
+        if "wall" in r:
+            wall = r.pop("wall")
+            r.update(wall_s=round(wall, 2), cpu_s=round(r.pop("cpu"), 2), items_per_s=round(r["n"] / wall, 1),
+                     value=round(float(r["value"]), 4))
+        print(r, flush=True)
+        rows.append(r)
+    by = {(r["metric"], r.get("what", "")): r for r in rows}
+    old = next((r for r in rows if str(r.get("what", "")).startswith("main@")), None)
+    for r in rows:
+        if old and r is not old and r["metric"] == "swd" and r.get("resolution") == old["resolution"] and "wall_s" in r:
+            r["note"] += f"; {old['wall_s'] / r['wall_s']:.2f}x faster than main@{BASELINE}, " \
+                         f"{old['peak_rss_mb'] / r['peak_rss_mb']:.1f}x less peak RSS"
+        if r["metric"] == "swd" and r.get("resolution") == 256 and "peak_rss_mb" in r and r["n"] < 10000:
+            # What grows with n is the per-set store: at 256 px levels 256 and 128 keep 128 x 147 float32
+            # descriptors per image, levels 64/32/16 their pixels: 214 kB per image per set.
+            per_image = 2 * (2 * 128 * 147 + 3 * (64**2 + 32**2 + 16**2)) * 4 / 2**20
+            r["note"] += f"; extrapolated peak RSS at n=10000: ~{r['peak_rss_mb'] + (10000 - r['n']) * per_image:.0f} MB"
+        if r["metric"] == "pr" and "wall_s" in r and r["n"] < 50000:
+            scale = (50000 / r["n"]) ** 2
+            r["note"] += f"; extrapolated to N=50000: ~{r['wall_s'] * scale:.0f} s (N^2 distances)"
+        if r["metric"] == "ppl_wend" and "wall_s" in r and r["n"] < 10000:
+            r["note"] += f"; extrapolated to n=10000: ~{r['wall_s'] * 10000 / r['n']:.0f} s"
+    del by
+    if "light" not in wanted:
+        emit(rows, FIELDS, args.csv)
+        return
 
     import torch
 
@@ -47,11 +242,11 @@ def main() -> None:
     from ganbench.metrics.swd import swd
 
     n, res = args.n, args.resolution
-    rows: list[dict[str, Any]] = []
 
     def add(metric: str, what: str, count: int, resolution: int, wall: float, cpu: float, value: Any,
             note: str = "") -> None:
         rows.append({"metric": metric, "what": what, "n": count, "resolution": resolution, "wall_s": round(wall, 2),
+                     "peak_rss_mb": "",
                      "cpu_s": round(cpu, 2), "items_per_s": round(count / wall, 1) if wall else "",
                      "value": value if isinstance(value, str) else round(float(value), 4), "note": note})
 

@@ -17,6 +17,27 @@ Measured 2026-11-25, idle 2-core AMD EPYC / 24 GB box, 2 threads, batch 4, paper
     stylegan3-t  64   37.2 s/step  73.2 CPU-s  all phases 45.0 s  peak RSS 4.5 GB
     stylegan3-r  64   40.9 s/step  79.2 CPU-s  all phases 47.8 s  peak RSS 5.4 GB
 (benchmarks/sg3_memory.py times the bare G -> D forward + backward the StyleGAN3 issue quotes.)
+
+Measured 2026-12-03 (issue 12.5, "today" = main at 5294b70; no model code changed since), 2-core x86_64
+AMD EPYC / 24 GB box SHARED with 4-5 other sessions (load average 3.5-6 on 2 cores, while SWD benchmarks
+ran beside it), 2 threads, batch 4, paper networks, `--steps 1`. sec/kimg = step_s x 1000 / batch. Wall
+and even CPU seconds are inflated by the load (SG3 CPU-s 3x the idle 2026-11-25 numbers above: memory
+bandwidth is shared), so compare CPU seconds, and rerun on an idle box before reading a regression into it:
+    model          res   s/kimg   step_s   cpu_s  all_phases_s  peak RSS
+    progan          32     3630     14.5    28.9          15.0   2.2 GB
+    stylegan        32     3153     12.6    25.0          13.1   2.0 GB
+    stylegan2       32     1807      7.2    14.3          16.3   1.9 GB
+    stylegan2-ada   32     1763      7.1    14.0          21.7   1.9 GB
+    stylegan3-t     32    26995    108.0   115.3         124.5   3.4 GB
+    stylegan3-r     32    18784     75.1   105.3         124.6   4.0 GB
+    progan          64    23314     93.3    71.3          72.5   3.0 GB
+    stylegan        64    19145     76.6    72.0         109.6   2.6 GB
+    stylegan2       64    36802    147.2    72.7         457.6   2.8 GB
+    stylegan2-ada   64   (not measured: stopped for time on the loaded box)
+    stylegan3-t     64   (not measured: stopped for time on the loaded box)
+    stylegan3-r     64    48768    195.1   237.7         319.4   5.2 GiB (run alone after the others)
+So StyleGAN3-R at 64 px, batch 4 peaked at 5295 MiB in the full training step (all phases, ADA): over the
+<= 5 GB target on this run (sg3_memory.py's bare G -> D fwd + bwd stays at 4.5-4.6 GB); not fixed here.
 """
 
 from __future__ import annotations
@@ -31,7 +52,7 @@ from pathlib import Path
 
 from _table import write_csv
 
-FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "step_s", "step_cpu_s",
+FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "sec_per_kimg", "step_s", "step_cpu_s",
           "all_phases_s", "all_phases_cpu_s", "first_step_s", "peak_rss_mb", "cuda_max_alloc_mb", "g_params",
           "d_params", "phases"]
 
@@ -75,7 +96,9 @@ def child(args: argparse.Namespace) -> None:
             cpus.append(c)
         trainer.batch_idx = 0                  # a multiple of every interval: all phases due again
         all_w, all_c = timed()
-        row.update(status="ok", step_s=sum(walls) / len(walls), step_cpu_s=sum(cpus) / len(cpus),
+        step_s = sum(walls) / len(walls)
+        row.update(status="ok", sec_per_kimg=step_s * 1000 / args.batch, step_s=step_s,
+                   step_cpu_s=sum(cpus) / len(cpus),
                    all_phases_s=all_w, all_phases_cpu_s=all_c, first_step_s=first,
                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    cuda_max_alloc_mb=torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else "",
@@ -138,13 +161,15 @@ def main(argv: list[str] | None = None) -> None:
     configs = [(m, r) for r in resolutions for m in models]
     configs.sort(key=lambda mr: (mr == ("stylegan3-r", max(resolutions)), mr[1]))   # heaviest last
     rows = []
-    header = f"{'model':14} {'res':>4} {'status':10} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} {'rss_MB':>8}"
+    header = (f"{'model':14} {'res':>4} {'status':10} {'s/kimg':>8} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} "
+              f"{'rss_MB':>8}")
     print(header)
     print("-" * len(header))
     for model, res in configs:
         row = run_config(model, res, args)
         rows.append(row)
-        print(f"{model:14} {res:>4} {row['status'][:10]:10} {fmt(row.get('step_s', '')):>8} "
+        print(f"{model:14} {res:>4} {row['status'][:10]:10} {fmt(row.get('sec_per_kimg', ''), 0):>8} "
+              f"{fmt(row.get('step_s', '')):>8} "
               f"{fmt(row.get('step_cpu_s', '')):>8} {fmt(row.get('all_phases_s', '')):>9} "
               f"{fmt(row.get('peak_rss_mb', ''), 0):>8}", flush=True)
         if not row["status"].startswith("ok"):

@@ -5,18 +5,33 @@ full resolution down to 16x16; every level contributes 128 random 7x7 patches pe
 descriptors are normalised per channel by that set's own mean and std, then the two sets are
 compared along random unit directions: project, sort, mean absolute difference. Values are x1e3.
 
-Randomness is explicit and reproducible, and independent of batch size: the patch centres of
-image i come from `numpy.random.default_rng([seed, 0, i])`, per level (finest first) x then y
-(`rng.integers(3, side - 3, 128)` each); directions come from `default_rng([seed, 1])`, per level
-(finest first) and per repeat as `standard_normal((dim, dirs_per_repeat))`. Both image sets use
-the same patch positions, so a set compared with itself scores exactly 0.
+Patch protocol (`patches`, recorded with every result): "independent" (the default, as ProGAN, whose
+`feed` draws fresh random positions for every minibatch of either set) draws each set's patch
+positions separately, so a set compared with itself scores clearly above 0 (about 20 for 10k shapes
+images at 32 px); "shared" reuses the first set's positions for the second set, which gave 1.4-3.8 %
+lower values than ProGAN's protocol and exactly 0 for a set against itself (ganbench before 2026-12).
 
-Memory: descriptors are kept as float32, 128 x 147 values (75 kB) per image, level and set; e.g.
-8192 images per set at 256 px (5 levels) hold about 6 GB.
+Randomness is explicit and reproducible, and independent of batch size: the patch centres of
+image i of the first set come from `numpy.random.default_rng([seed, 0, i])`, those of the second set
+(independent protocol) from `default_rng([seed, 2, i])`, per level (finest first) x then y
+(`rng.integers(3, side - 3, 128)` each); directions come from `default_rng([seed, 1])`, per level
+(finest first) and per repeat as `standard_normal((dim, dirs_per_repeat))`.
+
+Memory is bounded: a set keeps, per level, whichever is smaller of the level's pixels (float32) and
+its 128 x 147 descriptors per image, so at 32 px it holds 15 kB per image instead of 150 kB; the
+descriptors are gathered again in chunks while projecting, and only `buffer_bytes` of projections
+(both sets, a block of directions at a time) exist at once. Per-channel moments are accumulated in
+float64 as images arrive (pixels weighted by how many patches cover them). Sorting runs on
+`torch.get_num_threads()` threads (numpy's sort releases the GIL). The result equals the unbounded
+computation (every descriptor in memory, every direction at once) up to float32 rounding of the
+projections; e.g. 10k images per set at 32 px: 1.5 GB peak RSS instead of 9.1 GB (benchmarks/
+metrics2_speed.py). Time is not lower: the 4 x 128 projections (~770 GFLOP at n=10k, 32 px) and 2048
+sorts of 1.28M values are the same work as before, plus a re-gather per block of directions.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
@@ -60,10 +75,15 @@ def laplacian_pyramid(images: torch.Tensor, num_levels: int) -> list[torch.Tenso
     return levels
 
 
+PATCH_PROTOCOLS = ("independent", "shared")
+
+
 def patch_centres(seed: int, index: int, shapes: list[tuple[int, int]], per_image: int = 128,
-                  size: int = 7) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(x, y) centres of image `index`'s patches at each level of (height, width) `shapes`."""
-    rng = np.random.default_rng([seed, 0, index])
+                  size: int = 7, stream: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(x, y) centres of image `index`'s patches at each level of (height, width) `shapes`.
+
+    `stream` 0 is the first image set's positions, 1 the second set's under the independent protocol."""
+    rng = np.random.default_rng([seed, 0, index] if stream == 0 else [seed, 2, index])
     half = size // 2
     out = []
     for h, w in shapes:
@@ -76,49 +96,95 @@ def patch_centres(seed: int, index: int, shapes: list[tuple[int, int]], per_imag
 
 def extract_patches(level: torch.Tensor, xs: np.ndarray, ys: np.ndarray, size: int = 7) -> torch.Tensor:
     """Patches centred at (xs, ys) of [N, M] centres per image: [N * M, C, size, size] float32."""
+    nhwc = np.ascontiguousarray(level.to(torch.float32).permute(0, 2, 3, 1).numpy())
+    return torch.from_numpy(_gather_nhwc(nhwc, xs, ys, size))
+
+
+def _gather_nhwc(level: np.ndarray, xs: np.ndarray, ys: np.ndarray, size: int) -> np.ndarray:
+    """[N*M, C, size, size] patches of an NHWC float32 array at [N, M] centres (one strided copy)."""
     n, per_image = xs.shape
     half = size // 2
-    img = torch.arange(n).repeat_interleave(per_image)
-    offs = torch.arange(-half, half + 1)
-    rows = torch.as_tensor(ys.reshape(-1))[:, None] + offs[None, :]
-    cols = torch.as_tensor(xs.reshape(-1))[:, None] + offs[None, :]
-    patches = level[img[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # [N*M, size, size, C]
-    return patches.permute(0, 3, 1, 2).to(torch.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(level, (size, size), axis=(1, 2))  # N, H', W', C, k, k
+    img = np.repeat(np.arange(n), per_image)
+    return windows[img, ys.reshape(-1) - half, xs.reshape(-1) - half]
 
 
-def normalize_descriptors(desc: torch.Tensor) -> torch.Tensor:
-    """Standardise per channel with this set's own statistics (float64 moments), flatten to float32 [M, C*k*k]."""
-    out = torch.empty_like(desc, dtype=torch.float32)
-    for c in range(desc.shape[1]):  # one channel at a time keeps the float64 copy small for large sets
-        chan = desc[:, c].to(torch.float64)
-        out[:, c] = ((chan - chan.mean()) / chan.std(unbiased=False).clamp_min(1e-12)).float()
-    return out.reshape(desc.shape[0], -1)
+class _Level:
+    """One pyramid level of one image set: stored pixels or descriptors, centres, float64 moments."""
 
+    def __init__(self, per_image: int, size: int) -> None:
+        self.per_image, self.size = per_image, size
+        self.keep_pixels: bool | None = None
+        self.chunks: list[np.ndarray] = []      # NHWC pixels, or [m, C, k, k] descriptors
+        self.centres: list[tuple[np.ndarray, np.ndarray]] = []  # per pixel chunk: xs, ys [n, per_image]
+        self.s1: np.ndarray | None = None
+        self.s2: np.ndarray | None = None
+        self.count = 0
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, rng: np.random.Generator, dir_repeats: int = 4,
-                       dirs_per_repeat: int = 128) -> float:
-    """Mean over repeats of the mean |sorted(a·dir) - sorted(b·dir)| over random unit directions."""
-    if a.shape != b.shape:
-        raise ConfigError(f"SWD compares equal-sized descriptor sets, got {tuple(a.shape)} and {tuple(b.shape)}")
-    results = []
-    for _ in range(dir_repeats):
-        dirs = rng.standard_normal((a.shape[1], dirs_per_repeat))
-        dirs /= np.sqrt(np.sum(dirs**2, axis=0, keepdims=True))
-        d = torch.as_tensor(dirs, dtype=a.dtype)
-        # [dirs, M] rows sorted by numpy: several times faster than torch.sort on CPU.
-        pa = np.sort((d.T @ a.T).cpu().numpy(), axis=1)
-        pb = np.sort((d.T @ b.T).cpu().numpy(), axis=1)
-        results.append(float(np.abs(pa - pb).mean(dtype=np.float64)))
-    return float(np.mean(results))
+    def add(self, level: torch.Tensor, xs: np.ndarray, ys: np.ndarray) -> None:
+        n, c, h, w = level.shape
+        k = self.size
+        if self.keep_pixels is None:
+            self.keep_pixels = h * w <= self.per_image * k * k
+            self.s1, self.s2 = np.zeros(c), np.zeros(c)
+        if self.keep_pixels:
+            # Each pixel counts once per patch covering it: the descriptors' moments without gathering them.
+            flat = (np.arange(n)[:, None] * (h * w) + ys * w + xs).reshape(-1)
+            hist = np.bincount(flat, minlength=n * h * w).astype(np.float32).reshape(n, 1, h, w)
+            # float32 counts are exact (< 2**24); float64 only for the products and sums.
+            cover = F.conv2d(torch.from_numpy(hist), torch.ones(1, 1, k, k), padding=k // 2).to(torch.float64)
+            lv = level.to(torch.float64)
+            self.s1 += (lv * cover).sum(dim=(0, 2, 3)).numpy()
+            self.s2 += (lv * lv * cover).sum(dim=(0, 2, 3)).numpy()
+            self.chunks.append(np.ascontiguousarray(level.permute(0, 2, 3, 1).numpy(), dtype=np.float32))
+            self.centres.append((xs, ys))
+        else:
+            desc = extract_patches(level, xs, ys, k).numpy()
+            d64 = desc.astype(np.float64)
+            self.s1 += d64.sum(axis=(0, 2, 3))
+            self.s2 += (d64 * d64).sum(axis=(0, 2, 3))
+            self.chunks.append(desc)
+        self.count += n * self.per_image * k * k
+
+    def normalize(self) -> None:
+        """Standardise the stored values per channel with this set's own moments (float64, as ProGAN)."""
+        mean = self.s1 / self.count
+        std = np.sqrt(np.maximum(self.s2 / self.count - mean**2, 0.0)).clip(min=1e-12)
+        self.mean, self.std = mean, std
+        for chunk in self.chunks:
+            axis_shape = (1, 1, 1, -1) if self.keep_pixels else (1, -1, 1, 1)
+            chunk[...] = (chunk.astype(np.float64) - mean.reshape(axis_shape)) / std.reshape(axis_shape)
+
+    @property
+    def num_descriptors(self) -> int:
+        return self.count // (self.size * self.size)
+
+    def descriptor_chunks(self, rows: int = 32768) -> Iterable[np.ndarray]:
+        """Normalised descriptors [m, C*k*k] float32 in order, gathered `rows` at a time."""
+        k = self.size
+        if self.keep_pixels:
+            for pixels, (xs, ys) in zip(self.chunks, self.centres):
+                step = max(1, rows // self.per_image)
+                for i in range(0, pixels.shape[0], step):
+                    d = _gather_nhwc(pixels[i:i + step], xs[i:i + step], ys[i:i + step], k)
+                    yield d.reshape(d.shape[0], -1)
+        else:
+            for desc in self.chunks:
+                for i in range(0, desc.shape[0], rows):
+                    yield desc[i:i + rows].reshape(-1, desc.shape[1] * k * k)
 
 
 class PyramidDescriptors:
-    """Streaming collector of per-level patch descriptors, so a large set never sits in memory as images."""
+    """Streaming collector of one image set's pyramid patches: bounded memory, exact moments."""
 
-    def __init__(self, seed: int = 0, per_image: int = 128, patch_size: int = 7, min_res: int = 16) -> None:
+    def __init__(self, seed: int = 0, per_image: int = 128, patch_size: int = 7, min_res: int = 16,
+                 stream: int = 0) -> None:
         self.seed, self.per_image, self.patch_size, self.min_res = seed, per_image, patch_size, min_res
+        self.stream = stream
         self.resolutions: list[int] | None = None
-        self.parts: list[list[torch.Tensor]] = []
+        self.levels: list[_Level] = []
         self.count = 0
 
     def add(self, images: torch.Tensor) -> None:
@@ -126,33 +192,93 @@ class PyramidDescriptors:
         h, w = images.shape[2], images.shape[3]
         if self.resolutions is None:
             self.resolutions = pyramid_resolutions(h, self.min_res)
-            self.parts = [[] for _ in self.resolutions]
+            self.levels = [_Level(self.per_image, self.patch_size) for _ in self.resolutions]
             if w % (h // self.resolutions[-1]) != 0:
                 raise ConfigError(f"SWD needs a width divisible by {h // self.resolutions[-1]}, got {h}x{w}")
         elif h != self.resolutions[0]:
             raise ConfigError(f"SWD got images of height {h} after images of height {self.resolutions[0]}")
         levels = laplacian_pyramid(images, len(self.resolutions))
         shapes = [(lvl.shape[2], lvl.shape[3]) for lvl in levels]
-        centres = [patch_centres(self.seed, self.count + i, shapes, self.per_image, self.patch_size)
+        centres = [patch_centres(self.seed, self.count + i, shapes, self.per_image, self.patch_size, self.stream)
                    for i in range(images.shape[0])]
         for k, level in enumerate(levels):
             xs = np.stack([c[k][0] for c in centres])
             ys = np.stack([c[k][1] for c in centres])
-            self.parts[k].append(extract_patches(level, xs, ys, self.patch_size))
+            self.levels[k].add(level, xs, ys)
         self.count += images.shape[0]
 
-    def finalize(self) -> list[torch.Tensor]:
-        """Normalised descriptors per level, finest first."""
+    def finalize(self) -> list[_Level]:
+        """The normalised levels, finest first (descriptors are gathered from them on demand)."""
         if self.resolutions is None:
             raise ConfigError("SWD got no images")
-        return [normalize_descriptors(torch.cat(p)) for p in self.parts]
+        for level in self.levels:
+            level.normalize()
+        return self.levels
 
 
-def swd_from_descriptors(desc_a: list[torch.Tensor], desc_b: list[torch.Tensor], resolutions: list[int],
-                         seed: int = 0, dir_repeats: int = 4, dirs_per_repeat: int = 128) -> dict[str, float]:
-    """`swd<res>` per level (x1e3) and their mean `swd_avg` from two finalized descriptor lists."""
+def _directions(rng: np.random.Generator, dim: int, dir_repeats: int, dirs_per_repeat: int) -> torch.Tensor:
+    """[dir_repeats * dirs_per_repeat, dim] float32 unit directions, repeat by repeat (ProGAN's draw order)."""
+    out = []
+    for _ in range(dir_repeats):
+        dirs = rng.standard_normal((dim, dirs_per_repeat))
+        dirs /= np.sqrt(np.sum(dirs**2, axis=0, keepdims=True))
+        out.append(dirs.astype(np.float32).T)
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(out)))
+
+
+def _project(level: "_Level", dirs: torch.Tensor, out: np.ndarray) -> None:
+    """out[j, i] = descriptor i of `level` projected on direction j."""
+    start = 0
+    for desc in level.descriptor_chunks():
+        stop = start + desc.shape[0]
+        out[:, start:stop] = (dirs @ torch.from_numpy(desc).T).numpy()
+        start = stop
+
+
+def _sorted_abs_diff(a: np.ndarray, b: np.ndarray, rows: range, sums: np.ndarray) -> None:
+    for r in rows:
+        a[r].sort()
+        b[r].sort()
+        sums[r] = np.abs(a[r] - b[r]).sum(dtype=np.float64)
+
+
+def sliced_wasserstein(a: "_Level", b: "_Level", rng: np.random.Generator, dir_repeats: int = 4,
+                       dirs_per_repeat: int = 128, buffer_bytes: int = 384 * 2**20) -> float:
+    """Mean over repeats of the mean |sorted(a·dir) - sorted(b·dir)| over random unit directions.
+
+    Directions are projected a block at a time so that both sets' projections fit in `buffer_bytes`."""
+    m = a.num_descriptors
+    if m != b.num_descriptors:
+        raise ConfigError(f"SWD compares equal-sized descriptor sets, got {m} and {b.num_descriptors} descriptors")
+    dirs = _directions(rng, a.chunks[0].shape[-1 if a.keep_pixels else 1] * a.size**2, dir_repeats,
+                       dirs_per_repeat)
+    total = dirs.shape[0]
+    block = int(max(1, min(total, buffer_bytes // (2 * 4 * m))))
+    sums = np.zeros(total)
+    workers = max(1, torch.get_num_threads())
+    buf_a = np.empty((block, m), np.float32)
+    buf_b = np.empty((block, m), np.float32)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, total, block):
+            d = dirs[start:start + block]
+            pa, pb = buf_a[:d.shape[0]], buf_b[:d.shape[0]]
+            _project(a, d, pa)
+            _project(b, d, pb)
+            part = np.zeros(d.shape[0])
+            split = np.array_split(np.arange(d.shape[0]), min(workers, d.shape[0]))
+            list(pool.map(lambda rows: _sorted_abs_diff(pa, pb, range(rows[0], rows[-1] + 1), part),
+                          [r for r in split if len(r)]))
+            sums[start:start + d.shape[0]] = part
+    per_dir = sums / m
+    return float(per_dir.reshape(dir_repeats, dirs_per_repeat).mean(axis=1).mean())
+
+
+def swd_from_descriptors(desc_a: list["_Level"], desc_b: list["_Level"], resolutions: list[int],
+                         seed: int = 0, dir_repeats: int = 4, dirs_per_repeat: int = 128,
+                         buffer_bytes: int = 384 * 2**20) -> dict[str, float]:
+    """`swd<res>` per level (x1e3) and their mean `swd_avg` from two finalized collectors' levels."""
     rng = np.random.default_rng([seed, 1])
-    out = {f"swd{res}": 1e3 * sliced_wasserstein(a, b, rng, dir_repeats, dirs_per_repeat)
+    out = {f"swd{res}": 1e3 * sliced_wasserstein(a, b, rng, dir_repeats, dirs_per_repeat, buffer_bytes)
            for res, a, b in zip(resolutions, desc_a, desc_b)}
     out["swd_avg"] = float(np.mean(list(out.values())))
     return out
@@ -160,25 +286,36 @@ def swd_from_descriptors(desc_a: list[torch.Tensor], desc_b: list[torch.Tensor],
 
 def swd(images_a: Iterable[torch.Tensor] | torch.Tensor, images_b: Iterable[torch.Tensor] | torch.Tensor,
         seed: int = 0, patches_per_image: int = 128, patch_size: int = 7, dir_repeats: int = 4,
-        dirs_per_repeat: int = 128, min_res: int = 16) -> dict[str, float]:
-    """SWD (x1e3) per pyramid level and averaged between two equal-sized image sets (tensors or batch iterables)."""
+        dirs_per_repeat: int = 128, min_res: int = 16, patches: str = "independent",
+        buffer_bytes: int = 384 * 2**20) -> dict[str, float]:
+    """SWD (x1e3) per pyramid level and averaged between two equal-sized image sets (tensors or batch iterables).
+
+    `patches`: "independent" (ProGAN: each set draws its own patch positions) or "shared" (the second set
+    reuses the first set's positions). `buffer_bytes` bounds the projection buffers, not the result."""
+    if patches not in PATCH_PROTOCOLS:
+        raise ConfigError(f"SWD patches must be one of {', '.join(PATCH_PROTOCOLS)}, got {patches!r}")
     sides = []
-    for images in (images_a, images_b):
-        coll = PyramidDescriptors(seed, patches_per_image, patch_size, min_res)
+    for stream, images in enumerate((images_a, images_b)):
+        coll = PyramidDescriptors(seed, patches_per_image, patch_size, min_res,
+                                  stream=stream if patches == "independent" else 0)
         for batch in ([images] if isinstance(images, torch.Tensor) else images):
             coll.add(batch)
         sides.append(coll)
     if sides[0].resolutions != sides[1].resolutions:
         raise ConfigError(f"SWD compares images of one size, got heights {sides[0].resolutions} "
                           f"and {sides[1].resolutions}")
+    if sides[0].count != sides[1].count:
+        raise ConfigError(f"SWD compares equal-sized image sets, got {sides[0].count} and {sides[1].count} images")
     return swd_from_descriptors(sides[0].finalize(), sides[1].finalize(), sides[0].resolutions,
-                                seed, dir_repeats, dirs_per_repeat)
+                                seed, dir_repeats, dirs_per_repeat, buffer_bytes)
 
 
 @METRICS.register("swd")
 @dataclass
 class SWD(Metric):
-    """ProGAN's SWD on n generated vs the first n real images (None: the context's n_gen, capped by the reals)."""
+    """ProGAN's SWD on n generated vs the first n real images (None: the context's n_gen, capped by the reals).
+
+    `patches` names the patch protocol (module docstring); it is a parameter so results record it."""
 
     n_gen: int | None = None
     patches_per_image: int = 128
@@ -186,8 +323,14 @@ class SWD(Metric):
     dir_repeats: int = 4
     dirs_per_repeat: int = 128
     min_res: int = 16
+    patches: str = "independent"
 
     name = "swd"
+
+    def __post_init__(self) -> None:
+        if self.patches not in PATCH_PROTOCOLS:
+            raise ConfigError(f"swd.patches must be one of {', '.join(PATCH_PROTOCOLS)}, got {self.patches!r}")
+
     # compute() returns swd_avg and the swd<res> keys of the levels the image resolution has.
     outputs = {**{f"swd{2**k}": "lower" for k in range(3, 11)}, "swd_avg": "lower"}
     needs = frozenset({"gen_images", "real_images"})
@@ -205,4 +348,4 @@ class SWD(Metric):
         fake = (images for images, _z, _c in ctx.generated_batches(n, seed=ctx.seed))
         real = (images for images, _labels in ctx.real_batches(n))
         return swd(fake, real, ctx.seed, self.patches_per_image, self.patch_size, self.dir_repeats,
-                   self.dirs_per_repeat, self.min_res)
+                   self.dirs_per_repeat, self.min_res, self.patches)
