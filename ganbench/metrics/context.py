@@ -284,7 +284,7 @@ class MetricContext:
         ext = self.extractor_model(extractor)
         n = self.num_real()
         key = {"dataset": self._real.identity, "resolution": self._real.resolution, "extractor": ext.name,
-               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 1,
+               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 2,
                "extractor_version": getattr(ext, "version", 0)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         readable = f"{self._real.name}-r{self._real.resolution}-{ext.name}-{ext.resize_mode}-n{n}"
@@ -436,15 +436,37 @@ def _progress(progress: Any, stage: str, total: int) -> Callable[[int], None]:
     return lambda done: progress(stage, done, total)
 
 
+def _content_hash(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes (in name order): the cache file's checksum."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _load_cache(path: Path) -> tuple[dict[str, np.ndarray], Moments] | None:
+    """Cached real outputs, verified against the checksum stored in the file; None (and a warning) if damaged.
+
+    A truncated, unreadable or altered file is never used: it is recomputed and rewritten.
+    """
+    import warnings
+
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            outputs = {k[4:]: z[k] for k in z.files if k.startswith("out_")}
-            moments = Moments(n=int(z["mom_n"]), total=z["mom_total"], outer=z["mom_outer"])
-    except (OSError, ValueError, KeyError, EOFError):
-        return None  # a damaged cache is recomputed and rewritten
+            arrays = {k: z[k] for k in z.files}
+        stored = str(arrays.pop("sha256"))
+        if stored != _content_hash(arrays):
+            raise ValueError("content does not match its checksum (altered file)")
+        outputs = {k[4:]: v for k, v in arrays.items() if k.startswith("out_")}
+        moments = Moments(n=int(arrays["mom_n"]), total=arrays["mom_total"], outer=arrays["mom_outer"])
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, KeyError, OSError...
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        warnings.warn(f"real-statistics cache {path} is damaged ({reason}); recomputing it", stacklevel=2)
+        return None
     return outputs, moments
 
 
@@ -452,7 +474,8 @@ def _save_cache(path: Path, outputs: dict[str, np.ndarray], moments: Moments) ->
     from ganbench.checkpoint import atomic_write_bytes
 
     arrays = {f"out_{k}": v for k, v in outputs.items()}
-    arrays.update(mom_n=np.int64(moments.n), mom_total=moments.total, mom_outer=moments.outer)
+    arrays.update(mom_n=np.int64(moments.n), mom_total=np.asarray(moments.total), mom_outer=np.asarray(moments.outer))
+    arrays["sha256"] = np.array(_content_hash(arrays))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
