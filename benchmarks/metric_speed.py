@@ -35,8 +35,44 @@ from typing import Any, Callable
 import numpy as np
 from _table import write_csv
 
-FIELDS = ["tool", "extractor", "metrics", "n", "resolution", "feature_s", "images_per_s", "total_s", "cpu_s",
-          "ratio_total_vs_ganbench", "values"]
+FIELDS = ["tool", "extractor", "metrics", "n", "resolution", "feature_s", "images_per_s", "ceiling_images_per_s",
+          "pct_of_ceiling", "total_s", "cpu_s", "speedup_vs_peer", "values"]
+
+
+def matmul_gflops(seconds: float = 1.0, size: int = 2048) -> float:
+    """GFLOP/s of a large fp32 matmul on this machine now (best of three bursts of seconds/3)."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = 0.0
+    for _ in range(3):
+        k, t = 0, time.perf_counter()
+        while time.perf_counter() - t < seconds / 3:
+            a @ b
+            k += 1
+        best = max(best, 2 * size ** 3 * k / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def inception_gflop(extractor: Any) -> float:
+    """FLOPs of the Inception trunk (a 299 px image to the 2048-d pool) counted by torch's FlopCounterMode."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        extractor.trunk(torch.zeros(1, 3, 299, 299).contiguous(memory_format=torch.channels_last))
+    return counter.get_total_flops() / 1e9
+
+
+def feature_pass(extractor: Any, images, batch: int, gflop: float) -> dict[str, Any]:
+    """images/s of extractor.extract over `images`, and the matmul ceiling measured just before and after."""
+    before = matmul_gflops()
+    _, wall, cpu = timed(lambda: [extractor.extract(images[i:i + batch]) for i in range(0, len(images), batch)])
+    after = matmul_gflops()
+    gflops = (before + after) / 2
+    return {"feature_s": wall, "total_s": wall, "cpu_s": cpu, "images_per_s": len(images) / wall,
+            "ceiling": gflops / gflop, "values": {"matmul_gflops": gflops, "inception_gflop": gflop}}
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -133,14 +169,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="generated and real images each")
     parser.add_argument("--inception-n", type=int, default=None, help="images per set for the Inception rows")
     parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads, pinned (default: all cores)")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd trunk (cold + warm)")
     parser.add_argument("--skip", default="", help="comma list of tools to skip: torch-fidelity,clean-fid")
     parser.add_argument("--csv", default="reports/metric_speed.csv")
     args = parser.parse_args()
 
+    import os
+
     import torch
 
+    args.threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(args.threads)
     from ganbench.data.shapes import SHAPE_CLASSES
     from ganbench.features import get_extractor
@@ -151,39 +191,59 @@ def main() -> None:
     real_all = shapes_images(args.n, args.resolution, seed=2)
     n_inc = min(args.inception_n or args.n, args.n)
     gen, real = gen_all[:n_inc], real_all[:n_inc]
+    both = torch.cat([gen, real])
     skip = set(filter(None, args.skip.split(",")))
     rows: list[dict[str, Any]] = []
+
+    def add(tool: str, extractor: str, metrics: str, result: dict[str, Any], n: int = n_inc,
+            images: int | None = None) -> dict[str, Any]:
+        row = {"tool": tool, "extractor": extractor, "metrics": metrics, "n": n, "resolution": args.resolution,
+               "feature_s": round(result["feature_s"], 3),
+               "images_per_s": round((images or 2 * n) / result["feature_s"], 2),
+               "total_s": round(result["total_s"], 3), "cpu_s": round(result["cpu_s"], 3),
+               "values": ";".join(f"{k}={float(v):.6g}" for k, v in result["values"].items())}
+        if "ceiling" in result:
+            row["ceiling_images_per_s"] = round(result["ceiling"], 2)
+            row["pct_of_ceiling"] = round(100 * result["images_per_s"] / result["ceiling"], 1)
+        rows.append(row)
+        print(f"done: {tool} / {extractor} / {metrics} ({result['total_s']:.1f}s)", flush=True)
+        return row
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         state_dict = write_torch_fidelity_inception(tmp / "weights-inception-random.pth", seed=0)
         (tmp / "ts").mkdir()
         torchscript = write_torchscript_inception(tmp / "ts" / "inception-2015-12-05.pt", seed=0)
 
-        def add(tool: str, extractor: str, metrics: str, result: dict[str, Any], n: int = n_inc) -> None:
-            rows.append({"tool": tool, "extractor": extractor, "metrics": metrics, "n": n,
-                         "resolution": args.resolution, "feature_s": round(result["feature_s"], 3),
-                         "images_per_s": round(2 * n / result["feature_s"], 2),
-                         "total_s": round(result["total_s"], 3), "cpu_s": round(result["cpu_s"], 3),
-                         "values": ";".join(f"{k}={float(v):.6g}" for k, v in result["values"].items())})
-            print(f"done: {tool} / {extractor} ({result['total_s']:.1f}s)", flush=True)
-
         add("ganbench", "shapes-net", "fid,kid,is,pr",
             run_ganbench(get_extractor("shapes-net"), gen_all, real_all, args.batch), n=args.n)
-        ours_tf = run_ganbench(InceptionExtractor(mode="torch_fidelity", weights=state_dict), gen, real, args.batch)
-        add("ganbench", "inception torch_fidelity", "fid,kid,is,pr", ours_tf)
+        ext_tf = InceptionExtractor(mode="torch_fidelity", weights=state_dict)
+        ext_clean = InceptionExtractor(mode="clean", weights=torchscript)
+        gflop = inception_gflop(ext_tf)
+        print(f"Inception trunk: {gflop:.2f} GFLOP per 299 px image", flush=True)
+        for mode, ext in (("torch_fidelity", ext_tf), ("clean", ext_clean)):
+            ext.extract(both[:2])  # warm-up: one-time kernel selection and resize matrices
+            add("ganbench", f"inception {mode}", "feature pass", feature_pass(ext, both, args.batch, gflop),
+                images=len(both))
+        if args.compile:
+            compiled = InceptionExtractor(mode="torch_fidelity", weights=state_dict, compile=True)
+            first = both[:args.batch]
+            _, cold, cold_cpu = timed(lambda: compiled.extract(first))  # the first call compiles (or loads the cache)
+            add("ganbench", "inception torch_fidelity compile", "first batch (compile)",
+                {"feature_s": cold, "total_s": cold, "cpu_s": cold_cpu, "values": {}}, images=len(first))
+            add("ganbench", "inception torch_fidelity compile", "feature pass",
+                feature_pass(compiled, both, args.batch, gflop), images=len(both))
+        ours_tf = add("ganbench", "inception torch_fidelity", "fid,kid,is,pr",
+                      run_ganbench(ext_tf, gen, real, args.batch))
         if "torch-fidelity" not in skip:
-            add("torch-fidelity 0.4.0", "inception-v3-compat", "fid,kid,is,pr",
-                run_torch_fidelity(state_dict, gen, real, args.batch))
-        ours_clean = run_ganbench(InceptionExtractor(mode="clean", weights=torchscript), gen, real, args.batch)
-        add("ganbench", "inception clean", "fid,kid,is,pr", ours_clean)
+            peer = add("torch-fidelity 0.4.0", "inception-v3-compat", "fid,kid,is,pr",
+                       run_torch_fidelity(state_dict, gen, real, args.batch))
+            ours_tf["speedup_vs_peer"] = round(peer["total_s"] / ours_tf["total_s"], 2)
+        ours_clean = add("ganbench", "inception clean", "fid,kid,is,pr", run_ganbench(ext_clean, gen, real, args.batch))
         if "clean-fid" not in skip:
-            add("clean-fid", "inception clean", "fid,kid", run_clean_fid(torchscript, gen, real, args.batch, tmp))
-
-    base = {"inception-v3-compat": rows[1]["total_s"], "inception torch_fidelity": rows[1]["total_s"],
-            "inception clean": next(r["total_s"] for r in rows if r["extractor"] == "inception clean"),
-            "shapes-net": rows[0]["total_s"]}
-    for r in rows:
-        r["ratio_total_vs_ganbench"] = round(r["total_s"] / base[r["extractor"]], 3)
+            peer = add("clean-fid", "inception clean", "fid,kid",
+                       run_clean_fid(torchscript, gen, real, args.batch, tmp))
+            ours_clean["speedup_vs_peer"] = round(peer["total_s"] / ours_clean["total_s"], 2)
 
     from rich.console import Console
     from rich.table import Table
@@ -194,7 +254,14 @@ def main() -> None:
         table.add_column(f, overflow="fold")
     for r in rows:
         table.add_row(*[str(r.get(f, "")) for f in FIELDS])
-    Console(width=220).print(table)
+    Console(width=240).print(table)
+    for r in rows:
+        if r.get("pct_of_ceiling") is not None:
+            print(f"{r['extractor']}: {r['images_per_s']} images/s = {r['pct_of_ceiling']}% of the matmul ceiling "
+                  f"({r['ceiling_images_per_s']} images/s; target >= 90%)")
+        if r.get("speedup_vs_peer") is not None:
+            peer, target = ("torch-fidelity", 2) if "fidelity" in r["extractor"] else ("clean-fid (its FID+KID)", 3)
+            print(f"{r['extractor']} FID+KID+IS+PR: {r['speedup_vs_peer']}x faster than {peer} (target >= {target}x)")
     write_csv(rows, FIELDS, args.csv)
 
 
