@@ -81,6 +81,8 @@ class EvalSummary:
     not_computed: list[tuple[str, str, str, str]] = field(default_factory=list)  # (run, checkpoint, metric, why)
     diverged: list[tuple[str, str, str]] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)  # the metrics asked for, in order (tables follow it)
+    # seconds spent on: real_images (0 when cached), generation, gen_features (pass incl. generation), metrics (rest)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class EvalProgress:
@@ -502,6 +504,15 @@ def _diverged_message(ref: CheckpointRef, name: str, exc: NonFiniteError) -> str
             f"(pass --keep-going to record NaN rows flagged 'diverged' and go on)")
 
 
+def _add_timings(summary: EvalSummary, timings: dict[str, float], spent: float, reported: dict[str, float]) -> None:
+    """Fold one checkpoint's time split so far into the summary; `reported` holds what was already added."""
+    mine = dict(timings)
+    mine["metrics"] = max(0.0, spent - mine["real_images"] - mine["gen_features"])
+    for key, value in mine.items():
+        summary.timings[key] = summary.timings.get(key, 0.0) + value - reported.get(key, 0.0)
+    reported.update(mine)
+
+
 def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, options: EvalOptions,
                          reals: _RealData, progress: EvalProgress, summary: EvalSummary,
                          base: float = 0.0, work: dict[str, float] | None = None
@@ -526,6 +537,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     described: dict[str, dict[str, Any]] = {}
     devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
     diverged = False
+    spent, reported = 0.0, {}
     for name in todo:
         metric = plan.metrics[name]
         params_json, ext, n = plan.how[name]
@@ -552,6 +564,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
                 raise NonFiniteError(_diverged_message(ref, name, exc), source=exc.source) from None
             diverged = diverged or exc.source == "generator"  # a NaN generator fails every later metric too
         wall = time.perf_counter() - start
+        spent += wall
+        _add_timings(summary, ctx.timings, spent, reported)
         if values is None:  # diverged, kept going: NaN rows that say so
             values, flag = {key: float("nan") for key in metric.result_keys(int(G.img_resolution))}, "diverged"
             summary.diverged.append((ref.run, ref.path.name, name))

@@ -144,7 +144,7 @@ def test_extractors_list_names_size_outputs_and_options():
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["shapes-net"]["feature_dim"] == 256 and "attributes" in rows["shapes-net"]["outputs"]
-    assert rows["inception"]["options"] == {"mode": "clean", "weights": None}
+    assert rows["inception"]["options"] == {"mode": "clean", "weights": None, "compile": False}
     assert runner.invoke(app, ["extractors", "list"]).exit_code == 0
 
 

@@ -68,7 +68,7 @@ def test_extractor_typo_is_an_error_listing_known_extractors_before_any_work(tmp
     assert not (tmp_path / "r.csv").exists()
     # an extractor option and a metric's own extractor are checked the same way
     result = runner.invoke(app, eval_args(run, tmp_path / "r.csv")[:-6] + ["-e", "inception:mod=clean"])
-    assert_one_line_error(result, "'mod'", "valid: mode, weights")
+    assert_one_line_error(result, "'mod'", "valid: compile, mode, weights")
     with pytest.raises(ConfigError, match="unknown feature extractor 'incepton'"):
         evaluate([run], EvalOptions(metrics=["fid"], real="shapes:32", metric_params={"fid": {"extractor": "incepton"}}))
 

@@ -99,7 +99,9 @@ def test_torch_fidelity_state_dict_mode(weights):
     x = _images()
     out = ext.extract(x)
     feats, logits = ref(x)
-    assert torch.equal(out["features"], feats) and torch.equal(out["logits"], logits)
+    # batch norms folded into the convolutions and a matmul resize: equal to float round-off
+    torch.testing.assert_close(out["features"], feats, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out["logits"], logits, rtol=1e-5, atol=1e-4)
     assert float(out["features"].std()) > 1e-2  # Kaiming init: not the ~1e-8 of PyTorch's default init
 
 

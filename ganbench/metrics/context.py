@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -117,12 +118,16 @@ class MetricContext:
     uint8 images, or a dataset spec for `ganbench.data.open_dataset`. `n_real=None` uses every real.
     `cache_dir` is the folder of cached real outputs (default `$GANBENCH_CACHE/stats`; False disables).
     `progress` is a rich Progress (a task per pass) or a callable(stage, done, total).
+    `prefetch` generates the next batch on a background thread while the extractor works on this one
+    (None: on when it costs no compute threads, i.e. on CUDA or when the CPU has cores beyond torch's).
+    `timings` accumulates seconds: 'real_images' (computing real outputs; 0 when they come from the
+    cache), 'generation' (inside the generator), 'gen_features' (the generated pass, generation included).
     """
 
     def __init__(self, generator: Any = None, real: ImageSource = None, n_gen: int = 10000,
                  n_real: int | None = None, extractor: str | FeatureExtractor = "shapes-net", seed: int = 0,
                  batch_size: int = 64, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None | bool = None,
-                 progress: Any = None) -> None:
+                 progress: Any = None, prefetch: bool | None = None) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
         if isinstance(real, str):  # a spec: open it at the generator's resolution so reals match fakes
@@ -155,6 +160,8 @@ class MetricContext:
             self._extractors[extractor.name] = extractor
         self._outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self._moments: dict[tuple[str, str], Moments] = {}
+        self.prefetch = prefetch
+        self.timings: dict[str, float] = {"real_images": 0.0, "generation": 0.0, "gen_features": 0.0}
 
     # ---- extractors -------------------------------------------------------------------------
     def extractor_model(self, name: str | None = None) -> FeatureExtractor:
@@ -220,12 +227,15 @@ class MetricContext:
                 c = torch.from_numpy(np.stack([self._real.label(int(i)) for i in idx]))
             if k < lo:
                 continue
+            start_s = time.perf_counter()
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed * 1000003 + k)
                 images = G(z.to(self.device), None if c is None else c.to(self.device),
                            truncation_psi=1.0, noise_mode="random")
             require_finite(images, "generator output", "generator")
-            yield to_uint8(images), z, c
+            images = to_uint8(images)
+            self.timings["generation"] += time.perf_counter() - start_s
+            yield images, z, c
 
     def real_batches(self, n: int | None = None, shard: tuple[int, int] | None = None
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -284,7 +294,7 @@ class MetricContext:
         ext = self.extractor_model(extractor)
         n = self.num_real()
         key = {"dataset": self._real.identity, "resolution": self._real.resolution, "extractor": ext.name,
-               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 1,
+               "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 2,
                "extractor_version": getattr(ext, "version", 0)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         readable = f"{self._real.name}-r{self._real.resolution}-{ext.name}-{ext.resize_mode}-n{n}"
@@ -300,8 +310,11 @@ class MetricContext:
             if shard is not None and cache is not None:
                 loaded = loaded if _rank0_says(loaded is not None) else None  # every rank takes the same path
             if loaded is None:
+                start_s = time.perf_counter()
                 batches = ((imgs for imgs, *_ in self.generated_batches(shard=shard)) if source == "gen"
                            else (imgs for imgs, _ in self.real_batches(shard=shard)))
+                if source == "gen" and self._prefetching():
+                    batches = prefetched(batches)
                 total = self.num_gen() if source == "gen" else self.num_real()
                 if shard is None:
                     loaded = self._pass(self.extractor_model(name), batches, total, f"{source} {name}")
@@ -310,10 +323,19 @@ class MetricContext:
                     mine = max(0, min(hi * self.batch_size, total) - lo * self.batch_size)
                     part = self._pass(self.extractor_model(name), batches, mine, f"{source} {name}", allow_empty=True)
                     loaded = _gather_pass(part, f"{source} {name}")
+                self.timings["gen_features" if source == "gen" else "real_images"] += time.perf_counter() - start_s
                 if cache is not None and (shard is None or shard[0] == 0):
                     _save_cache(cache, *loaded)
             self._outputs[key], self._moments[key] = loaded
         return self._outputs[key], self._moments[key]
+
+    def _prefetching(self) -> bool:
+        """Whether generated batches are made one ahead on a background thread (see `prefetch`)."""
+        if self.prefetch is not None:
+            return bool(self.prefetch)
+        if self._gen_images is not None:
+            return False  # images already in memory: nothing to overlap
+        return self.device.type == "cuda" or torch.get_num_threads() < (os.cpu_count() or 1)
 
     def _pass(self, ext: FeatureExtractor, batches: Iterator[torch.Tensor], total: int,
               stage: str, allow_empty: bool = False) -> tuple[dict[str, np.ndarray], Moments]:
@@ -338,6 +360,48 @@ class MetricContext:
             raise ConfigError(f"no images for the {stage} feature pass")
         outputs = {k: np.concatenate(v) for k, v in chunks.items()}
         return outputs, Moments(n=done, total=s.numpy(), outer=so.numpy())
+
+
+def prefetched(items: Iterator[Any]) -> Iterator[Any]:
+    """`items`, produced one ahead on a background thread: the next batch is made while this one is used.
+
+    Errors in the producer are raised in the consumer; a consumer that stops early stops the producer.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)   # released by the consumer for each item it takes
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                box.put((item, None))
+                while not taken.acquire(timeout=0.1):  # one ahead only: wait until this one is taken
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+            box.put((done, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            box.put((done, exc))
+
+    worker = threading.Thread(target=produce, name="ganbench-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = box.get()
+            taken.release()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 # ---- distributed feature passes (torchrun) ----------------------------------------------------
@@ -436,15 +500,37 @@ def _progress(progress: Any, stage: str, total: int) -> Callable[[int], None]:
     return lambda done: progress(stage, done, total)
 
 
+def _content_hash(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes (in name order): the cache file's checksum."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _load_cache(path: Path) -> tuple[dict[str, np.ndarray], Moments] | None:
+    """Cached real outputs, verified against the checksum stored in the file; None (and a warning) if damaged.
+
+    A truncated, unreadable or altered file is never used: it is recomputed and rewritten.
+    """
+    import warnings
+
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            outputs = {k[4:]: z[k] for k in z.files if k.startswith("out_")}
-            moments = Moments(n=int(z["mom_n"]), total=z["mom_total"], outer=z["mom_outer"])
-    except (OSError, ValueError, KeyError, EOFError):
-        return None  # a damaged cache is recomputed and rewritten
+            arrays = {k: z[k] for k in z.files}
+        stored = str(arrays.pop("sha256"))
+        if stored != _content_hash(arrays):
+            raise ValueError("content does not match its checksum (altered file)")
+        outputs = {k[4:]: v for k, v in arrays.items() if k.startswith("out_")}
+        moments = Moments(n=int(arrays["mom_n"]), total=arrays["mom_total"], outer=arrays["mom_outer"])
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, KeyError, OSError...
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        warnings.warn(f"real-statistics cache {path} is damaged ({reason}); recomputing it", stacklevel=2)
+        return None
     return outputs, moments
 
 
@@ -452,10 +538,11 @@ def _save_cache(path: Path, outputs: dict[str, np.ndarray], moments: Moments) ->
     from ganbench.checkpoint import atomic_write_bytes
 
     arrays = {f"out_{k}": v for k, v in outputs.items()}
-    arrays.update(mom_n=np.int64(moments.n), mom_total=moments.total, mom_outer=moments.outer)
+    arrays.update(mom_n=np.int64(moments.n), mom_total=np.asarray(moments.total), mom_outer=np.asarray(moments.outer))
+    arrays["sha256"] = np.array(_content_hash(arrays))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
 
 
-__all__ = ["MetricContext", "Moments", "to_uint8"]
+__all__ = ["MetricContext", "Moments", "prefetched", "to_uint8"]

@@ -1,0 +1,51 @@
+"""benchmarks/gpu_suite.py's CPU path with tiny sizes runs end to end, so the GPU script cannot rot."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def suite(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("gpu_suite", BENCH / "gpu_suite.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("part", ["train", "inception", "metric"])
+def test_gpu_suite_cpu_tiny_path_runs(suite, tmp_path, part):
+    out = tmp_path / "suite.csv"
+    args = ["--device", "cpu", "--tiny", "--parts", part, "--csv", str(out)]
+    if part == "train":
+        args += ["--models", "stylegan2,stylegan3-t"]
+    rows = suite.main(args)
+    written = list(csv.DictReader(out.open()))
+    assert len(written) == len(rows) > 0 and set(written[0]) == set(suite.FIELDS)
+    assert all(r["status"] == "ok" for r in written), [(r["name"], r["variant"], r["status"]) for r in written]
+    timed = [r for r in written if r["images_per_s"]]
+    assert timed and all(float(r["images_per_s"]) > 0 and float(r["peak_mem_mb"]) > 0 for r in timed)
+    if part == "train":
+        assert {r["variant"] for r in written} == {"fp32", "mixed", "mixed+channels_last"}
+        assert all(float(r["sec_per_kimg"]) > 0 for r in written)
+    if part == "inception":
+        diff = [r for r in written if r["name"] == "fid half - fp32"]
+        assert len(diff) == 1 and abs(float(diff[0]["value"])) < 1e3
+
+
+def test_gpu_suite_refuses_cuda_without_a_device(suite, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        suite.main(["--device", "cuda", "--csv", str(tmp_path / "x.csv")])
