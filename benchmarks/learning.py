@@ -17,8 +17,22 @@ ADA), ADA's r_t and its adaptive p, plus FID.
 Budget: the machine is a 2-core box shared by ~5 sessions, so each family gets a fixed kimg budget of a few
 minutes of wall time (see the table), not the ~10 minutes the issue suggests.
 
-Measured 2026-12-03, 2-core x86_64 CPU, 24 GB, shared/loaded, 1 thread, batch 16, shapes 32x32, n_eval 1000:
-    (table filled in by the run below; see reports/learning/learning.csv)
+Measured 2026-12-03, 2-core x86_64 CPU, 24 GB, shared/loaded, 1 thread, batch 16, shapes 32x32, n_eval 1000,
+`--kimg 3 --snapshot-kimg 1` (about 2.5-4.5 min of training per family), tiny presets UNTUNED (before this
+branch's preset changes); FID / precision / recall with shapes-net:
+    model        kimg    FID   prec  recall
+    progan        1.0   65.4  0.037  0.003
+    progan        3.0   35.4  0.926  0.000   ratio 0.54  FAIL (recall)
+    stylegan      1.0   36.9  0.060  0.302
+    stylegan      3.0   23.8  0.069  0.150   ratio 0.65  FAIL
+    stylegan2     1.0   11.8  0.596  0.076
+    stylegan2     3.0   23.6  0.568  0.000   ratio 2.00  FAIL (mode collapse, as reported in issue 14)
+    stylegan3-t   1.0   23.5  0.611  0.050
+    stylegan3-t   3.0   14.2  0.776  0.102   ratio 0.60  FAIL
+    stylegan3-r   1.0   30.9  0.692  0.000
+    stylegan3-r   3.0   19.8  0.584  0.014   ratio 0.64  FAIL
+No family meets the requirement yet (last FID <= 0.5 x first and recall > 0.2); the tiny presets still need
+tuning, and the `--limited` mode has not been run yet.
 """
 
 from __future__ import annotations
