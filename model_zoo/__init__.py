@@ -49,10 +49,17 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
-def build(name: str, resolution: int, **overrides: Any) -> ModelSpec:
-    """Build G and D of model `name` at `resolution`; overrides are builder keyword arguments."""
+def build(name: str, resolution: int, batch: int | None = None, **overrides: Any) -> ModelSpec:
+    """Build G and D of model `name` at `resolution`; overrides are builder keyword arguments.
+
+    `batch` is the run's minibatch size: values the family's reference derives from it (NVIDIA's EMA
+    half-life, StyleGAN3's magnitude EMA and blur fade) follow it. It is a run setting, so it stays out of
+    `spec.config`; the network values derived from it are spelled out there.
+    """
     _import_families()
-    spec = MODELS.get(name)(resolution=resolution, **overrides)
+    builder = MODELS.get(name)
+    kwargs = dict(overrides) if batch is None else {**overrides, "batch": batch}
+    spec = builder(resolution=resolution, **kwargs)
     spec.config = {"name": name, "resolution": resolution, **overrides, **spec.config}
     return spec
 

@@ -329,10 +329,16 @@ class Discriminator(nn.Module):
 # --------------------------------------------------------------------------------------------------------------
 # Registry entries.
 
+# The reference is the stylegan3 repo's `train.py --cfg=stylegan2` (networks_stylegan2.py); the ADA family below
+# follows stylegan2-ada-pytorch. Every default names its source in SOURCES (shown by `ganbench zoo info`).
+SG3_TRAIN = "stylegan3 train.py"
+SG3_NET = "stylegan3 training/networks_stylegan2.py"
+ADA_TRAIN = "stylegan2-ada-pytorch train.py"
+
 NET_DEFAULTS: dict[str, Any] = dict(
     img_channels=3, c_dim=0, z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_multiplier=0.01,
-    w_avg_beta=0.995, channel_base=32768, channel_max=512, g_architecture="skip", d_architecture="resnet",
-    num_fp16_res=0, conv_clamp=None, mbstd_group_size=4, mbstd_num_channels=1,
+    w_avg_beta=0.998, channel_base=32768, channel_max=512, g_architecture="skip", d_architecture="resnet",
+    num_fp16_res=4, conv_clamp=256, mbstd_group_size=4, mbstd_num_channels=1,
 )
 
 # StyleGAN2 training defaults (NVlabs loss and loop): lazy regularization, path length, style mixing, EMA.
@@ -343,22 +349,49 @@ TRAIN_DEFAULTS: dict[str, Any] = dict(
     progressive=None,
 )
 
-# The tiny preset trains a few kimg on CPU in about a minute at 32x32.
+SOURCES: dict[str, str] = {
+    "z_dim": f"{SG3_TRAIN}: z_dim=512", "w_dim": f"{SG3_TRAIN}: w_dim=512",
+    "mapping_layers": f"{SG3_TRAIN}: --map-depth default 8 for --cfg=stylegan2",
+    "mapping_lr_multiplier": f"{SG3_NET}: MappingNetwork lr_multiplier=0.01",
+    "w_avg_beta": f"{SG3_NET}: MappingNetwork w_avg_beta=0.998",
+    "channel_base": f"{SG3_TRAIN}: --cbase 32768", "channel_max": f"{SG3_TRAIN}: --cmax 512",
+    "g_architecture": f"{SG3_NET}: SynthesisBlock architecture='skip'",
+    "d_architecture": f"{SG3_NET}: Discriminator architecture='resnet'",
+    "num_fp16_res": f"{SG3_NET}: num_fp16_res=4 (train.py --fp32 sets 0); fp32 on CPU",
+    "conv_clamp": f"{SG3_NET}: conv_clamp=256 (train.py --fp32 sets None)",
+    "mbstd_group_size": f"{SG3_TRAIN}: --mbstd-group 4", "mbstd_num_channels": f"{SG3_NET}: mbstd_num_channels=1",
+    "batch": f"{SG3_TRAIN}: README examples --batch=32", "lr_g": f"{SG3_TRAIN}: --glr 0.002 for --cfg=stylegan2",
+    "lr_d": f"{SG3_TRAIN}: --dlr 0.002", "betas": f"{SG3_TRAIN}: Adam betas=[0,0.99], eps=1e-8",
+    "eps": f"{SG3_TRAIN}: Adam eps=1e-8", "r1_gamma": f"{SG3_TRAIN}: README FFHQ-1024 example --gamma=10",
+    "r1_interval": "stylegan3 training_loop.py: D_reg_interval=16",
+    "pl_weight": f"{SG3_TRAIN}: pl_weight=2 for --cfg=stylegan2",
+    "pl_interval": f"{SG3_TRAIN}: G_reg_interval=4 for --cfg=stylegan2",
+    "pl_decay": "stylegan3 training/loss.py: pl_decay=0.01", "pl_batch_shrink": "stylegan3 training/loss.py: 2",
+    "style_mixing": f"{SG3_TRAIN}: style_mixing_prob=0.9 for --cfg=stylegan2",
+    "ema_kimg": f"{SG3_TRAIN}: ema_kimg = batch * 10 / 32", "ema_rampup": "stylegan3 training_loop.py: 0.05",
+    "kimg": f"{SG3_TRAIN}: --kimg 25000", "ada_target": f"{SG3_TRAIN}: --target 0.6",
+    "ada_kimg": "stylegan3 training_loop.py: ada_kimg=500", "ref_gpus": f"{SG3_TRAIN}: README examples --gpus=8",
+}
+
+# The tiny preset trains a few kimg on CPU in about a minute at 32x32 (ganbench's own, not a published config).
 TINY_NET = dict(z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024, channel_max=32, mbstd_group_size=4)
-TINY_TRAIN = dict(ref_gpus=1, batch=16, kimg=50, ema_kimg=16 * 10 / 32, ema_rampup=0.05, r1_gamma=1.0)
+TINY_TRAIN = dict(ref_gpus=1, batch=16, kimg=50, ema_rampup=0.05, r1_gamma=1.0)
 
 
 def _tiny(resolution: int) -> tuple[dict, dict]:
     return dict(TINY_NET), dict(TINY_TRAIN)
 
 
-STYLEGAN2 = Family("stylegan2", NET_DEFAULTS, TRAIN_DEFAULTS, presets={"tiny": _tiny})
+STYLEGAN2 = Family("stylegan2", NET_DEFAULTS, TRAIN_DEFAULTS, presets={"tiny": _tiny},
+                   derived={"ema_kimg": lambda batch: batch * 10 / 32}, sources=SOURCES,
+                   preset_sources={"tiny": "ganbench tiny preset (CPU-sized, not published)"})
 
 
 def _ada_spec(ref_gpus: int, kimg: int, mb: int, mbstd: int, fmaps: float, lrate: float, gamma: float, ema: float,
               ramp: float | None, map: int) -> tuple[dict, dict]:
     """Map one stylegan2-ada-pytorch `cfg_specs` row onto our network and training options."""
-    net = dict(channel_base=int(fmaps * 32768), channel_max=512, mapping_layers=map, mbstd_group_size=mbstd)
+    net = dict(channel_base=int(fmaps * 32768), channel_max=512, mapping_layers=map, mbstd_group_size=mbstd,
+               num_fp16_res=4, conv_clamp=256)
     train = dict(ref_gpus=ref_gpus, kimg=kimg, batch=mb, lr_g=lrate, lr_d=lrate, r1_gamma=gamma, ema_kimg=ema,
                  ema_rampup=ramp)
     return net, train
@@ -381,6 +414,12 @@ def _ada_cifar(resolution: int) -> tuple[dict, dict]:
     return net, train
 
 
+def _ada_tiny(resolution: int) -> tuple[dict, dict]:
+    # ADA fixes ema_kimg per preset ('auto': mb * 10 / 32) and does not rescale it with --batch.
+    net, train = _tiny(resolution)
+    return net, {**train, "ema_kimg": train["batch"] * 10 / 32}
+
+
 ADA_PRESETS = {
     "auto": _ada_auto,
     "stylegan2": lambda r: _ada_spec(8, 25000, 32, 4, 1, 0.002, 10, 10, None, 8),
@@ -388,19 +427,34 @@ ADA_PRESETS = {
     "paper512": lambda r: _ada_spec(8, 25000, 64, 8, 1, 0.0025, 0.5, 20, None, 8),
     "paper1024": lambda r: _ada_spec(8, 25000, 32, 4, 1, 0.002, 2, 10, None, 8),
     "cifar": _ada_cifar,
-    "tiny": _tiny,
+    "tiny": _ada_tiny,
 }
 
-STYLEGAN2_ADA = Family("stylegan2-ada", NET_DEFAULTS,
+ADA_SOURCES = {
+    **{k: v.replace(SG3_TRAIN, ADA_TRAIN).replace(SG3_NET, "stylegan2-ada-pytorch training/networks.py")
+       for k, v in SOURCES.items()},
+    "w_avg_beta": "stylegan2-ada-pytorch training/networks.py: MappingNetwork w_avg_beta=0.995",
+    "num_fp16_res": f"{ADA_TRAIN}: num_fp16_res=4 (--fp32 sets 0); fp32 on CPU",
+    "conv_clamp": f"{ADA_TRAIN}: conv_clamp=256 (--fp32 sets None)",
+    "augment": f"{ADA_TRAIN}: --aug ada, --augpipe bgc", "ada_target": f"{ADA_TRAIN}: --target 0.6",
+    "ada_kimg": f"{ADA_TRAIN}: ada_kimg=500",
+}
+
+STYLEGAN2_ADA = Family("stylegan2-ada", {**NET_DEFAULTS, "w_avg_beta": 0.995},
                        {**TRAIN_DEFAULTS, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500},
-                       presets=ADA_PRESETS, default_preset="auto")
+                       presets=ADA_PRESETS, default_preset="auto", sources=ADA_SOURCES,
+                       preset_sources={**{p: f"{ADA_TRAIN}: cfg_specs['{p}']"
+                                          for p in ("auto", "stylegan2", "paper256", "paper512", "paper1024",
+                                                    "cifar")},
+                                       "tiny": "ganbench tiny preset (CPU-sized, not published)"})
 
 
 def build_networks(resolution: int, net: dict[str, Any]) -> tuple[Generator, Discriminator]:
     """Construct G and D from resolved network options."""
     conv_clamp = net["conv_clamp"]
     if conv_clamp is None and net["num_fp16_res"] > 0:
-        conv_clamp = 256  # NVlabs clamps activations whenever mixed precision is on
+        conv_clamp = 256  # NVlabs clamps activations whenever mixed precision is on (checkpoints before the
+                          # presets carried num_fp16_res 4 / conv_clamp 256 rely on this)
     G = Generator(
         z_dim=net["z_dim"], c_dim=net["c_dim"], w_dim=net["w_dim"], img_resolution=resolution,
         img_channels=net["img_channels"],

@@ -318,15 +318,17 @@ def recommended_r1_gamma(resolution: int) -> float:
     return 32.0 * (resolution / 1024) ** 2
 
 
-REF_BATCH = 32  # NVlabs' batch for the recommended configs; batch-dependent defaults below assume it
+REF_BATCH = 32  # NVlabs' batch for the recommended configs; the batch rules below rescale from it
+S3 = "stylegan3 train.py"
+S3_NET = "stylegan3 training/networks_stylegan3.py"
 
 NET_DEFAULTS: dict[str, Any] = dict(
     img_channels=3, c_dim=0, z_dim=512, w_dim=512, mapping_layers=2, mapping_lr_multiplier=0.01,
     w_avg_beta=0.998, channel_base=32768, channel_max=512, g_channel_mult=1, num_layers=14, num_critical=2,
     first_cutoff=2.0, first_stopband=2 ** 2.1, last_stopband_rel=2 ** 0.3, margin_size=10, output_scale=0.25,
     conv_kernel=3, filter_size=6, lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
-    magnitude_ema_beta=0.5 ** (REF_BATCH / 20e3), num_fp16_res=0,
-    d_architecture="resnet", d_num_fp16_res=0, d_conv_clamp=256, mbstd_group_size=4, mbstd_num_channels=1,
+    magnitude_ema_beta=0.5 ** (REF_BATCH / 20e3), num_fp16_res=4,
+    d_architecture="resnet", d_num_fp16_res=4, d_conv_clamp=256, mbstd_group_size=4, mbstd_num_channels=1,
     blur_init_sigma=0.0,
 )
 R_NET = dict(conv_kernel=1, g_channel_mult=2, use_radial_filters=True, blur_init_sigma=10.0)
@@ -342,8 +344,41 @@ R_TRAIN = {"blur_sigma": 10.0, "blur_fade_kimg": REF_BATCH * 200 / 32}
 # Tiny: a few kimg at 32x32 on a CPU in about a minute (32 channels, 4 layers, 8-tap filters, margin 4;
 # ~15 CPU-s per kimg at batch 16 on one core).
 TINY_NET = dict(z_dim=64, w_dim=64, channel_base=512, channel_max=32, num_layers=4, filter_size=4, margin_size=4,
-                mbstd_group_size=4, magnitude_ema_beta=0.5 ** (16 / 20e3))
-TINY_TRAIN = dict(batch=16, kimg=50, ema_kimg=16 * 10 / 32, ema_rampup=0.05)
+                mbstd_group_size=4)
+TINY_TRAIN = dict(batch=16, kimg=50, ema_rampup=0.05)   # ema_kimg, magnitude_ema_beta: NVIDIA's batch rules
+
+# NVIDIA derives these from the actual batch (stylegan3 train.py); R alone fades D's blur.
+BATCH_RULES = {"ema_kimg": lambda b: b * 10 / 32, "magnitude_ema_beta": lambda b: 0.5 ** (b / 20e3)}
+R_BATCH_RULES = {"blur_fade_kimg": lambda b: b * 200 / 32}
+
+SOURCES: dict[str, str] = {
+    "z_dim": f"{S3}: z_dim=512", "w_dim": f"{S3}: w_dim=512", "mapping_layers": f"{S3}: --map-depth default 2",
+    "mapping_lr_multiplier": f"{S3_NET}: MappingNetwork lr_multiplier=0.01",
+    "w_avg_beta": f"{S3_NET}: MappingNetwork w_avg_beta=0.998",
+    "channel_base": f"{S3}: --cbase 32768 (R: doubled in G)", "channel_max": f"{S3}: --cmax 512 (R: doubled in G)",
+    "g_channel_mult": f"{S3}: R doubles G's channel_base and channel_max",
+    "num_layers": f"{S3_NET}: num_layers=14", "num_critical": f"{S3_NET}: num_critical=2",
+    "first_cutoff": f"{S3_NET}: first_cutoff=2", "first_stopband": f"{S3_NET}: first_stopband=2**2.1",
+    "last_stopband_rel": f"{S3_NET}: last_stopband_rel=2**0.3", "margin_size": f"{S3_NET}: margin_size=10",
+    "output_scale": f"{S3_NET}: output_scale=0.25", "conv_kernel": f"{S3}: 3 (R: conv_kernel=1)",
+    "filter_size": f"{S3_NET}: filter_size=6", "lrelu_upsampling": f"{S3_NET}: lrelu_upsampling=2",
+    "use_radial_filters": f"{S3}: R sets use_radial_filters=True",
+    "conv_clamp": f"{S3_NET}: conv_clamp=256 (--fp32 sets None)",
+    "magnitude_ema_beta": f"{S3}: 0.5 ** (batch / (20 * 1e3))",
+    "num_fp16_res": f"{S3_NET}: num_fp16_res=4 (--fp32 sets 0); fp32 on CPU",
+    "d_num_fp16_res": "stylegan3 networks_stylegan2.py Discriminator num_fp16_res=4; fp32 on CPU",
+    "d_conv_clamp": "stylegan3 networks_stylegan2.py Discriminator conv_clamp=256",
+    "mbstd_group_size": f"{S3}: --mbstd-group 4", "blur_init_sigma": f"{S3}: R blur_init_sigma=10, T 0",
+    "blur_sigma": f"{S3}: R blur_init_sigma=10, T 0", "blur_fade_kimg": f"{S3}: R batch * 200 / 32",
+    "lr_g": f"{S3}: --glr 0.0025", "lr_d": f"{S3}: --dlr 0.002", "betas": f"{S3}: Adam betas=[0,0.99]",
+    "eps": f"{S3}: Adam eps=1e-8", "batch": f"{S3}: README configs --batch=32",
+    "ema_kimg": f"{S3}: ema_kimg = batch * 10 / 32", "ema_rampup": "stylegan3 training_loop.py: 0.05",
+    "pl_weight": f"{S3}: no path length for stylegan3 configs", "style_mixing": f"{S3}: no mixing for stylegan3",
+    "r1_gamma": "stylegan3 README / docs/configs.md: gamma ~ 32 * (res/1024)^2 at batch 32",
+    "r1_interval": "stylegan3 training_loop.py: D_reg_interval=16", "augment": f"{S3}: --aug ada --augpipe bgc",
+    "ada_target": f"{S3}: --target 0.6", "ada_kimg": "stylegan3 training_loop.py: ada_kimg=500",
+    "kimg": f"{S3}: --kimg 25000",
+}
 
 
 def _paper(resolution: int) -> tuple[dict, dict]:
@@ -391,8 +426,11 @@ def build_networks(resolution: int, net: dict[str, Any]) -> tuple[Generator, Dis
 def _family(name: str, r_config: bool) -> Family:
     net = {**NET_DEFAULTS, **(R_NET if r_config else {})}
     train = {**TRAIN_DEFAULTS, **(R_TRAIN if r_config else {})}
+    rules = {**BATCH_RULES, **(R_BATCH_RULES if r_config else {})}
     return Family(name, net, train, presets={"paper": _paper, "tiny": _tiny_r if r_config else _tiny},
-                  default_preset="paper", min_resolution=8)
+                  default_preset="paper", min_resolution=8, derived=rules, sources=SOURCES,
+                  preset_sources={"paper": SOURCES["r1_gamma"],
+                                  "tiny": "ganbench tiny preset (CPU-sized, not published)"})
 
 
 STYLEGAN3_T = _family("stylegan3-t", r_config=False)

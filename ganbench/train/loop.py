@@ -343,7 +343,7 @@ class Trainer:
         net_kw = self.transfer.net_kw
         seed_everything(opts.seed)     # identical initial weights on every rank
         try:
-            spec = model_zoo.build(opts.model, opts.resolution, **net_kw)
+            spec = model_zoo.build(opts.model, opts.resolution, batch=opts.batch, **net_kw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"model {opts.model!r}: bad option ({str(exc).splitlines()[0][:200]})") from None
         self.config = spec.config
