@@ -29,7 +29,8 @@ import ganbench
 from ganbench.errors import CheckpointError
 
 FORMAT = "ganbench-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: a StyleGAN2 config's conv_clamp None means no clamp, also with fp16 layers (see
+                     # model_zoo/formats/ganbench_checkpoint.py for how version-1 files are read)
 REQUIRED_METADATA = ("arch", "config", "resolution")
 
 
@@ -40,6 +41,7 @@ class Checkpoint:
     path: Path
     metadata: dict[str, Any]
     state: dict[str, Any]
+    format_version: int = FORMAT_VERSION
 
     @property
     def kimg(self) -> float:
@@ -186,7 +188,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
     check_contents(path, metadata, state)
-    return Checkpoint(path=path, metadata=dict(metadata), state=dict(state))
+    return Checkpoint(path=path, metadata=dict(metadata), state=dict(state),
+                      format_version=payload.get("format_version", 0))
 
 
 # -- what a loaded checkpoint must hold ----------------------------------------------------------
@@ -391,4 +394,4 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> Checkpoin
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path} is a damaged ganbench checkpoint (metadata or state is not a dict)")
     check_contents(path, metadata, state)
-    return Checkpoint(path=path, metadata=metadata, state=state)
+    return Checkpoint(path=path, metadata=metadata, state=state, format_version=doc.get("format_version", 0))

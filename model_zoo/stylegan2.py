@@ -451,10 +451,7 @@ STYLEGAN2_ADA = Family("stylegan2-ada", {**NET_DEFAULTS, "w_avg_beta": 0.995},
 
 def build_networks(resolution: int, net: dict[str, Any]) -> tuple[Generator, Discriminator]:
     """Construct G and D from resolved network options."""
-    conv_clamp = net["conv_clamp"]
-    if conv_clamp is None and net["num_fp16_res"] > 0:
-        conv_clamp = 256  # NVlabs clamps activations whenever mixed precision is on (checkpoints before the
-                          # presets carried num_fp16_res 4 / conv_clamp 256 rely on this)
+    conv_clamp = net["conv_clamp"]   # None = no clamp, also with fp16 layers (NVIDIA's networks)
     G = Generator(
         z_dim=net["z_dim"], c_dim=net["c_dim"], w_dim=net["w_dim"], img_resolution=resolution,
         img_channels=net["img_channels"],

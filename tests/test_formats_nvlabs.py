@@ -143,6 +143,40 @@ def test_missing_kwargs_take_the_writing_codes_defaults(tmp_path):
     assert (cfg["num_fp16_res"], cfg["conv_clamp"]) == (2, None)
 
 
+def _clamps(G: torch.nn.Module) -> set:
+    return {m.conv_clamp for m in G.modules() if hasattr(m, "conv_clamp")}
+
+
+def test_fp16_without_a_clamp_computes_unclamped_as_adas_code(tmp_path):
+    """ADA's networks take num_fp16_res and conv_clamp independently: fp16 with conv_clamp None never clamps."""
+    spec, G_ema = _sg2(num_fp16_res=2, conv_clamp=None)
+    with torch.no_grad():
+        for net in (spec.G, G_ema):
+            net.synthesis.__getattr__(f"b{RES}").torgb.weight.mul_(1e4)    # push the RGB outputs far beyond 256
+    g, d = ada_kwargs(spec, num_fp16_res=2)
+    path = write_pickle(tmp_path / "fp16.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    G = model_zoo.load(path)
+    assert _clamps(G) == {None}
+    img, _ = _outputs(G, spec.D)
+    assert img.abs().max() > 256 * 1.5            # a clamp at 256 x gain would cap the skip output here
+
+
+def test_version_1_ganbench_checkpoints_keep_the_clamp_they_were_trained_with(tmp_path):
+    """Format 1's builder clamped at 256 whenever fp16 was on; such a file loads with that clamp."""
+    from ganbench.checkpoint import FORMAT, FORMAT_VERSION, save_checkpoint
+
+    spec = model_zoo.build("stylegan2", RES, preset="tiny", num_fp16_res=2, conv_clamp=None)
+    meta = {"arch": "stylegan2", "config": {"name": "stylegan2", "resolution": RES, **spec.config},
+            "resolution": RES, "kimg": 1.0}
+    state = {"G": spec.G.state_dict(), "D": spec.D.state_dict(), "G_ema": spec.G.state_dict(), "cur_nimg": 1000}
+    now = save_checkpoint(tmp_path / "now.pt", state, meta)
+    assert FORMAT_VERSION >= 2 and _clamps(model_zoo.load(now)) == {None}
+    old = tmp_path / "old.pt"
+    payload = torch.load(now, weights_only=True)
+    torch.save({**payload, "format": FORMAT, "format_version": 1}, old)
+    assert _clamps(model_zoo.load(old)) == {256}
+
+
 @pytest.mark.parametrize("config", ["t", "r"])
 def test_stylegan3_round_trip_channels_and_d_blur(tmp_path, config):
     torch.manual_seed(0)

@@ -9,6 +9,19 @@ from ganbench.checkpoint import SAFETENSORS_SUFFIX, ZIP_MAGIC, load_checkpoint, 
 from model_zoo.formats import NETWORKS, NetworkFile, register
 
 
+def upgrade_config(name: str, config: dict[str, Any], version: int) -> dict[str, Any]:
+    """The network options of a checkpoint in today's meaning.
+
+    Format 1: the StyleGAN2 builder clamped activations at 256 whenever fp16 layers were on, even with
+    conv_clamp None (so ADA `cifar` runs, whose preset then said None, trained with a clamp). From format 2
+    None means no clamp, as in NVIDIA's code; a version-1 file gets the 256 it was trained with.
+    """
+    if (version < 2 and name in ("stylegan2", "stylegan2-ada") and config.get("conv_clamp") is None
+            and int(config.get("num_fp16_res") or 0) > 0):
+        return {**config, "conv_clamp": 256}
+    return config
+
+
 def training_data(metadata: dict[str, Any]) -> str | None:
     """The dataset spec a run was trained on, when its metadata records one."""
     train = metadata.get("train")
@@ -37,6 +50,7 @@ class GanbenchCheckpoint:
         ckpt = load_checkpoint(path)     # validates the metadata fields used below
         config = dict(ckpt.metadata["config"])
         name, resolution = config.pop("name"), config.pop("resolution")
+        config = upgrade_config(name, config, ckpt.format_version)
         kimg = ckpt.metadata.get("kimg", ckpt.kimg)
         return NetworkFile(path=ckpt.path, format="ganbench-checkpoint", family=name, resolution=resolution,
                            overrides=config, states={k: ckpt.state[k] for k in NETWORKS if k in ckpt.state},
