@@ -26,7 +26,9 @@ HASH_FORMAT = 1   # bump when the hashed bytes change
 
 def is_image_set(path: str | os.PathLike) -> bool:
     """Whether eval target `path` is a set of images rather than a network file or run folder: a `.zip`,
-    `.npz` or `.npy` file, or a folder without network snapshots in it or in its subfolders."""
+    `.npz` or `.npy` file, or a folder that holds image files and no network snapshots (in it or one level down,
+    where `eval` looks for runs)."""
+    from ganbench.data.files import IMAGE_EXTENSIONS
     from model_zoo import snapshot_kimg
 
     path = Path(path)
@@ -39,7 +41,11 @@ def is_image_set(path: str | os.PathLike) -> bool:
             return False
         if item.is_dir() and any(p.is_file() and snapshot_kimg(p.name) is not None for p in item.iterdir()):
             return False
-    return True
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".") for f in files):
+            return True
+    return False
 
 
 def open_image_set(path: str | os.PathLike, skip_unknown: bool = False) -> ImageDataset:
