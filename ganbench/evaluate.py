@@ -380,6 +380,21 @@ def real_file(options: EvalOptions) -> Any:
     return None
 
 
+def _check_real_file(file: Any, plan: "_Plan") -> None:
+    """Before any work: a statistics file (mu/sigma) serves FID only; KID, PR, SWD... need features or images."""
+    from ganbench.metrics.fid import FID
+
+    if file is None:
+        return
+    for name, metric in plan.metrics.items():
+        needs = set(getattr(metric, "needs", ()))
+        if "real_images" in needs:
+            raise ConfigError(f"{name} needs real images; {file.path} holds only statistics (pass --real DATA)")
+        if "real_features" in needs and file.features is None and not isinstance(metric, FID):
+            raise ConfigError(f"{name} needs real features; {file.path} holds only mu/sigma (export them with "
+                              f"`ganbench stats export --features` and pass --real-features FILE)")
+
+
 def needs_generator(metric: Any) -> bool:
     """Whether a metric runs the generator network itself (PPL, LS, EQ), so an image set cannot serve it."""
     return "generator" in getattr(metric, "needs", ())
@@ -541,6 +556,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     refs = ([t for t in targets if isinstance(t, CheckpointRef)]
             or find_checkpoints(targets, options.skip_unknown, options.cache_dir))  # type: ignore[arg-type]
     plans = _Plans(options, plan)
+    _check_real_file(reals.file, plan)
     if refs and all(ref.is_image_set for ref in refs) and all(needs_generator(m) for m in plan.metrics.values()):
         raise ConfigError(f"{', '.join(plan.metrics)} need(s) a generator network; an image set "
                           f"({refs[0].path}) has only images: ask for fid, kid, is, pr, swd or ms_ssim")
@@ -636,7 +652,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,
                         cache_dir=options.cache_dir, real_file=reals.file)
-    dataset_id = getattr(real, "identity", str(spec))
+    dataset_id = reals.file.identity if reals.file is not None else getattr(real, "identity", str(spec))
     described: dict[str, dict[str, Any]] = {}
     devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
     diverged = False

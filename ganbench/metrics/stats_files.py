@@ -205,4 +205,39 @@ def write_real_file(path: str | os.PathLike, moments: Any, describe: dict[str, A
     return Path(path)
 
 
-__all__ = ["FileMoments", "RealStatsFile", "load_real_file", "write_real_file"]
+
+
+
+def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shapes-net", features: bool = False,
+                      n_real: int | None = None, resolution: int | None = None, covariance: str = "biased",
+                      device: str = "cpu", batch_size: int = 64, skip_unknown: bool = False,
+                      cache_dir: Any = None) -> dict[str, Any]:
+    """Compute the statistics (and with `features`, the features) of real data `real` and write them to `out`.
+
+    The images are opened as `eval --real` opens them at `resolution` (default: the data's own size when that is
+    a square power of two, else the largest power of two within the shorter side); the feature pass goes
+    through MetricContext, so it shares the real-statistics cache with `eval`. Returns what was written.
+    """
+    from ganbench.data import open_dataset
+    from ganbench.data.preprocess import AUTO
+    from ganbench.errors import ConfigError
+    from ganbench.metrics.context import MetricContext
+
+    if covariance not in ("biased", "unbiased"):
+        raise ConfigError(f"--covariance must be 'biased' (NVlabs, ÷N) or 'unbiased' (÷(N-1)), got {covariance!r}")
+    if Path(out).suffix.lower() != ".npz":
+        raise ConfigError(f"{out}: the statistics file must end in .npz")
+    kw = {"skip_unknown": True} if skip_unknown else {}
+    dataset = open_dataset(str(real), resolution=AUTO if resolution is None else resolution, **kw) \
+        if Path(str(real)).expanduser().exists() else open_dataset(str(real), resolution=resolution)
+    ctx = MetricContext(real=dataset, n_real=n_real, extractor=extractor, device=device, batch_size=batch_size,
+                        cache_dir=cache_dir)
+    moments = ctx.real_moments()
+    described = ctx.describe()
+    feats = ctx.real_outputs()["features"] if features else None
+    path = write_real_file(out, moments, described, dataset.identity, dataset.resolution, covariance, feats)
+    return {"path": str(path), "n": int(moments.n), "dim": int(moments.mean.shape[0]),
+            "extractor": described["extractor"], "extractor_sha256": described.get("weights_sha256", ""),
+            "resize": described.get("resize_mode", ""), "covariance": covariance, "dataset": dataset.identity,
+            "resolution": int(dataset.resolution), "features": features}
+__all__ = ["FileMoments", "RealStatsFile", "export_real_stats", "load_real_file", "write_real_file"]
