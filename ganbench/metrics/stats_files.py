@@ -227,9 +227,9 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
         raise ConfigError(f"--covariance must be 'biased' (NVlabs, ÷N) or 'unbiased' (÷(N-1)), got {covariance!r}")
     if Path(out).suffix.lower() != ".npz":
         raise ConfigError(f"{out}: the statistics file must end in .npz")
-    kw = {"skip_unknown": True} if skip_unknown else {}
-    dataset = open_dataset(str(real), resolution=AUTO if resolution is None else resolution, **kw) \
-        if Path(str(real)).expanduser().exists() else open_dataset(str(real), resolution=resolution)
+    on_disk = Path(str(real)).expanduser().exists()   # files get the automatic size, embedded sets their default
+    auto = AUTO if on_disk else None
+    dataset = open_dataset(str(real), resolution=auto if resolution is None else resolution, skip_unknown=skip_unknown)
     ctx = MetricContext(real=dataset, n_real=n_real, extractor=extractor, device=device, batch_size=batch_size,
                         cache_dir=cache_dir)
     moments = ctx.real_moments()
