@@ -12,6 +12,12 @@ valid names), the device is resolved, and every output folder is checked to be w
 checkpoint x metric). A metric that does not apply to a model (`NotApplicable`) is recorded, not an
 error; NaN or inf in generator output or features stops with an error naming the checkpoint, or, with
 `keep_going`, writes NaN rows flagged `diverged`.
+
+A target may also be a set of images (a folder without snapshots, a `.zip`, `.npz` or `.npy`; see
+ganbench/data/imagesets.py): its rows name the set as `run`, `images-<content hash>` as `checkpoint` and
+leave `kimg` empty, `--n` defaults to every image of the set, and metrics that need a generator network
+(PPL, LS, EQ) do not apply to it. Real data may be a statistics file (`real_stats`: FID) or a features file
+(`real_features`: FID, KID, PR) instead of images (ganbench/metrics/stats_files.py).
 """
 
 from __future__ import annotations
@@ -38,15 +44,34 @@ RESULTS_NAME = "results.csv"
 
 @dataclass(frozen=True)
 class CheckpointRef:
-    """A checkpoint file found on disk: its run (folder name), path and training progress."""
+    """A checkpoint file found on disk: its run (folder name), path and training progress.
+
+    For a set of images, `content` is its content hash, `dataset` the opened images and `kimg` NaN.
+    """
 
     run: str
     path: Path
     kimg: float
+    content: str = ""
+    dataset: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_image_set(self) -> bool:
+        return bool(self.content)
+
+    @property
+    def name(self) -> str:
+        """The `checkpoint` column: the file name, or `images-<content hash>` for an image set."""
+        return f"images-{self.content}" if self.content else self.path.name
 
     @property
     def run_dir(self) -> Path:
-        return self.path.parent
+        return self.path.resolve().parent if self.content else self.path.parent
+
+    @property
+    def label(self) -> str:
+        """How progress lines name it: 'run @ 12 kimg', or 'samples (images 0123abcd…)' for an image set."""
+        return f"{self.run} ({self.name})" if self.content else f"{self.run} @ {self.kimg:g} kimg"
 
 
 @dataclass
@@ -65,6 +90,8 @@ class EvalOptions:
     cache_dir: str | os.PathLike | None = None
     keep_going: bool = False              # non-finite output: write NaN rows flagged 'diverged' and go on
     skip_unknown: bool = False            # non-image files in a --real folder or zip: skip them (a warning)
+    real_stats: str | os.PathLike | None = None     # an .npz of mu/sigma (FID) instead of real images
+    real_features: str | os.PathLike | None = None  # an .npz of features (FID, KID, PR) instead of real images
 
 
 @dataclass
@@ -114,13 +141,28 @@ def _snapshots(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file() and snapshot_kimg(p.name) is not None]
 
 
-def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef]:
-    """Checkpoints named by `targets` (files, run folders, or folders of run folders), sorted by kimg per run."""
+def image_set_ref(path: str | os.PathLike, skip_unknown: bool = False, cache_dir: Any = None) -> CheckpointRef:
+    """An image set as an evaluation target: named by its folder/file stem and keyed by its content hash."""
+    from ganbench.data.imagesets import content_hash, open_image_set, set_name
+
+    dataset = open_image_set(path, skip_unknown=skip_unknown)
+    digest = content_hash(dataset, False if cache_dir is False else None)
+    return CheckpointRef(run=set_name(path), path=Path(path), kimg=math.nan, content=digest, dataset=dataset)
+
+
+def find_checkpoints(targets: Sequence[str | os.PathLike], skip_unknown: bool = False,
+                     cache_dir: Any = None) -> list[CheckpointRef]:
+    """Checkpoints named by `targets` (files, run folders, or folders of run folders), sorted by kimg per run;
+    image sets (see ganbench/data/imagesets.py) in the order given."""
+    from ganbench.data.imagesets import is_image_set
     from model_zoo import snapshot_kimg   # ganbench's and NVlabs' snapshot names
 
     found: list[CheckpointRef] = []
     for target in targets:
         target = Path(target)
+        if is_image_set(target):
+            found.append(image_set_ref(target, skip_unknown, cache_dir))
+            continue
         if target.is_file():
             kimg = snapshot_kimg(target.name)
             if kimg is None:
@@ -140,11 +182,13 @@ def find_checkpoints(targets: Sequence[str | os.PathLike]) -> list[CheckpointRef
     unique = {ref.path.resolve(): ref for ref in found}
     runs: dict[str, Path] = {}
     for ref in unique.values():
+        if ref.is_image_set:
+            continue   # told apart by their content hash; the same images anywhere are the same set
         if runs.setdefault(ref.run, ref.run_dir.resolve()) != ref.run_dir.resolve():
             raise ConfigError(f"two run folders share the name {ref.run!r} ({runs[ref.run]} and {ref.run_dir}); "
                               "rename one so their rows can be told apart")
     order = list(dict.fromkeys(ref.run for ref in found))
-    return sorted(unique.values(), key=lambda r: (order.index(r.run), r.kimg, r.path.name))
+    return sorted(unique.values(), key=lambda r: (order.index(r.run), 0.0 if r.content else r.kimg, r.path.name))
 
 
 def _kimg_from_metadata(path: Path) -> float:
@@ -217,12 +261,13 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
     for key, value in values.items():
         direction = outputs.get(key)
         rows.append({
-            "run": ref.run, "checkpoint": ref.path.name, "kimg": ref.kimg, "metric": key, "value": float(value),
+            "run": ref.run, "checkpoint": ref.name, "kimg": ref.kimg, "metric": key, "value": float(value),
             "metric_group": name, "direction": direction or "", "n_samples": n,
             "n_real": described.get("n_real", options.n_real), "extractor": extractor,
             "extractor_sha256": described.get("weights_sha256", ""), "resize_mode": described.get("resize_mode", ""),
             "dataset": dataset, "seed": options.seed, "params": params_json, "wall_s": round(wall_s, 3),
-            "ganbench_version": ganbench.__version__, "timestamp": stamp, "run_dir": str(ref.run_dir.resolve()),
+            "ganbench_version": ganbench.__version__, "timestamp": stamp,
+            "run_dir": str(ref.path.resolve() if ref.is_image_set else ref.run_dir.resolve()),
             "flag": flag,
         })
     return rows
@@ -273,7 +318,7 @@ def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options:
               real: tuple[str, int]) -> tuple:
     params_json, extractor, n = how
     dataset, n_real = real
-    return identity_key({"run": ref.run, "checkpoint": ref.path.name, "metric_group": name,
+    return identity_key({"run": ref.run, "checkpoint": ref.name, "metric_group": name,
                          "extractor": extractor, "n_samples": n, "seed": options.seed, "params": params_json,
                          "dataset": dataset, "n_real": n_real})
 
@@ -289,11 +334,20 @@ class _RealData:
         self.options = options
         self.datasets: dict[Any, Any] = {}
         self._per_dir: dict[Path, tuple[Any, int]] = {}
+        self.file = real_file(options)
 
     def of(self, ref: CheckpointRef) -> tuple[Any, Any]:
-        """(spec, dataset) for `ref`."""
+        """(spec, dataset) for `ref`; (file path, None) when the reals are a statistics or features file."""
         import model_zoo
 
+        if self.file is not None:
+            return str(self.file.path), None
+        if ref.is_image_set:
+            if self.options.real is None:
+                raise ConfigError(f"{ref.path} is a set of images and records no real data: pass --real DATA, "
+                                  f"--real-stats FILE.npz or --real-features FILE.npz")
+            spec, resolution = self.options.real, int(ref.dataset.resolution)
+            return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown)
         key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
         if key not in self._per_dir:
             nets = model_zoo.open_network_file(ref.path)
@@ -302,11 +356,48 @@ class _RealData:
         spec, resolution = self._per_dir[key]
         return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown)
 
-    def identity(self, ref: CheckpointRef) -> tuple[str, int]:
+    def identity(self, ref: CheckpointRef) -> tuple[str, int | None]:
         """(dataset identity, real images used) as the rows of `ref` record them."""
+        if self.file is not None:
+            return self.file.identity, self.file.n
         spec, real = self.of(ref)
         n = len(real) if self.options.n_real is None else min(int(self.options.n_real), len(real))
         return str(getattr(real, "identity", spec)), n
+
+
+def real_file(options: EvalOptions) -> Any:
+    """The checked statistics or features file standing in for real images, or None."""
+    from ganbench.metrics.stats_files import load_real_file
+
+    given = [(flag, value) for flag, value in (("--real", options.real), ("--real-stats", options.real_stats),
+                                               ("--real-features", options.real_features)) if value is not None]
+    if len(given) > 1:
+        raise ConfigError(f"{given[0][0]} and {given[1][0]} both name the real data: give one")
+    if options.real_stats is not None:
+        return load_real_file(options.real_stats, "stats")
+    if options.real_features is not None:
+        return load_real_file(options.real_features, "features")
+    return None
+
+
+def _check_real_file(file: Any, plan: "_Plan") -> None:
+    """Before any work: a statistics file (mu/sigma) serves FID only; KID, PR, SWD... need features or images."""
+    from ganbench.metrics.fid import FID
+
+    if file is None:
+        return
+    for name, metric in plan.metrics.items():
+        needs = set(getattr(metric, "needs", ()))
+        if "real_images" in needs:
+            raise ConfigError(f"{name} needs real images; {file.path} holds only statistics (pass --real DATA)")
+        if "real_features" in needs and file.features is None and not isinstance(metric, FID):
+            raise ConfigError(f"{name} needs real features; {file.path} holds only mu/sigma (export them with "
+                              f"`ganbench stats export --features` and pass --real-features FILE)")
+
+
+def needs_generator(metric: Any) -> bool:
+    """Whether a metric runs the generator network itself (PPL, LS, EQ), so an image set cannot serve it."""
+    return "generator" in getattr(metric, "needs", ())
 
 
 def dist_info() -> tuple[int, int]:
@@ -377,6 +468,22 @@ class _Plan:
         return out
 
 
+class _Plans:
+    """The plan of each target: the evaluation's, or for an image set one whose --n defaults to its size."""
+
+    def __init__(self, options: EvalOptions, plan: _Plan) -> None:
+        self.options, self.plan = options, plan
+        self._by_n: dict[int, _Plan] = {}
+
+    def of(self, ref: CheckpointRef) -> _Plan:
+        if not ref.is_image_set or self.options.n is not None:
+            return self.plan
+        n = len(ref.dataset)
+        if n not in self._by_n:
+            self._by_n[n] = _Plan.make(dataclasses.replace(self.options, n=n))
+        return self._by_n[n]
+
+
 def check_writable(path: Path) -> None:
     """Fail before any work when results cannot be written to `path` (folder read-only, full, or not a folder)."""
     path = Path(path)
@@ -443,9 +550,16 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
 
     from ganbench.devices import resolve_device
 
-    refs = [t for t in targets if isinstance(t, CheckpointRef)] or find_checkpoints(targets)  # type: ignore[arg-type]
     options = dataclasses.replace(options, device=str(resolve_device(options.device)))
-    plan = _Plan.make(options)
+    plan = _Plan.make(options)   # every name checked before any work
+    reals = _RealData(options)   # a statistics file checked before any work
+    refs = ([t for t in targets if isinstance(t, CheckpointRef)]
+            or find_checkpoints(targets, options.skip_unknown, options.cache_dir))  # type: ignore[arg-type]
+    plans = _Plans(options, plan)
+    _check_real_file(reals.file, plan)
+    if refs and all(ref.is_image_set for ref in refs) and all(needs_generator(m) for m in plan.metrics.values()):
+        raise ConfigError(f"{', '.join(plan.metrics)} need(s) a generator network; an image set "
+                          f"({refs[0].path}) has only images: ask for fid, kid, is, pr, swd or ms_ssim")
     progress = progress if progress is not None else EvalProgress()
     rank, world = dist_info()
     done: dict[Path, set[tuple]] = {}
@@ -459,28 +573,29 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
     summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))
     jobs = []
-    reals = _RealData(options)
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         real = reals.identity(ref)
-        todo = [n for n in plan.metrics if _identity(ref, n, plan.how[n], options, real) not in done[path]]
-        summary.skipped += len(plan.metrics) - len(todo)
-        jobs.append((ref, path, todo, plan.work(todo), real))
+        mine = plans.of(ref)
+        todo = [n for n in mine.metrics if _identity(ref, n, mine.how[n], options, real) not in done[path]]
+        summary.skipped += len(mine.metrics) - len(todo)
+        jobs.append((ref, path, todo, mine.work(todo), real))
     progress.begin(sum(sum(job[3].values()) for job in jobs), sum(len(job[2]) for job in jobs))
     added: list[dict[str, Any]] = []
     base = 0.0
     for ref, path, todo, work, real in jobs:
         if not todo:
             continue
-        for exact, name, rows, wall in _evaluate_checkpoint(ref, todo, plan, options, reals, progress, summary,
+        mine = plans.of(ref)
+        for exact, name, rows, wall in _evaluate_checkpoint(ref, todo, mine, options, reals, progress, summary,
                                                             base, work):
             if rank == 0:
                 _append(path, rows)
-            done[path].add(_identity(ref, name, plan.how[name], options, real))
+            done[path].add(_identity(ref, name, mine.how[name], options, real))
             added.extend(rows)
             progress.computed(exact, name, rows, wall)
         base += sum(work.values())
-        progress.working(f"{ref.run} @ {ref.kimg:g} kimg: done", base)
+        progress.working(f"{ref.label}: done", base)
     if world > 1:
         torch.distributed.barrier()
     summary.added = pd.DataFrame(added)
@@ -525,15 +640,19 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     from ganbench.metrics.context import MetricContext
 
     work = work or {name: 0.0 for name in todo}
-    nets = model_zoo.open_network_file(ref.path)   # a ganbench checkpoint or a foreign network file
-    ref = _with_recorded_kimg(ref, {"kimg": nets.kimg})
-    G = nets.build("G_ema", device=options.device)
+    if ref.is_image_set:
+        G, resolution = ref.dataset, int(ref.dataset.resolution)
+    else:
+        nets = model_zoo.open_network_file(ref.path)   # a ganbench checkpoint or a foreign network file
+        ref = _with_recorded_kimg(ref, {"kimg": nets.kimg})
+        G = nets.build("G_ema", device=options.device)
+        resolution = int(G.img_resolution)
     spec, real = reals.of(ref)
-    label = f"{ref.run} @ {ref.kimg:g} kimg"
+    label = ref.label
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,
-                        cache_dir=options.cache_dir)
-    dataset_id = getattr(real, "identity", str(spec))
+                        cache_dir=options.cache_dir, real_file=reals.file)
+    dataset_id = reals.file.identity if reals.file is not None else getattr(real, "identity", str(spec))
     described: dict[str, dict[str, Any]] = {}
     devices = [torch.device(options.device)] if torch.device(options.device).type == "cuda" else []
     diverged = False
@@ -546,6 +665,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
         start = time.perf_counter()
         values, flag = None, ""
         try:
+            if ref.is_image_set and needs_generator(metric):
+                raise NotApplicable(f"{name} needs a generator network; {ref.path} is a set of images")
             if not diverged:
                 with torch.random.fork_rng(devices=devices):
                     torch.manual_seed(options.seed)  # metrics that draw from the global RNG repeat for a seed
@@ -555,7 +676,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
                     raise NonFiniteError(f"{name} gave NaN for {', '.join(nan)}", source="value")
         except NotApplicable as exc:
             # e.g. PPL in W on ProGAN (no W space): expected for this family; shown as "–", the rest go on.
-            summary.not_computed.append((ref.run, ref.path.name, name, str(exc)))
+            summary.not_computed.append((ref.run, ref.name, name, str(exc)))
             progress.not_applicable(ref, name, str(exc))
             base += work[name]
             continue
@@ -567,8 +688,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
         spent += wall
         _add_timings(summary, ctx.timings, spent, reported)
         if values is None:  # diverged, kept going: NaN rows that say so
-            values, flag = {key: float("nan") for key in metric.result_keys(int(G.img_resolution))}, "diverged"
-            summary.diverged.append((ref.run, ref.path.name, name))
+            values, flag = {key: float("nan") for key in metric.result_keys(resolution)}, "diverged"
+            summary.diverged.append((ref.run, ref.name, name))
         if ext not in described:
             described[ext] = _describe(ctx, ext)
         base += work[name]

@@ -33,5 +33,6 @@ def main(
 
 # Each module below adds its commands to `app`; one module per command group.
 from ganbench.cli import (  # noqa: E402,F401
-    assets_cmd, bench_cmd, check_cmd, datasets_cmd, eval_cmd, generate_cmd, metrics_cmd, report_cmd, train_cmd, zoo_cmd,
+    assets_cmd, bench_cmd, check_cmd, datasets_cmd, eval_cmd, generate_cmd, metrics_cmd, report_cmd, stats_cmd, train_cmd,
+    zoo_cmd,
 )

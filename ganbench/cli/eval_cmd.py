@@ -36,7 +36,8 @@ def result_line(ref: CheckpointRef, metric: str, rows: list[dict[str, Any]], wal
     values = " ".join(f"{r['metric']}={_fmt(r['value'])}" for r in rows)
     n = rows[0]["n_samples"] if rows else ""
     flag = "  DIVERGED (NaN rows flagged 'diverged')" if any(r.get("flag") == "diverged" for r in rows) else ""
-    return f"{ref.run}  kimg {kimg:g}  {metric}: {values}  (n={n}, {wall_s:.1f} s){flag}"
+    where = ref.name if getattr(ref, "is_image_set", False) else f"kimg {kimg:g}"
+    return f"{ref.run}  {where}  {metric}: {values}  (n={n}, {wall_s:.1f} s){flag}"
 
 
 class EvalDisplay(EvalProgress):
@@ -109,7 +110,7 @@ def values_table(summary: EvalSummary) -> Any:
         keys.setdefault(r["metric"], f"{r['metric']}\nn={r['n_samples']}")
         groups.setdefault(r["metric"], r["metric_group"])
         cell = (r["run"], r["checkpoint"])
-        order[cell] = float(r["kimg"])
+        order[cell] = float(r["kimg"]) if not pd.isna(r["kimg"]) else math.inf   # image sets: no kimg, last
         style = "bold red" if r.get("flag") == "diverged" else ""
         cells.setdefault(cell, {})[r["metric"]] = plain(_fmt(r["value"]), style)
     for run, checkpoint, metric, _ in summary.not_computed:
@@ -131,7 +132,8 @@ def values_table(summary: EvalSummary) -> Any:
         table.add_column(plain(header), justify="right")
     for cell in sorted(cells, key=lambda c: (order.get(c, math.inf), c[0])):
         run, _ = cell
-        table.add_row(plain(run), plain(f"{order.get(cell, math.nan):g}"),
+        kimg = order.get(cell, math.nan)
+        table.add_row(plain(run), plain(f"{kimg:g}" if math.isfinite(kimg) else ""),
                       *[cells[cell].get(key, plain("")) for key in keys])
     return table
 
@@ -189,14 +191,22 @@ def print_summary(summary: EvalSummary) -> None:
 @handle_errors
 def eval_(
     targets: list[Path] = typer.Argument(..., help="Run folders (holding network-snapshot-*.pt), folders of runs, "
-                                                   "or checkpoint files."),
+                                                   "checkpoint files, or sets of generated images (a folder, .zip "
+                                                   "or .npz of images: rows keyed by name + content hash)."),
     metrics: str = typer.Option("fid,kid,is,pr", "--metrics", "-m",
                                 help="Comma-separated metric names (`ganbench metrics list`), e.g. "
                                      "fid,kid,is,pr,swd,ms_ssim,ppl_wend,ls."),
     n: Optional[int] = typer.Option(None, "--n", "--num-gen", help="Generated images per checkpoint; sets every metric's n_gen "
-                                                      "(default: each metric's own, e.g. 50000 for fid50k_full, else 10000)."),
+                                                      "(default: each metric's own, e.g. 50000 for fid50k_full, else 10000; "
+                                                      "every image of an image set)."),
     real: Optional[str] = typer.Option(None, "--real", help="Real data: shapes, shapes:N, an image folder, .zip or .npz "
                                                             "(default: the data the checkpoint was trained on)."),
+    real_stats: Optional[Path] = typer.Option(None, "--real-stats",
+                                              help="Real statistics .npz (mu, sigma) for FID instead of real images: "
+                                                   "`ganbench stats export`, pytorch-fid or clean-fid files."),
+    real_features: Optional[Path] = typer.Option(None, "--real-features",
+                                                 help="Real features .npz for FID, KID and PR instead of real images "
+                                                      "(`ganbench stats export --features`)."),
     n_real: Optional[int] = typer.Option(None, "--n-real", help="Real images to use (default: all)."),
     extractor: str = typer.Option("shapes-net", "--extractor", "-e",
                                   help="Feature extractor (`ganbench extractors list`): shapes-net, inception, vgg16."),
@@ -220,7 +230,8 @@ def eval_(
 
     options = EvalOptions(metrics=parse_metric_list(metrics), real=real, n=n, n_real=n_real, extractor=extractor,
                           seed=seed, device=str(resolve_device(device)), batch_size=batch_size,
-                          metric_params=parse_metric_params(param), keep_going=keep_going, skip_unknown=skip_unknown)
+                          metric_params=parse_metric_params(param), keep_going=keep_going, skip_unknown=skip_unknown,
+                          real_stats=real_stats, real_features=real_features)
     rank, _ = init_distributed(options.device)
     if rank != 0:  # under torchrun only rank 0 prints
         evaluate(targets, options, out=out)

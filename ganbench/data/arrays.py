@@ -29,7 +29,8 @@ import numpy as np
 from ganbench.data.base import ImageDataset
 from ganbench.data.files import PREPROCESS_VERSION, _safe
 from ganbench.data.labels import MAX_LABEL_DIM, LabelTable, class_labels, vector_labels
-from ganbench.data.preprocess import check_resolution, drop_alpha, fit, is_power_of_two, parse_geometry
+from ganbench.data.preprocess import (AUTO, auto_resolution, check_resolution, drop_alpha, fit, is_power_of_two,
+                                     parse_geometry)
 from ganbench.errors import DataError
 
 IMAGES_KEY, LABELS_KEY = "images", "labels"
@@ -75,7 +76,6 @@ class ArrayDataset(ImageDataset):
     def __init__(self, path: str | os.PathLike, resolution: int | None = None, n: int | None = None,
                  use_labels: bool = True, crop: str | None = None, resize: str | None = None) -> None:
         self.path = Path(path)
-        self._geometry = parse_geometry(crop, resize, resolution)
         self.name = self.path.stem
         if not self.path.is_file():
             raise DataError(f"{self.path} does not exist")
@@ -94,6 +94,9 @@ class ArrayDataset(ImageDataset):
         self._shape, self._count = shape, total if n is None else n
         h, w, c = self._hwc(shape)
         self.num_channels = 1 if c in (1, 2) else 3
+        if resolution == AUTO:
+            resolution = auto_resolution(w, h)
+        self._geometry = parse_geometry(crop, resize, resolution)
         if resolution is None:
             if h != w or not is_power_of_two(h):
                 raise DataError(f"{self._where} images are {w}x{h}, not a square power-of-two size; pass a "

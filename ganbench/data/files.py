@@ -35,8 +35,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ganbench.data.base import ImageDataset
 from ganbench.data.labels import ATTRIBUTE_FILE, LABEL_FILE, normalise_name, parse_attributes, parse_labels
-from ganbench.data.preprocess import (check_resolution, fit, is_power_of_two, mode_channels, parse_geometry,
-                                     pil_to_array)
+from ganbench.data.preprocess import (AUTO, auto_resolution, check_resolution, fit, is_power_of_two, mode_channels,
+                                     parse_geometry, pil_to_array)
 from ganbench.errors import DataError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -71,7 +71,6 @@ class FileImageDataset(ImageDataset):
         self.name = self.path.stem if self.kind == "zip" else self.path.name
         if channels is not None and channels not in (1, 3):
             raise DataError(f"channels must be 1 or 3, got {channels!r}")
-        self._geometry = parse_geometry(crop, resize, resolution)
         self._forced_channels = channels
         self.skipped: list[str] = []   # non-image files left out (skip_unknown)
         entries = self._list()
@@ -93,6 +92,9 @@ class FileImageDataset(ImageDataset):
             raise DataError(f"n={n!r} is not between 1 and the {len(images)} images in {self.path}")
         self.names: list[str] = images[:n]
         self._first_size, first_mode = self._peek(0)
+        if resolution == AUTO:
+            resolution = auto_resolution(*self._first_size)
+        self._geometry = parse_geometry(crop, resize, resolution)
         self.num_channels = channels if channels is not None else mode_channels(first_mode)
         if resolution is None:
             w, h = self._first_size

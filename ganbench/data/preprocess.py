@@ -49,6 +49,19 @@ def check_resolution(resolution: int, what: str = "resolution") -> int:
     return value
 
 
+AUTO = "auto"
+
+
+def auto_resolution(width: int, height: int) -> int:
+    """The resolution `resolution="auto"` picks for an image of `width` x `height`: its own size when that is a
+    square power of two, else the largest power of two that fits in its shorter side (then center-cropped and
+    resized like any other image)."""
+    if width == height and is_power_of_two(width):
+        return int(width)
+    side = min(int(width), int(height))
+    return 1 << (side.bit_length() - 1) if side > 0 else 0
+
+
 def mode_channels(mode: str) -> int:
     """Channel count a PIL image of `mode` gets in a dataset: 1 for grayscale, else 3."""
     return 1 if mode in GRAY_MODES else 3

@@ -10,7 +10,11 @@ Generated images follow NVlabs: z ~ N(0, I) from a torch.Generator seeded with `
 noise_mode='random' (the global RNG is seeded per batch inside `torch.random.fork_rng`, so noise is
 deterministic too), labels drawn from the real dataset for conditional generators, and images
 converted with (x * 127.5 + 128).clamp(0, 255) then truncated to uint8. Single-channel images are
-repeated to three channels before any extractor sees them.
+repeated to three channels before any extractor sees them. A plain function `z -> images` (float in
+[-1, 1] or uint8, NCHW) is measured like a generator (`CallableGenerator`).
+
+Real data may also be a statistics or features file (`real_file`, see stats_files.py): FID then uses the
+file's mean and covariance, KID and PR its features; the file is checked against the extractor first.
 """
 
 from __future__ import annotations
@@ -105,6 +109,53 @@ def _three_channels(images: torch.Tensor) -> torch.Tensor:
     return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 
+class CallableGenerator(torch.nn.Module):
+    """A plain function `z -> images` (torch or numpy; float in [-1, 1] or uint8; NCHW) as a generator.
+
+    `z_dim` is the latent size the function takes; latents, seeds and sample counts follow the context
+    exactly as for a network, and uint8 output is used as it is (no re-quantisation).
+    """
+
+    c_dim = 0
+
+    def __init__(self, fn: Callable[[torch.Tensor], Any], z_dim: int) -> None:
+        super().__init__()
+        if z_dim is None or int(z_dim) < 1:
+            raise ConfigError("a generator function needs its latent size: pass z_dim (or give it a z_dim attribute)")
+        self.fn = fn
+        self.z_dim = int(z_dim)
+        self._resolution: int | None = None
+        self.train(False)
+
+    @property
+    def img_resolution(self) -> int:
+        """Width of the function's images (one call on a zero latent, remembered)."""
+        if self._resolution is None:
+            with torch.no_grad():
+                self._resolution = int(self(torch.zeros([1, self.z_dim])).shape[-1])
+        return self._resolution
+
+    def forward(self, z: torch.Tensor, c: Any = None, truncation_psi: float = 1.0, noise_mode: str = "random"
+                ) -> torch.Tensor:
+        out = self.fn(z)
+        out = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+        if out.ndim != 4 or out.shape[0] != z.shape[0] or out.shape[1] not in (1, 3):
+            raise DataError(f"the generator function must return NCHW images with 1 or 3 channels for "
+                            f"{z.shape[0]} latents, got shape {tuple(out.shape)}")
+        if out.dtype != torch.uint8 and not out.is_floating_point():
+            raise DataError(f"the generator function must return float images in [-1, 1] or uint8, got {out.dtype}")
+        return out.to(z.device)
+
+
+def as_generator(generator: Any, z_dim: int | None = None) -> Any:
+    """`generator` itself, or a plain function (not a network, dataset, tensor or array) as a CallableGenerator."""
+    from ganbench.data.base import ImageDataset
+
+    if (callable(generator) and not isinstance(generator, (torch.nn.Module, ImageDataset, torch.Tensor, np.ndarray))):
+        return CallableGenerator(generator, z_dim if z_dim is not None else getattr(generator, "z_dim", None))
+    return generator
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] -> uint8, exactly as NVlabs: clamp(x*127.5+128) then truncate."""
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
@@ -122,14 +173,21 @@ class MetricContext:
     (None: on when it costs no compute threads, i.e. on CUDA or when the CPU has cores beyond torch's).
     `timings` accumulates seconds: 'real_images' (computing real outputs; 0 when they come from the
     cache), 'generation' (inside the generator), 'gen_features' (the generated pass, generation included).
+    `real_file` (a stats_files.RealStatsFile) replaces `real` with stored statistics or features; `z_dim` is
+    the latent size of a plain generator function.
     """
 
     def __init__(self, generator: Any = None, real: ImageSource = None, n_gen: int = 10000,
                  n_real: int | None = None, extractor: str | FeatureExtractor = "shapes-net", seed: int = 0,
                  batch_size: int = 64, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None | bool = None,
-                 progress: Any = None, prefetch: bool | None = None) -> None:
+                 progress: Any = None, prefetch: bool | None = None, real_file: Any = None,
+                 z_dim: int | None = None) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        if real is not None and real_file is not None:
+            raise ConfigError("give real images or a statistics/features file, not both")
+        self.real_file = real_file
+        generator = as_generator(generator, z_dim)
         if isinstance(real, str):  # a spec: open it at the generator's resolution so reals match fakes
             from ganbench.data import open_dataset
 
@@ -173,8 +231,13 @@ class MetricContext:
 
     def describe(self, extractor: str | None = None) -> dict[str, Any]:
         """What to record next to a number: extractor, weights hash, resize mode, N, seed."""
-        return {**self.extractor_model(extractor).describe(), "n_gen": self.num_gen(), "n_real": self.num_real(),
-                "seed": self.seed}
+        described = {**self.extractor_model(extractor).describe(), "n_gen": self.num_gen(), "seed": self.seed}
+        if self._real is None and self.real_file is not None:
+            described["n_real"] = self.real_file.n   # None: a foreign file that does not say
+            if self.real_file.foreign:
+                described["resize_mode"] = f"{described.get('resize_mode', '')}; real: {self.real_file.resize_text()}"
+            return described
+        return {**described, "n_real": self.num_real()}
 
     # ---- sample counts ----------------------------------------------------------------------
     def num_gen(self) -> int:
@@ -185,6 +248,8 @@ class MetricContext:
 
     def num_real(self) -> int:
         """How many real images the metrics see (all when n_real is None, capped at the dataset size)."""
+        if self._real is None and self.real_file is not None:
+            return int(self.real_file.n or 0)
         if self._real is None:
             raise ConfigError("this metric needs real images but the context has no real dataset")
         total = len(self._real)
@@ -232,14 +297,18 @@ class MetricContext:
                 torch.manual_seed(seed * 1000003 + k)
                 images = G(z.to(self.device), None if c is None else c.to(self.device),
                            truncation_psi=1.0, noise_mode="random")
-            require_finite(images, "generator output", "generator")
-            images = to_uint8(images)
+            if images.dtype != torch.uint8:   # a function may hand back uint8 pixels: taken as they are
+                require_finite(images, "generator output", "generator")
+                images = to_uint8(images)
             self.timings["generation"] += time.perf_counter() - start_s
             yield images, z, c
 
     def real_batches(self, n: int | None = None, shard: tuple[int, int] | None = None
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """(uint8 NCHW images, labels) batches of the first `n` reals (default: num_real()); `shard` as above."""
+        if self._real is None:
+            where = f" ({self.real_file.path} holds statistics, not images)" if self.real_file is not None else ""
+            raise ConfigError(f"this metric needs real images but the context has none{where}")
         n = self.num_real() if n is None else min(int(n), len(self._real))
         lo, hi = shard_block(n, self.batch_size, shard)
         for k, start in enumerate(range(0, n, self.batch_size)):
@@ -267,6 +336,10 @@ class MetricContext:
                 n: int | None = None) -> np.ndarray:
         """The first `n` rows (default all) of one output of `source` ('gen' or 'real')."""
         allout = self._ensure(_check_source(source), extractor)[0]
+        if output not in allout and source == "real" and self.real_file is not None:
+            raise ConfigError(f"{self.real_file.path} holds only mu/sigma statistics, but KID and PR need real "
+                              f"{output}: write them with `ganbench stats export --features` and pass "
+                              f"--real-features FILE")
         if output not in allout:
             ext = self.extractor_model(extractor)
             raise ConfigError(f"extractor {ext.name!r} has no output {output!r}; it has {', '.join(allout)}")
@@ -275,6 +348,9 @@ class MetricContext:
     def moments(self, source: str, extractor: str | None = None, n: int | None = None) -> Moments:
         """Float64 feature moments of the first `n` rows of `source` (the streamed sums when n covers all)."""
         full = self._ensure(_check_source(source), extractor)[1]
+        if source == "real" and self.real_file is not None and (
+                self.real_file.features is None or n is None or int(n) >= int(full.n)):
+            return full   # moments as stored (a statistics file cannot be cut to fewer samples)
         n = _check_n(n, full.n, source)
         if n == full.n:
             return full
@@ -303,6 +379,12 @@ class MetricContext:
     def _ensure(self, source: str, extractor: str | None) -> tuple[dict[str, np.ndarray], Moments]:
         name = extractor or self.default_extractor
         key = (source, name)
+        if key not in self._outputs and source == "real" and self._real is None and self.real_file is not None:
+            ext = self.extractor_model(name)
+            self.real_file.check_extractor(ext.describe(), ext.feature_dim)
+            stored = self.real_file.features
+            self._outputs[key] = {"features": stored} if stored is not None else {}
+            self._moments[key] = self.real_file.moments
         if key not in self._outputs:
             cache = self.real_cache_path(name) if source == "real" else None
             loaded = _load_cache(cache) if cache is not None else None
@@ -545,4 +627,4 @@ def _save_cache(path: Path, outputs: dict[str, np.ndarray], moments: Moments) ->
     atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
 
 
-__all__ = ["MetricContext", "Moments", "prefetched", "to_uint8"]
+__all__ = ["CallableGenerator", "MetricContext", "Moments", "as_generator", "prefetched", "to_uint8"]

@@ -1,0 +1,113 @@
+"""Reference statistics as files: `ganbench stats export`, `eval --real-stats / --real-features`, pytorch-fid /
+clean-fid style mu/sigma files, and bad files (one line naming the file, exit code 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ganbench.cli import app
+from ganbench.data import open_dataset
+from ganbench.data.export import export_dataset
+from ganbench.results import read_results
+
+
+@pytest.fixture
+def sets(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    export_dataset(open_dataset("shapes:48", resolution=32, seed=1), tmp_path / "samples")
+    export_dataset(open_dataset("shapes:48", resolution=32), tmp_path / "data")
+    return tmp_path
+
+
+def _run(*args) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _values(path) -> dict[str, float]:
+    table = read_results(path)
+    return dict(zip(table["metric"], table["value"]))
+
+
+def test_export_writes_float64_moments_and_their_settings(sets):
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    with np.load(sets / "st.npz", allow_pickle=False) as z:
+        assert z["mu"].dtype == np.float64 and z["sigma"].dtype == np.float64
+        assert z["mu"].shape == (256,) and z["sigma"].shape == (256, 256) and "features" not in z.files
+        assert int(z["n"]) == 48 and str(z["extractor"]) == "shapes-net" and str(z["covariance"]) == "biased"
+        assert len(str(z["extractor_sha256"])) == 64 and str(z["resize"])
+
+
+def test_round_trip_real_stats_and_features_give_the_numbers_of_the_real_images(sets):
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    _run("stats", "export", "--real", sets / "data", "--features", sets / "ft.npz")
+    _run("eval", sets / "samples", "--real", sets / "data", "--metrics", "fid,kid,pr", "--out", sets / "a.csv")
+    _run("eval", sets / "samples", "--real-stats", sets / "st.npz", "--metrics", "fid", "--out", sets / "b.csv")
+    _run("eval", sets / "samples", "--real-features", sets / "ft.npz", "--metrics", "fid,kid,pr",
+         "--out", sets / "c.csv")
+    a, b, c = _values(sets / "a.csv"), _values(sets / "b.csv"), _values(sets / "c.csv")
+    assert a["fid"] > 1.0
+    assert b["fid"] == pytest.approx(a["fid"], rel=1e-6)
+    assert c == pytest.approx(a, rel=1e-6, abs=1e-9)
+    assert read_results(sets / "b.csv")["dataset"].iloc[0].startswith("stats-st-")
+
+
+def test_unbiased_export_serves_unbiased_fid_and_converts_for_the_biased_one(sets):
+    _run("stats", "export", "--real", sets / "data", "--covariance", "unbiased", sets / "st.npz")
+    for cov in ("biased", "unbiased"):
+        _run("eval", sets / "samples", "--real", sets / "data", "--metrics", "fid", "-p", f"fid.covariance={cov}",
+             "--out", sets / f"a-{cov}.csv")
+        _run("eval", sets / "samples", "--real-stats", sets / "st.npz", "--metrics", "fid", "-p",
+             f"fid.covariance={cov}", "--out", sets / f"b-{cov}.csv")
+        assert _values(sets / f"b-{cov}.csv")["fid"] == pytest.approx(_values(sets / f"a-{cov}.csv")["fid"], rel=1e-6)
+
+
+def test_a_pytorch_fid_style_file_is_accepted_and_marked_foreign(sets):
+    """pytorch-fid's --save-stats writes only mu and sigma = np.cov (÷(N-1)) of its features."""
+    from test_imagesets import reference_fid, shapes_net_features
+
+    real = shapes_net_features(sets / "data")
+    np.savez(sets / "pf.npz", mu=real.mean(0), sigma=np.cov(real, rowvar=False))
+    _run("eval", sets / "samples", "--real-stats", sets / "pf.npz", "--metrics", "fid", "-p",
+         "fid.covariance=unbiased", "--out", sets / "r.csv")
+    row = read_results(sets / "r.csv").iloc[0]
+    assert row["value"] == pytest.approx(reference_fid(shapes_net_features(sets / "samples"), real), rel=1e-5)
+    assert row["dataset"].startswith("foreign-stats-pf-") and "unknown (foreign file)" in row["resize_mode"]
+    assert np.isnan(row["n_real"])
+
+
+def _bad_files(sets):
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    z = dict(np.load(sets / "st.npz", allow_pickle=False))
+    asym, nan = z["sigma"].copy(), z["sigma"].copy()
+    asym[0, 1] += 1.0
+    nan[3, 3] = np.nan
+    return {
+        "dim.npz": ({"mu": z["mu"][:10], "sigma": z["sigma"][:10, :10]}, "feature dimension 10"),
+        "asym.npz": ({**z, "sigma": asym}, "not symmetric"),
+        "nan.npz": ({**z, "sigma": nan}, "NaN or inf"),
+        "ext.npz": ({**z, "extractor": np.array("inception")}, "extractor 'inception'"),
+        "nosigma.npz": ({"mu": z["mu"]}, "no sigma"),
+    }
+
+
+def test_bad_statistics_files_stop_with_one_line_naming_the_file(sets):
+    for name, (arrays, why) in _bad_files(sets).items():
+        np.savez(sets / name, **arrays)
+        result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / name),
+                                          "--metrics", "fid", "--out", str(sets / "r.csv")])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, (name, result.output)
+        assert name in lines[0] and why in lines[0], (name, lines[0])
+    assert not (sets / "r.csv").exists()
+
+
+def test_kid_against_a_moments_only_file_asks_for_features_before_any_work(sets):
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / "st.npz"),
+                                      "--metrics", "fid,kid", "--out", str(sets / "r.csv")])
+    assert result.exit_code == 2 and "--real-features" in result.output and "st.npz" in result.output
+    assert not (sets / "r.csv").exists()
