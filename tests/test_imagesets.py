@@ -166,3 +166,15 @@ def test_a_plain_function_of_z_is_measured_like_a_generator():
     got_f = compute(["fid", "kid"], make("float"), real=real, n=48, z_dim=4, batch_size=16, cache_dir=False)
     assert got_u8 == pytest.approx(want, rel=1e-9, abs=1e-12)
     assert got_f == pytest.approx(want, rel=1e-9, abs=1e-12)   # (x/127.5-1)*127.5+128 truncates back to x
+
+
+def test_a_run_folder_before_its_first_snapshot_is_not_an_image_set(sets):
+    """A run that has ticked (stats.jsonl, fakes grids) but saved no snapshot yet: 'no snapshot', not its grids."""
+    run = sets / "run"
+    run.mkdir()
+    (run / "stats.jsonl").write_text("")
+    Image.new("RGB", (64, 64)).save(run / "fakes000000.png")
+    result = CliRunner().invoke(app, ["eval", str(run), "--real", str(sets / "data"), "--metrics", "fid",
+                                      "--out", str(sets / "r.csv")])
+    assert result.exit_code == 2 and "no network-snapshot" in result.output, result.output
+    assert not (sets / "r.csv").exists()

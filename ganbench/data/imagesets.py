@@ -22,12 +22,14 @@ from ganbench.data.preprocess import AUTO
 ARRAY_SUFFIXES = (".npz", ".npy")
 HASH_LENGTH = 16
 HASH_FORMAT = 1   # bump when the hashed bytes change
+RUN_LOG = "stats.jsonl"   # what `train` writes at its first tick (ganbench.train.output.STATS_FILE)
 
 
 def is_image_set(path: str | os.PathLike) -> bool:
     """Whether eval target `path` is a set of images rather than a network file or run folder: a `.zip`,
     `.npz` or `.npy` file, or a folder that holds image files and no network snapshots (in it or one level down,
-    where `eval` looks for runs)."""
+    where `eval` looks for runs). A folder with a training run's log (`stats.jsonl`) is a run even before its
+    first snapshot: its `fakes*.png` grids are not a sample set."""
     from ganbench.data.files import IMAGE_EXTENSIONS
     from model_zoo import snapshot_kimg
 
@@ -37,7 +39,7 @@ def is_image_set(path: str | os.PathLike) -> bool:
     if not path.is_dir():
         return False
     for item in path.iterdir():
-        if item.is_file() and snapshot_kimg(item.name) is not None:
+        if item.is_file() and (snapshot_kimg(item.name) is not None or item.name == RUN_LOG):
             return False
         if item.is_dir() and any(p.is_file() and snapshot_kimg(p.name) is not None for p in item.iterdir()):
             return False
