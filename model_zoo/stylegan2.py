@@ -350,6 +350,9 @@ TRAIN_DEFAULTS: dict[str, Any] = dict(
 )
 
 SOURCES: dict[str, str] = {
+    "c_dim": f"{SG3_TRAIN}: --cond False (labels from dataset.json when True)",
+    "img_channels": "the dataset's channels (RGB)", "loss": "stylegan3 training/loss.py: StyleGAN2Loss",
+    "progressive": "no progressive growing since StyleGAN2",
     "z_dim": f"{SG3_TRAIN}: z_dim=512", "w_dim": f"{SG3_TRAIN}: w_dim=512",
     "mapping_layers": f"{SG3_TRAIN}: --map-depth default 8 for --cfg=stylegan2",
     "mapping_lr_multiplier": f"{SG3_NET}: MappingNetwork lr_multiplier=0.01",
@@ -371,6 +374,9 @@ SOURCES: dict[str, str] = {
     "ema_kimg": f"{SG3_TRAIN}: ema_kimg = batch * 10 / 32", "ema_rampup": "stylegan3 training_loop.py: 0.05",
     "kimg": f"{SG3_TRAIN}: --kimg 25000", "ada_target": f"{SG3_TRAIN}: --target 0.6",
     "ada_kimg": "stylegan3 training_loop.py: ada_kimg=500", "ref_gpus": f"{SG3_TRAIN}: README examples --gpus=8",
+    # train.py's --aug defaults to ada for every cfg; plain StyleGAN2 follows the README's FFHQ example instead
+    # (--aug=noaug): ADA is the stylegan2-ada family.
+    "augment": f"{SG3_TRAIN}: README --cfg=stylegan2 FFHQ example --aug=noaug",
 }
 
 # The tiny preset trains a few kimg on CPU in about a minute at 32x32 (ganbench's own, not a published config).
@@ -390,8 +396,8 @@ STYLEGAN2 = Family("stylegan2", NET_DEFAULTS, TRAIN_DEFAULTS, presets={"tiny": _
 def _ada_spec(ref_gpus: int, kimg: int, mb: int, mbstd: int, fmaps: float, lrate: float, gamma: float, ema: float,
               ramp: float | None, map: int) -> tuple[dict, dict]:
     """Map one stylegan2-ada-pytorch `cfg_specs` row onto our network and training options."""
-    net = dict(channel_base=int(fmaps * 32768), channel_max=512, mapping_layers=map, mbstd_group_size=mbstd,
-               num_fp16_res=4, conv_clamp=256)
+    # num_fp16_res 4 and conv_clamp 256 are set by train.py for every cfg, so they come from the family defaults.
+    net = dict(channel_base=int(fmaps * 32768), channel_max=512, mapping_layers=map, mbstd_group_size=mbstd)
     train = dict(ref_gpus=ref_gpus, kimg=kimg, batch=mb, lr_g=lrate, lr_d=lrate, r1_gamma=gamma, ema_kimg=ema,
                  ema_rampup=ramp)
     return net, train
