@@ -457,3 +457,7 @@ def build_stylegan3_t(resolution: int, preset: str | None = None, **overrides: A
 def build_stylegan3_r(resolution: int, preset: str | None = None, **overrides: Any) -> ModelSpec:
     """StyleGAN3-R (rotation equivariant): 1x1 convs, 2x channels, jinc filters, blurred D input."""
     return _build(STYLEGAN3_R, resolution, preset, overrides)
+
+
+build_stylegan3_t.family = STYLEGAN3_T  # read by `ganbench zoo` to list presets, defaults and their sources
+build_stylegan3_r.family = STYLEGAN3_R
