@@ -213,6 +213,17 @@ def test_explicit_values_win_over_batch_rules_and_configs_rebuild_without_the_ba
     assert again.config["magnitude_ema_beta"] == spec.config["magnitude_ema_beta"] == 0.5 ** (64 / 20e3)
 
 
+def test_training_run_derives_them_from_its_own_batch(tmp_path):
+    """`ganbench train --batch 8` gets NVIDIA's values for batch 8, not the preset's batch-16 ones."""
+    from ganbench.train import Trainer, TrainOptions
+
+    trainer = Trainer(TrainOptions(model="stylegan3-t", data="shapes:16", resolution=16, kimg=0.008, batch=8, seed=0,
+                                   out=tmp_path, preset="tiny", snapshot_kimg=1, device="cpu"))
+    assert trainer.train_cfg["ema_kimg"] == pytest.approx(8 * 10 / 32)
+    betas = {m.magnitude_ema_beta for m in trainer.G.synthesis.modules() if hasattr(m, "magnitude_ema_beta")}
+    assert betas == {0.5 ** (8 / (20 * 1e3))}
+
+
 # ---- 16.5: mixed precision as NVIDIA, fp32 on CPU ----------------------------------------------------------------
 
 FP16_FAMILIES = ["stylegan2", "stylegan2-ada", "stylegan3-t", "stylegan3-r"]
