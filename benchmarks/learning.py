@@ -33,6 +33,16 @@ branch's preset changes); FID / precision / recall with shapes-net:
     stylegan3-r   3.0   19.8  0.584  0.014   ratio 0.64  FAIL
 No family meets the requirement yet (last FID <= 0.5 x first and recall > 0.2); the tiny presets still need
 tuning, and the `--limited` mode has not been run yet.
+
+Re-checked 2026-12-03 (same machine, nice 10) after the presets follow NVIDIA (stylegan2 tiny: w_avg_beta 0.998,
+ema_kimg = batch * 10 / 32 = 5 at batch 16; fp16 settings have no effect on CPU), `--models stylegan2 --kimg 2
+--snapshot-kimg 1 --n-eval 500`, 152 s of training:
+    model        kimg    FID   prec  recall   D real-fake gap
+    stylegan2     1.0   13.5  0.762  0.084   1.96
+    stylegan2     2.0   17.4  0.800  0.004   2.84   ratio 1.29  FAIL (still collapses: greenish blobs in the grid)
+Not tuned yet. Candidates, in order: the stylegan2-ada `cifar` recipe NVIDIA uses for small low-resolution data
+(pl_weight 0, style_mixing 0, r1_gamma about 0.01 instead of 1.0, mapping 2); then re-measure once the loss-for-loss
+fixes of the training-fidelity issue (EMA passes, pl_mean, zero-grad Adam steps) are merged.
 """
 
 from __future__ import annotations

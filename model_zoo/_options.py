@@ -102,7 +102,7 @@ def value_sources(family: Family, preset: str | None, keys: Any, overrides: dict
         elif key in family.sources:
             out[key] = family.sources[key]
         else:
-            out[key] = "ganbench"
+            out[key] = "ganbench default"
     return out
 
 

@@ -148,16 +148,42 @@ class ProDiscriminator(nn.Module):
         return self.b4_fc1(self.b4_fc0(x.flatten(1)))
 
 
+PG_TRAIN = "progressive_growing_of_gans train.py"
+PG_NET = "progressive_growing_of_gans networks.py"
+
+# Where each default comes from: the paper's official TF code (tkarras/progressive_growing_of_gans). Not modelled:
+# the per-level minibatch / learning-rate dicts of its config presets and the Adam reset at each new level.
+PROGAN_SOURCES = {
+    "img_channels": "the dataset's channels (RGB)", "c_dim": "unconditional (ganbench has no AC-GAN head)",
+    "augment": "no augmentation besides --mirror",
+    "z_dim": f"{PG_NET}: latent_size = min(fmap_base, fmap_max) = 512",
+    "fmap_base": f"{PG_NET}: fmap_base=8192", "fmap_decay": f"{PG_NET}: fmap_decay=1.0",
+    "fmap_max": f"{PG_NET}: fmap_max=512", "normalize_latents": f"{PG_NET}: normalize_latents=True",
+    "use_pixelnorm": f"{PG_NET}: use_pixelnorm=True", "mbstd_group_size": f"{PG_NET}: D mbstd_group_size=4",
+    "d_fused_scale": f"{PG_NET}: D fused_scale=True (conv+pool before bias and lrelu)",
+    "loss": "progressive_growing_of_gans loss.py: WGAN-GP", "gp_lambda": "loss.py: wgan_lambda=10",
+    "drift": "loss.py: wgan_epsilon=0.001", "lr_g": f"{PG_TRAIN}: G_lrate_base=0.001",
+    "lr_d": f"{PG_TRAIN}: D_lrate_base=0.001", "betas": "config.py: beta1=0, beta2=0.99",
+    "eps": "config.py: epsilon=1e-8", "batch": f"{PG_TRAIN}: minibatch_base=16",
+    "ema_kimg": f"{PG_TRAIN}: G_smoothing=0.999 per minibatch = batch * ln(0.5) / ln(0.999) / 1000 kimg",
+    "ema_rampup": f"{PG_TRAIN}: no EMA ramp-up", "style_mixing": "no style mixing (not style-based)",
+    "progressive": f"{PG_TRAIN}: lod_initial_resolution=4, lod_training_kimg=600, lod_transition_kimg=600",
+}
+
 PROGAN = Family(
     "progan",
     net=dict(img_channels=3, c_dim=0, z_dim=512, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
-             normalize_latents=True, use_pixelnorm=True, mbstd_group_size=4, d_fused_scale=False),
+             normalize_latents=True, use_pixelnorm=True, mbstd_group_size=4, d_fused_scale=True),
     # Paper: WGAN-GP (lambda 10, drift 1e-3), Adam(0.001, 0, 0.99); 600 kimg per stable / fade phase from 4x4.
     train=dict(loss="wgan-gp", gp_lambda=10.0, drift=1e-3, lr_g=0.001, lr_d=0.001, betas=(0.0, 0.99), eps=1e-8,
-               batch=16, style_mixing=0.0, ema_kimg=10.0, ema_rampup=None, augment=None,
-               progressive=dict(start_res=4, kimg_per_phase=600, fade_kimg=600)),
+               batch=16, style_mixing=0.0, ema_kimg=16 * math.log(0.5) / math.log(0.999) / 1000, ema_rampup=None,
+               augment=None, progressive=dict(start_res=4, kimg_per_phase=600, fade_kimg=600)),
     presets={"tiny": lambda r: (dict(z_dim=64, fmap_base=512, fmap_max=32),
                                 dict(batch=16, ema_rampup=0.05))},
+    # The TF code decays G's average by a fixed 0.999 per minibatch, so its half-life in images follows the batch.
+    derived={"ema_kimg": lambda batch: batch * math.log(0.5) / math.log(0.999) / 1000},
+    sources=PROGAN_SOURCES,
+    preset_sources={"tiny": "ganbench tiny preset (CPU-sized, not published)"},
 )
 
 

@@ -174,6 +174,31 @@ class StyleDiscriminator(nn.Module):
         return x
 
 
+SG_TRAIN = "stylegan train.py"
+SG_LOOP = "stylegan training/training_loop.py"
+SG_NET = "stylegan training/networks_stylegan.py"
+
+# Where each default comes from: the paper's official TF code (NVlabs/stylegan, 8-GPU config). Not modelled: the
+# per-level minibatch dict and the per-resolution learning rates (0.0015 @128 ... 0.003 @1024) of train.py.
+STYLEGAN_SOURCES = {
+    "img_channels": "the dataset's channels (RGB)", "c_dim": f"{SG_NET}: label_size from the dataset (0: none)",
+    "augment": "no augmentation besides --mirror",
+    "z_dim": f"{SG_NET}: latent_size=512", "w_dim": f"{SG_NET}: dlatent_size=512",
+    "mapping_layers": f"{SG_NET}: mapping_layers=8", "mapping_lr_multiplier": f"{SG_NET}: mapping_lrmul=0.01",
+    "w_avg_beta": f"{SG_NET}: dlatent_avg_beta=0.995", "fmap_base": f"{SG_NET}: fmap_base=8192",
+    "fmap_decay": f"{SG_NET}: fmap_decay=1.0", "fmap_max": f"{SG_NET}: fmap_max=512",
+    "use_noise": f"{SG_NET}: use_noise=True", "mbstd_group_size": f"{SG_NET}: D mbstd_group_size=4",
+    "mbstd_num_channels": f"{SG_NET}: D mbstd_num_features=1",
+    "loss": f"{SG_TRAIN}: G_logistic_nonsaturating + D_logistic_simplegp", "r1_gamma": f"{SG_TRAIN}: r1_gamma=10",
+    "r1_interval": "no lazy regularisation in StyleGAN", "lr_g": f"{SG_LOOP}: G_lrate_base=0.001",
+    "lr_d": f"{SG_LOOP}: D_lrate_base=0.001", "betas": f"{SG_TRAIN}: beta1=0, beta2=0.99",
+    "eps": f"{SG_TRAIN}: epsilon=1e-8", "batch": f"{SG_TRAIN}: 8 GPUs, minibatch_base=32",
+    "style_mixing": f"{SG_NET}: style_mixing_prob=0.9", "ema_kimg": f"{SG_LOOP}: G_smoothing_kimg=10",
+    "ema_rampup": f"{SG_LOOP}: no EMA ramp-up",
+    "progressive": f"{SG_TRAIN}: lod_initial_resolution=8; {SG_LOOP}: lod_training_kimg=600, lod_transition_kimg=600",
+}
+
+
 STYLEGAN = Family(
     "stylegan",
     net=dict(img_channels=3, c_dim=0, z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_multiplier=0.01,
@@ -185,7 +210,8 @@ STYLEGAN = Family(
                progressive=dict(start_res=8, kimg_per_phase=600, fade_kimg=600)),
     presets={"tiny": lambda r: (dict(z_dim=64, w_dim=64, mapping_layers=2, fmap_base=512, fmap_max=32),
                                 dict(batch=16, ema_rampup=0.05))},
-    min_resolution=8,
+    min_resolution=8, sources=STYLEGAN_SOURCES,
+    preset_sources={"tiny": "ganbench tiny preset (CPU-sized, not published)"},
 )
 
 

@@ -350,6 +350,9 @@ TRAIN_DEFAULTS: dict[str, Any] = dict(
 )
 
 SOURCES: dict[str, str] = {
+    "c_dim": f"{SG3_TRAIN}: --cond False (labels from dataset.json when True)",
+    "img_channels": "the dataset's channels (RGB)", "loss": "stylegan3 training/loss.py: StyleGAN2Loss",
+    "progressive": "no progressive growing since StyleGAN2",
     "z_dim": f"{SG3_TRAIN}: z_dim=512", "w_dim": f"{SG3_TRAIN}: w_dim=512",
     "mapping_layers": f"{SG3_TRAIN}: --map-depth default 8 for --cfg=stylegan2",
     "mapping_lr_multiplier": f"{SG3_NET}: MappingNetwork lr_multiplier=0.01",
@@ -371,6 +374,9 @@ SOURCES: dict[str, str] = {
     "ema_kimg": f"{SG3_TRAIN}: ema_kimg = batch * 10 / 32", "ema_rampup": "stylegan3 training_loop.py: 0.05",
     "kimg": f"{SG3_TRAIN}: --kimg 25000", "ada_target": f"{SG3_TRAIN}: --target 0.6",
     "ada_kimg": "stylegan3 training_loop.py: ada_kimg=500", "ref_gpus": f"{SG3_TRAIN}: README examples --gpus=8",
+    # train.py's --aug defaults to ada for every cfg; plain StyleGAN2 follows the README's FFHQ example instead
+    # (--aug=noaug): ADA is the stylegan2-ada family.
+    "augment": f"{SG3_TRAIN}: README --cfg=stylegan2 FFHQ example --aug=noaug",
 }
 
 # The tiny preset trains a few kimg on CPU in about a minute at 32x32 (ganbench's own, not a published config).
@@ -390,8 +396,8 @@ STYLEGAN2 = Family("stylegan2", NET_DEFAULTS, TRAIN_DEFAULTS, presets={"tiny": _
 def _ada_spec(ref_gpus: int, kimg: int, mb: int, mbstd: int, fmaps: float, lrate: float, gamma: float, ema: float,
               ramp: float | None, map: int) -> tuple[dict, dict]:
     """Map one stylegan2-ada-pytorch `cfg_specs` row onto our network and training options."""
-    net = dict(channel_base=int(fmaps * 32768), channel_max=512, mapping_layers=map, mbstd_group_size=mbstd,
-               num_fp16_res=4, conv_clamp=256)
+    # channel_max 512, num_fp16_res 4 and conv_clamp 256: train.py sets them for every cfg (family defaults).
+    net = dict(channel_base=int(fmaps * 32768), mapping_layers=map, mbstd_group_size=mbstd)
     train = dict(ref_gpus=ref_gpus, kimg=kimg, batch=mb, lr_g=lrate, lr_d=lrate, r1_gamma=gamma, ema_kimg=ema,
                  ema_rampup=ramp)
     return net, train
@@ -430,22 +436,42 @@ ADA_PRESETS = {
     "tiny": _ada_tiny,
 }
 
+ADA_NET = "stylegan2-ada-pytorch training/networks.py"
+ADA_LOOP = "stylegan2-ada-pytorch training/training_loop.py"
+ADA_LOSS = "stylegan2-ada-pytorch training/loss.py"
+# Defaults of the ADA family (its presets name cfg_specs for the values they set).
 ADA_SOURCES = {
-    **{k: v.replace(SG3_TRAIN, ADA_TRAIN).replace(SG3_NET, "stylegan2-ada-pytorch training/networks.py")
-       for k, v in SOURCES.items()},
-    "w_avg_beta": "stylegan2-ada-pytorch training/networks.py: MappingNetwork w_avg_beta=0.995",
-    "num_fp16_res": f"{ADA_TRAIN}: num_fp16_res=4 (--fp32 sets 0); fp32 on CPU",
-    "conv_clamp": f"{ADA_TRAIN}: conv_clamp=256 (--fp32 sets None)",
-    "augment": f"{ADA_TRAIN}: --aug ada, --augpipe bgc", "ada_target": f"{ADA_TRAIN}: --target 0.6",
-    "ada_kimg": f"{ADA_TRAIN}: ada_kimg=500",
+    "c_dim": f"{ADA_TRAIN}: --cond false (labels from dataset.json when true)",
+    "img_channels": "the dataset's channels (RGB)", "loss": f"{ADA_LOSS}: StyleGAN2Loss",
+    "progressive": "no progressive growing since StyleGAN2",
+    "z_dim": f"{ADA_TRAIN}: z_dim=512", "w_dim": f"{ADA_TRAIN}: w_dim=512",
+    "mapping_layers": f"{ADA_TRAIN}: cfg_specs map", "mapping_lr_multiplier": f"{ADA_NET}: lr_multiplier=0.01",
+    "w_avg_beta": f"{ADA_NET}: MappingNetwork w_avg_beta=0.995",
+    "channel_base": f"{ADA_TRAIN}: int(cfg_specs fmaps * 32768)", "channel_max": f"{ADA_TRAIN}: channel_max=512",
+    "g_architecture": f"{ADA_NET}: SynthesisNetwork architecture='skip'",
+    "d_architecture": f"{ADA_NET}: Discriminator architecture='resnet' (cifar: 'orig')",
+    "num_fp16_res": f"{ADA_TRAIN}: num_fp16_res=4 for every cfg (--fp32 sets 0); fp32 on CPU",
+    "conv_clamp": f"{ADA_TRAIN}: conv_clamp=256 for every cfg (--fp32 sets None)",
+    "mbstd_group_size": f"{ADA_TRAIN}: cfg_specs mbstd", "mbstd_num_channels": f"{ADA_NET}: mbstd_num_channels=1",
+    "batch": f"{ADA_TRAIN}: cfg_specs mb", "kimg": f"{ADA_TRAIN}: cfg_specs kimg",
+    "ref_gpus": f"{ADA_TRAIN}: cfg_specs ref_gpus", "lr_g": f"{ADA_TRAIN}: cfg_specs lrate",
+    "lr_d": f"{ADA_TRAIN}: cfg_specs lrate", "betas": f"{ADA_TRAIN}: Adam betas=[0,0.99]",
+    "eps": f"{ADA_TRAIN}: Adam eps=1e-8", "r1_gamma": f"{ADA_TRAIN}: cfg_specs gamma",
+    "r1_interval": f"{ADA_LOOP}: D_reg_interval=16", "pl_weight": f"{ADA_LOSS}: pl_weight=2 (cifar: 0)",
+    "pl_interval": f"{ADA_LOOP}: G_reg_interval=4", "pl_decay": f"{ADA_LOSS}: pl_decay=0.01",
+    "pl_batch_shrink": f"{ADA_LOSS}: pl_batch_shrink=2",
+    "style_mixing": f"{ADA_LOSS}: style_mixing_prob=0.9 (cifar: 0)", "ema_kimg": f"{ADA_TRAIN}: cfg_specs ema",
+    "ema_rampup": f"{ADA_TRAIN}: cfg_specs ramp", "augment": f"{ADA_TRAIN}: --aug ada, --augpipe bgc",
+    "ada_target": f"{ADA_TRAIN}: --target 0.6", "ada_kimg": f"{ADA_LOOP}: ada_kimg=500",
 }
 
 STYLEGAN2_ADA = Family("stylegan2-ada", {**NET_DEFAULTS, "w_avg_beta": 0.995},
                        {**TRAIN_DEFAULTS, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500},
                        presets=ADA_PRESETS, default_preset="auto", sources=ADA_SOURCES,
                        preset_sources={**{p: f"{ADA_TRAIN}: cfg_specs['{p}']"
-                                          for p in ("auto", "stylegan2", "paper256", "paper512", "paper1024",
-                                                    "cifar")},
+                                          for p in ("stylegan2", "paper256", "paper512", "paper1024")},
+                                       "auto": f"{ADA_TRAIN}: cfg_specs['auto'] heuristics, 1 GPU",
+                                       "cifar": f"{ADA_TRAIN}: cfg_specs['cifar'] and its cifar block",
                                        "tiny": "ganbench tiny preset (CPU-sized, not published)"})
 
 

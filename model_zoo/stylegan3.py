@@ -336,6 +336,7 @@ R_NET = dict(conv_kernel=1, g_channel_mult=2, use_radial_filters=True, blur_init
 TRAIN_DEFAULTS: dict[str, Any] = {
     **stylegan2.TRAIN_DEFAULTS,
     "lr_g": 0.0025, "lr_d": 0.002, "betas": (0.0, 0.99), "batch": REF_BATCH, "pl_weight": 0.0, "style_mixing": 0.0,
+    "pl_interval": None,    # train.py sets G_reg_interval=4 only for --cfg=stylegan2: no lazy G phase, no lr scaling
     "ema_kimg": REF_BATCH * 10 / 32, "ema_rampup": 0.05, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500,
     "blur_sigma": 0.0, "blur_fade_kimg": 0.0,
 }
@@ -352,6 +353,9 @@ BATCH_RULES = {"ema_kimg": lambda b: b * 10 / 32, "magnitude_ema_beta": lambda b
 R_BATCH_RULES = {"blur_fade_kimg": lambda b: b * 200 / 32}
 
 SOURCES: dict[str, str] = {
+    **{k: stylegan2.SOURCES[k] for k in ("c_dim", "img_channels", "loss", "progressive", "pl_decay",
+                                          "pl_batch_shrink", "mbstd_num_channels", "ref_gpus")},
+    "d_architecture": "stylegan3 training/networks_stylegan2.py: Discriminator architecture='resnet'",
     "z_dim": f"{S3}: z_dim=512", "w_dim": f"{S3}: w_dim=512", "mapping_layers": f"{S3}: --map-depth default 2",
     "mapping_lr_multiplier": f"{S3_NET}: MappingNetwork lr_multiplier=0.01",
     "w_avg_beta": f"{S3_NET}: MappingNetwork w_avg_beta=0.998",
@@ -373,7 +377,9 @@ SOURCES: dict[str, str] = {
     "lr_g": f"{S3}: --glr 0.0025", "lr_d": f"{S3}: --dlr 0.002", "betas": f"{S3}: Adam betas=[0,0.99]",
     "eps": f"{S3}: Adam eps=1e-8", "batch": f"{S3}: README configs --batch=32",
     "ema_kimg": f"{S3}: ema_kimg = batch * 10 / 32", "ema_rampup": "stylegan3 training_loop.py: 0.05",
-    "pl_weight": f"{S3}: no path length for stylegan3 configs", "style_mixing": f"{S3}: no mixing for stylegan3",
+    "pl_weight": f"{S3}: no path length for stylegan3 configs",
+    "pl_interval": "stylegan3 training_loop.py: G_reg_interval=None (train.py sets 4 only for stylegan2)",
+    "style_mixing": f"{S3}: no mixing for stylegan3",
     "r1_gamma": "stylegan3 README / docs/configs.md: gamma ~ 32 * (res/1024)^2 at batch 32",
     "r1_interval": "stylegan3 training_loop.py: D_reg_interval=16", "augment": f"{S3}: --aug ada --augpipe bgc",
     "ada_target": f"{S3}: --target 0.6", "ada_kimg": "stylegan3 training_loop.py: ada_kimg=500",
@@ -451,3 +457,7 @@ def build_stylegan3_t(resolution: int, preset: str | None = None, **overrides: A
 def build_stylegan3_r(resolution: int, preset: str | None = None, **overrides: Any) -> ModelSpec:
     """StyleGAN3-R (rotation equivariant): 1x1 convs, 2x channels, jinc filters, blurred D input."""
     return _build(STYLEGAN3_R, resolution, preset, overrides)
+
+
+build_stylegan3_t.family = STYLEGAN3_T  # read by `ganbench zoo` to list presets, defaults and their sources
+build_stylegan3_r.family = STYLEGAN3_R

@@ -43,7 +43,8 @@ def describe_models() -> list[dict[str, Any]]:
 
 
 def model_info(name: str, resolution: int, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
-    """Parameter counts of G (mapping / synthesis where style-based) and D, the config and the training defaults.
+    """Parameter counts of G (mapping / synthesis where style-based) and D, the config, the training defaults and
+    where each value comes from (`sources`: the reference file and setting, the preset, or "override").
 
     Networks are built on the meta device, so even 1024px models cost no memory or time.
     """
@@ -60,5 +61,13 @@ def model_info(name: str, resolution: int, preset: str | None = None, **override
     for attr in ("w_dim", "num_ws"):
         if hasattr(G, attr):
             shape[attr] = int(getattr(G, attr))
+    config, train = dict(spec.config), dict(spec.train)
+    family = _family(name)
+    sources: dict[str, str] = {}
+    if family is not None:
+        from model_zoo._options import value_sources
+
+        keys = [k for k in (*config, *train) if k not in ("name", "resolution", "preset")]
+        sources = value_sources(family, preset, keys, overrides)
     return {"name": name, "resolution": resolution, "preset": preset, "params": params, "network": shape,
-            "config": dict(spec.config), "train": dict(spec.train)}
+            "config": config, "train": train, "sources": sources}

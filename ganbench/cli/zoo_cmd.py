@@ -63,7 +63,7 @@ def info(
     sets: list[str] = typer.Option([], "--set", help="Override a hyperparameter, KEY=VALUE (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Parameter counts of G (mapping / synthesis) and D, and the model's training defaults."""
+    """Parameter counts of G (mapping / synthesis) and D, and the model's settings, each with its source."""
     from model_zoo.summary import model_info
 
     data = model_info(name, resolution, preset=preset, **_parse_sets(sets))
@@ -78,10 +78,13 @@ def info(
     for part, count in data["params"].items():
         params.add_row(plain(part), f"{count:,}")
     out.print(params)
+    sources = data.get("sources", {})
     for title, values in (("network", {**data["network"], **data["config"]}), ("training defaults", data["train"])):
         table = Table(title=title, title_justify="left")
         table.add_column("key")
         table.add_column("value", overflow="fold")
+        table.add_column("source", overflow="fold")
         for key, value in values.items():
-            table.add_row(plain(key), plain(json.dumps(value, default=str) if not isinstance(value, str) else value))
+            table.add_row(plain(key), plain(json.dumps(value, default=str) if not isinstance(value, str) else value),
+                          plain(sources.get(key, "")))
         out.print(table)
