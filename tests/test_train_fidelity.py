@@ -304,3 +304,18 @@ def test_ada_p_is_not_capped_at_one() -> None:
     # stylegan2-ada-pytorch / stylegan3 training_loop.py: p += sign(r_t - target) * batch * interval / (kimg * 1000)
     assert float(pipe.p) == pytest.approx(0.999 + 8 * 4 / 1000, rel=1e-6)
     assert math.isfinite(float(pipe.p))
+
+
+# -- 6. the policy is shown by `zoo info` ----------------------------------------------------------
+
+@pytest.mark.parametrize("name, reference", [("stylegan2", "NVlabs/stylegan3"), ("stylegan3-t", "NVlabs/stylegan3"),
+                                             ("stylegan2-ada", "stylegan2-ada-pytorch")])
+def test_zoo_info_names_the_training_step_reference(name: str, reference: str) -> None:
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    res = CliRunner().invoke(app, ["zoo", "info", name, "-r", "32"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("training step:"))
+    assert line.startswith(f"training step: {reference} (")

@@ -269,6 +269,19 @@ class StyleGAN2Loss(NonSaturatingR1Loss):
             self.pl_mean = torch.as_tensor(state["pl_mean"]).clone().float()
 
 
+def describe_step_policy(train: dict[str, Any]) -> str | None:
+    """One line naming the reference a family's training step follows (its ema_update / zero_terms), or None."""
+    ema, zero = train.get("ema_update"), train.get("zero_terms")
+    if ema is None and zero is None:
+        return None
+    passes = ", ".join(sorted(EMA_UPDATE_PASSES.get(ema, ()))) or "?"
+    grads = ("'* 0' terms, Adam steps every parameter" if zero
+             else "unreached grads stay None, Adam skips them")
+    ref = {("d_phase", False): "NVlabs/stylegan3", ("all_but_mixing", True): "stylegan2-ada-pytorch"}.get(
+        (ema, zero), "custom")
+    return f"training step: {ref} (ema_update={ema}: EMAs move in {passes}; zero_terms={zero}: {grads})"
+
+
 def build_loss(name: str, G: nn.Module, D: nn.Module, augment_pipe: nn.Module | None = None,
                **params: Any) -> GANLoss:
     """Instantiate loss `name` with the family's training parameters (unknown keys are ignored)."""
