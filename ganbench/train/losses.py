@@ -98,8 +98,9 @@ class GANLoss(ABC):
             cutoff = int(torch.randint(1, ws.shape[1], []))
             if float(torch.rand([])) >= self.style_mixing:
                 cutoff = ws.shape[1]
+            z2 = torch.randn_like(z)   # drawn even when not mixing, as NVIDIA: the same RNG stream afterwards
             if cutoff < ws.shape[1]:
-                ws2 = G.mapping(torch.randn_like(z), c, update_emas=False)
+                ws2 = G.mapping(z2, c, update_emas=False)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return G.synthesis(ws, noise_mode="random", update_emas=update_emas), ws
 
