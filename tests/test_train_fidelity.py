@@ -319,3 +319,21 @@ def test_zoo_info_names_the_training_step_reference(name: str, reference: str) -
     assert res.exit_code == 0, res.output
     line = next(x for x in res.output.splitlines() if x.startswith("training step:"))
     assert line.startswith(f"training step: {reference} (")
+
+
+def test_style_mixing_draws_its_latents_even_without_mixing() -> None:
+    # NVIDIA's run_G: cutoff ~ U{1..num_ws-1}, u ~ U(0,1), z2 ~ N(0, I) always, then the synthesis noise.
+    from _toy_family import ToyG
+
+    G = ToyG(img_resolution=8)
+    loss = build_loss("stylegan2", G, ToyD(img_resolution=8), style_mixing=1e-12)   # never mixes
+    z = torch.randn([2, 16])
+    torch.manual_seed(5)
+    img, _ = loss.run_G(z, None, "Gmain")
+    after = torch.randn([3])
+    torch.manual_seed(5)
+    torch.randint(1, G.num_ws, [])
+    torch.rand([])
+    torch.randn_like(z)
+    expected_img = G.synthesis(G.mapping(z, None, update_emas=False), noise_mode="random")
+    assert torch.equal(img, expected_img) and torch.equal(after, torch.randn([3]))
