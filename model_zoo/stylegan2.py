@@ -346,7 +346,7 @@ TRAIN_DEFAULTS: dict[str, Any] = dict(
     loss="stylegan2", batch=32, kimg=25000, ref_gpus=8, lr_g=0.002, lr_d=0.002, betas=(0.0, 0.99), eps=1e-8,
     r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_decay=0.01, pl_batch_shrink=2,
     style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05, augment=None, ada_target=0.6, ada_kimg=500,
-    progressive=None,
+    progressive=None, ema_update="d_phase", zero_terms=False,
 )
 
 SOURCES: dict[str, str] = {
@@ -377,6 +377,8 @@ SOURCES: dict[str, str] = {
     # train.py's --aug defaults to ada for every cfg; plain StyleGAN2 follows the README's FFHQ example instead
     # (--aug=noaug): ADA is the stylegan2-ada family.
     "augment": f"{SG3_TRAIN}: README --cfg=stylegan2 FFHQ example --aug=noaug",
+    "ema_update": "stylegan3 training/loss.py: update_emas=True only in the Dmain generator pass",
+    "zero_terms": "stylegan3 training/loss.py: no '* 0' terms (unreached grads stay None, Adam skips them)",
 }
 
 # The tiny preset trains a few kimg on CPU in about a minute at 32x32 (ganbench's own, not a published config).
@@ -463,10 +465,13 @@ ADA_SOURCES = {
     "style_mixing": f"{ADA_LOSS}: style_mixing_prob=0.9 (cifar: 0)", "ema_kimg": f"{ADA_TRAIN}: cfg_specs ema",
     "ema_rampup": f"{ADA_TRAIN}: cfg_specs ramp", "augment": f"{ADA_TRAIN}: --aug ada, --augpipe bgc",
     "ada_target": f"{ADA_TRAIN}: --target 0.6", "ada_kimg": f"{ADA_LOOP}: ada_kimg=500",
+    "ema_update": "stylegan2-ada-pytorch training/loss.py: w_avg in every mapping call but style mixing's",
+    "zero_terms": "stylegan2-ada-pytorch training/loss.py: 'gen_img * 0', 'real_logits * 0' in the losses",
 }
 
 STYLEGAN2_ADA = Family("stylegan2-ada", {**NET_DEFAULTS, "w_avg_beta": 0.995},
-                       {**TRAIN_DEFAULTS, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500},
+                       {**TRAIN_DEFAULTS, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500,
+                        "ema_update": "all_but_mixing", "zero_terms": True},
                        presets=ADA_PRESETS, default_preset="auto", sources=ADA_SOURCES,
                        preset_sources={**{p: f"{ADA_TRAIN}: cfg_specs['{p}']"
                                           for p in ("stylegan2", "paper256", "paper512", "paper1024")},

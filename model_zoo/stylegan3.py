@@ -336,7 +336,7 @@ R_NET = dict(conv_kernel=1, g_channel_mult=2, use_radial_filters=True, blur_init
 TRAIN_DEFAULTS: dict[str, Any] = {
     **stylegan2.TRAIN_DEFAULTS,
     "lr_g": 0.0025, "lr_d": 0.002, "betas": (0.0, 0.99), "batch": REF_BATCH, "pl_weight": 0.0, "style_mixing": 0.0,
-    "pl_interval": None,    # train.py sets G_reg_interval=4 only for --cfg=stylegan2: no lazy G phase, no lr scaling
+    "pl_interval": 1,   # NVIDIA G_reg_interval=None (train.py sets 4 only for --cfg=stylegan2): no lazy G phase, G's Adam unscaled
     "ema_kimg": REF_BATCH * 10 / 32, "ema_rampup": 0.05, "augment": "bgc", "ada_target": 0.6, "ada_kimg": 500,
     "blur_sigma": 0.0, "blur_fade_kimg": 0.0,
 }
@@ -384,6 +384,8 @@ SOURCES: dict[str, str] = {
     "r1_interval": "stylegan3 training_loop.py: D_reg_interval=16", "augment": f"{S3}: --aug ada --augpipe bgc",
     "ada_target": f"{S3}: --target 0.6", "ada_kimg": "stylegan3 training_loop.py: ada_kimg=500",
     "kimg": f"{S3}: --kimg 25000",
+    "ema_update": "stylegan3 training/loss.py: update_emas=True only in the Dmain generator pass",
+    "zero_terms": "stylegan3 training/loss.py: no '* 0' terms (unreached grads stay None, Adam skips them)",
 }
 
 

@@ -19,10 +19,10 @@ class ToyMapping(nn.Module):
         self.net = nn.Sequential(nn.Linear(z_dim, w_dim), nn.LeakyReLU(0.2), nn.Linear(w_dim, w_dim))
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z, c=None, truncation_psi=1.0):
+    def forward(self, z, c=None, truncation_psi=1.0, update_emas=True):
         x = z if self.embed is None or c is None else z + self.embed(c)
         w = self.net(x)
-        if self.training:
+        if self.training and update_emas:
             self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, 0.995))
         if truncation_psi != 1:
             w = self.w_avg.lerp(w, truncation_psi)
@@ -39,7 +39,7 @@ class ToySynthesis(nn.Module):
         self.convs = nn.ModuleList([nn.Conv2d(ch, ch, 3, padding=1) for _ in range(self.num_up + 1)])
         self.to_rgb = nn.Conv2d(ch, channels, 1)
 
-    def forward(self, ws, noise_mode="const"):
+    def forward(self, ws, noise_mode="const", update_emas=False):
         x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
         for i, conv in enumerate(self.convs):
             if i > 0:

@@ -10,7 +10,7 @@ from torch import nn
 
 from _toy_family import ToyD, ToyG
 from ganbench.data import ShapesDataset
-from ganbench.train.losses import LOSSES, StyleGAN2Loss, build_loss, gaussian_blur
+from ganbench.train.losses import LOSSES, StyleGAN2Loss, blur_images, build_loss
 from ganbench.train.loop import ema_beta, lazy_adam_params
 
 
@@ -71,7 +71,11 @@ def test_phase_intervals_per_loss() -> None:
     assert build_loss("ns-r1", G, D, r1_interval=1).reg_intervals() == {"G": None, "D": None}
     assert build_loss("ns-r1", G, D, r1_interval=16).reg_intervals() == {"G": None, "D": 16}
     assert build_loss("stylegan2", G, D).reg_intervals() == {"G": 4, "D": 16}
-    assert build_loss("stylegan2", G, D, pl_weight=0).reg_intervals() == {"G": None, "D": 16}
+    # A regulariser switched off keeps its interval (and so the lr/beta scaling), as NVIDIA's reg intervals.
+    assert build_loss("stylegan2", G, D, pl_weight=0).reg_intervals() == {"G": 4, "D": 16}
+    assert build_loss("stylegan2", G, D, r1_gamma=0).reg_intervals() == {"G": 4, "D": 16}
+    assert build_loss("ns-r1", G, D, r1_gamma=0, r1_interval=16).reg_intervals() == {"G": None, "D": 16}
+    assert build_loss("stylegan2", G, D, pl_interval=1).reg_intervals() == {"G": None, "D": 16}
 
 
 def test_lazy_regularisation_and_ema_constants() -> None:
@@ -127,9 +131,14 @@ def test_blur_sigma_fades_out() -> None:
     loss.set_progress(5000)
     assert loss.blur_sigma == 0.0
     x = torch.rand(2, 3, 16, 16)
-    y = gaussian_blur(x, 1.0)
+    y = blur_images(x, 1.0)
     assert y.shape == x.shape and y.std() < x.std()
-    assert torch.allclose(gaussian_blur(torch.full([1, 1, 8, 8], 0.3), 2.0), torch.full([1, 1, 8, 8], 0.3))
+    # NVIDIA's taps 2^-(x/sigma)^2, |x| <= floor(3 sigma) = 3 for sigma 1, zero padding: a constant stays
+    # constant away from the border.
+    flat = blur_images(torch.full([1, 1, 16, 16], 0.3), 1.0)
+    assert torch.allclose(flat[..., 3:-3, 3:-3], torch.full([1, 1, 10, 10], 0.3))
+    f = torch.tensor([2.0 ** -(k * k) for k in range(-3, 4)])
+    assert float(flat[0, 0, 0, 8]) == pytest.approx(0.3 * float(f[3:].sum() / f.sum()), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["wgan-gp", "ns-r1", "stylegan2"])

@@ -78,7 +78,8 @@ def sg3_expected(r_config: bool, batch: int = 32) -> dict:
         ema_kimg=batch * 10 / 32, ema_rampup=0.05, magnitude_ema_beta=0.5 ** (batch / (20 * 1e3)),
         blur_init_sigma=10.0 if r_config else 0.0, blur_sigma=10.0 if r_config else 0.0,
         blur_fade_kimg=batch * 200 / 32 if r_config else 0.0,
-        pl_weight=0.0, pl_interval=None, style_mixing=0.0, r1_interval=16, augment="bgc", ada_target=0.6,
+        pl_weight=0.0, pl_interval=1,  # G_reg_interval=None: ganbench spells "no lazy G phase" 1
+        style_mixing=0.0, r1_interval=16, augment="bgc", ada_target=0.6,
         ada_kimg=500, kimg=25000, batch=batch, **ADAM,
     )
 

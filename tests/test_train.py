@@ -215,8 +215,8 @@ def test_every_family_trains_through_the_loop(name: str, tmp_path: Path) -> None
     if spec.get("progressive"):
         assert records[0]["lod"] > 0            # starts small: the schedule drives the networks' lod buffers
     if spec.get("blur_sigma"):
-        assert records[0]["blur_sigma"] > 0 and getattr(trainer.D, "blur_sigma", None) == pytest.approx(
-            trainer.loss.blur_sigma)
+        # the loss blurs before augmenting (NVIDIA's order), so D's own blur stays off
+        assert records[0]["blur_sigma"] > 0 and getattr(trainer.D, "blur_sigma", 0.0) == 0.0
     G = model_zoo.load(latest_snapshot(tmp_path))
     z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

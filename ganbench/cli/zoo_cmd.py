@@ -88,3 +88,7 @@ def info(
             table.add_row(plain(key), plain(json.dumps(value, default=str) if not isinstance(value, str) else value),
                           plain(sources.get(key, "")))
         out.print(table)
+    from ganbench.train.losses import describe_step_policy   # which NVIDIA training code the step follows
+
+    if (policy := describe_step_policy(data["train"])) is not None:
+        out.print(plain(policy))

@@ -383,7 +383,8 @@ class AdaController:
             return None
         rt = stats[0] / stats[1]
         adjust = np.sign(rt - self.target) * (batch_size * self.interval) / (self.speed_kimg * 1000)
-        self.pipe.p.copy_(torch.clamp(self.pipe.p + float(adjust), 0.0, 1.0))
+        # No cap at 1, as NVIDIA (p >= 1 applies every augmentation; p must fall below 1 again before less is)
+        self.pipe.p.copy_(torch.clamp(self.pipe.p + float(adjust), min=0.0))
         return rt
 
     def state_dict(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "augment": None, "ada_target": 0.6, "ada_interval": 4, "ada_kimg": 500.0, "augment_p": 0.0,
     "progressive": None, "blur_sigma": 0.0, "blur_fade_kimg": 0.0,
     "gp_lambda": 10.0, "drift": 1e-3,
+    "ema_update": None, "zero_terms": None,   # the family's reference policy (losses.py); None: the loss's default
 }
 DEFAULT_AUGMENT_PIPE = "bgc"
 TRAIN_DEFAULTS_ADA_TARGET = 0.6
@@ -219,11 +220,21 @@ class Dist:
         return cls(dist.get_rank(), dist.get_world_size(), local_rank, owns, device)
 
     def all_reduce_grads(self, module: nn.Module) -> None:
-        """Average gradients over processes (missing grads count as zero); sanitise non-finite values."""
+        """Average gradients over processes; sanitise non-finite values.
+
+        As NVIDIA's loop, only parameters that have a gradient take part: one that no rank's loss reached
+        keeps grad None, so Adam skips it (no step count, no moment decay). A parameter reached on some
+        ranks only (a random branch) counts as zero on the others, so every replica steps the same set.
+        """
         params = [p for p in module.parameters() if p.requires_grad]
         if self.world > 1 and params:
             import torch.distributed as dist
 
+            has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=self.device)
+            dist.all_reduce(has)
+            params = [p for p, n in zip(params, has.tolist()) if n > 0]
+            if not params:
+                return
             flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
             dist.all_reduce(flat)
             flat /= self.world

@@ -4,11 +4,18 @@ A loss accumulates gradients for one training phase at a time, as in StyleGAN2-A
 `Gboth`, `Dmain`, `Dreg`, `Dboth`. `*reg` phases run every `interval` minibatches with the gradient
 scaled by `gain = interval` (lazy regularisation); `*both` phases run main and regulariser together.
 The loop decides which phases exist from `reg_intervals()`; the loss only computes.
+
+Two details differ between NVIDIA's two StyleGAN2 codebases, so each family names its reference's choice:
+- `ema_update`: which generator passes move the networks' running averages (w_avg, StyleGAN3's
+  magnitude_ema). 'd_phase' (NVlabs/stylegan3): only the generator pass of the D phase;
+  'all_but_mixing' (stylegan2-ada-pytorch, TF StyleGAN): every pass except the style-mixing mapping call.
+- `zero_terms`: stylegan2-ada-pytorch adds `output * 0` to the regularisers so every parameter of the
+  network gets a (zero) gradient and Adam steps it; NVlabs/stylegan3 does not, so parameters a
+  regulariser does not reach keep grad None and Adam skips them.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
@@ -17,29 +24,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganbench.errors import ConfigError
 from ganbench.registry import Registry
 
 LOSSES: Registry[type["GANLoss"]] = Registry("loss")
+
+# Generator passes that update the running averages, per `ema_update` policy. Passes: 'Gmain' (G loss),
+# 'Greg' (path length), 'Dgen' (fakes for D); the style-mixing mapping call never updates them.
+EMA_UPDATE_PASSES: dict[str, frozenset[str]] = {
+    "d_phase": frozenset({"Dgen"}),                          # NVlabs/stylegan3 training/loss.py
+    "all_but_mixing": frozenset({"Gmain", "Greg", "Dgen"}),  # stylegan2-ada-pytorch training/loss.py
+}
 
 
 def _mean(t: torch.Tensor) -> float:
     return float(t.detach().mean())
 
 
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with a kernel of half-width 3 sigma (reflect padding where it fits)."""
-    radius = int(math.ceil(3 * sigma))
-    if radius < 1:
-        return images
-    t = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = images.shape[1]
-    h, w = images.shape[2:]
-    mode = "reflect" if radius < min(h, w) else "replicate"
-    x = F.pad(images, [radius, radius, radius, radius], mode=mode)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+def blur_images(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """NVIDIA's D-input blur (stylegan3 loss.py): taps 2^-(x/sigma)^2 for |x| <= floor(3 sigma), zero padding."""
+    from model_zoo.layers import filter2d
+    from model_zoo.stylegan3 import blur_kernel
+
+    f = blur_kernel(sigma)
+    return images if f is None else filter2d(images, f.to(images.device, images.dtype))
 
 
 class GANLoss(ABC):
@@ -47,10 +55,16 @@ class GANLoss(ABC):
 
     def __init__(self, G: nn.Module, D: nn.Module, augment_pipe: nn.Module | None = None,
                  style_mixing: float = 0.0, blur_sigma: float = 0.0, blur_fade_kimg: float = 0.0,
-                 **unused: Any) -> None:
+                 ema_update: str = "all_but_mixing", zero_terms: bool = True, **unused: Any) -> None:
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
         self.style_mixing = float(style_mixing or 0.0)
         self.blur_init_sigma, self.blur_fade_kimg = float(blur_sigma or 0.0), float(blur_fade_kimg or 0.0)
+        if ema_update not in EMA_UPDATE_PASSES:
+            raise ConfigError(f"training setting ema_update={ema_update!r}: must be one of "
+                              f"{', '.join(EMA_UPDATE_PASSES)}")
+        if not isinstance(zero_terms, bool):
+            raise ConfigError(f"training setting zero_terms={zero_terms!r}: must be true or false")
+        self.ema_update, self.zero_terms = ema_update, zero_terms
         self.on_real_logits: Callable[[torch.Tensor], None] | None = None   # ADA statistics hook
         self.blur_sigma = 0.0
 
@@ -60,34 +74,40 @@ class GANLoss(ABC):
         return {"G": None, "D": None}
 
     def set_progress(self, cur_nimg: int) -> None:
-        """Update schedules that depend on training progress (D input blur fade-out)."""
-        if self.blur_init_sigma > 0 and self.blur_fade_kimg > 0:
+        """Update schedules that depend on training progress (D input blur fade-out; fade 0 = no blur, as NVIDIA)."""
+        if self.blur_fade_kimg > 0:
             self.blur_sigma = max(1 - cur_nimg / (self.blur_fade_kimg * 1e3), 0.0) * self.blur_init_sigma
         else:
-            self.blur_sigma = self.blur_init_sigma
-        if hasattr(self.D, "blur_sigma"):     # the discriminator blurs its own input
-            self.D.blur_sigma = self.blur_sigma
+            self.blur_sigma = 0.0
+        if hasattr(self.D, "blur_sigma"):   # the loss blurs before augmenting (run_D), so D itself must not
+            self.D.blur_sigma = 0.0
 
     # -- networks ------------------------------------------------------------------------------------
-    def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Generate images; returns (images, ws) where ws is None for networks without a W space."""
+    def run_G(self, z: torch.Tensor, c: torch.Tensor | None,
+              pass_name: str = "Gmain") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Generate images; returns (images, ws) where ws is None for networks without a W space.
+
+        `pass_name` ('Gmain', 'Greg', 'Dgen') decides, with `ema_update`, whether running averages move.
+        """
         G = self.G
         if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
             return G(z, c, noise_mode="random"), None
-        ws = G.mapping(z, c)
+        update_emas = pass_name in EMA_UPDATE_PASSES[self.ema_update]
+        ws = G.mapping(z, c, update_emas=update_emas)
         if self.style_mixing > 0 and ws.shape[1] > 1:
             cutoff = int(torch.randint(1, ws.shape[1], []))
             if float(torch.rand([])) >= self.style_mixing:
                 cutoff = ws.shape[1]
+            z2 = torch.randn_like(z)   # drawn even when not mixing, as NVIDIA: the same RNG stream afterwards
             if cutoff < ws.shape[1]:
-                ws2 = G.mapping(torch.randn_like(z), c)
+                ws2 = G.mapping(z2, c, update_emas=False)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        return G.synthesis(ws, noise_mode="random"), ws
+        return G.synthesis(ws, noise_mode="random", update_emas=update_emas), ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """Discriminator logits after augmentation and (StyleGAN3-R) blur."""
-        if self.blur_sigma > 0 and not hasattr(self.D, "blur_sigma"):
-            img = gaussian_blur(img, self.blur_sigma)
+        """Discriminator logits on blurred (StyleGAN3-R fade-in), then augmented images, in NVIDIA's order."""
+        if self.blur_sigma > 0:
+            img = blur_images(img, self.blur_sigma)
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         return self.D(img, c)
@@ -129,7 +149,7 @@ class WGANGPLoss(GANLoss):
             stats["loss/G"] = _mean(loss.detach())
         if phase in ("Dmain", "Dboth", "Dreg"):
             with torch.no_grad():
-                fake, _ = self.run_G(gen_z, gen_c)
+                fake, _ = self.run_G(gen_z, gen_c, "Dgen")
             terms = torch.zeros([], device=real.device)
             if phase != "Dreg":
                 fake_logits = self.run_D(fake, gen_c)
@@ -162,7 +182,8 @@ class NonSaturatingR1Loss(GANLoss):
         self.r1_interval = int(r1_interval) if r1_interval else 1
 
     def reg_intervals(self) -> dict[str, int | None]:
-        return {"G": None, "D": self.r1_interval if self.r1_interval > 1 and self.r1_gamma > 0 else None}
+        # The interval (and the loop's lr/beta scaling) stays when gamma is 0, as NVIDIA's D_reg_interval does.
+        return {"G": None, "D": self.r1_interval if self.r1_interval > 1 else None}
 
     def _g_main(self, gen_z, gen_c, gain, stats):
         fake, _ = self.run_G(gen_z, gen_c)
@@ -176,16 +197,16 @@ class NonSaturatingR1Loss(GANLoss):
             self._g_main(gen_z, gen_c, gain, stats)
         if phase in ("Dmain", "Dboth"):
             with torch.no_grad():
-                fake, _ = self.run_G(gen_z, gen_c)
+                fake, _ = self.run_G(gen_z, gen_c, "Dgen")
             fake_logits = self.run_D(fake, gen_c)
             F.softplus(fake_logits).mean().mul(gain).backward()
             stats["D/fake"] = _mean(fake_logits)
             stats["loss/D_fake"] = _mean(F.softplus(fake_logits))
-        if phase in ("Dmain", "Dreg", "Dboth"):
-            with_r1 = phase in ("Dreg", "Dboth") and self.r1_gamma > 0
+        with_r1 = phase in ("Dreg", "Dboth") and self.r1_gamma > 0
+        if phase in ("Dmain", "Dboth") or with_r1:   # gamma 0: the Dreg phase does nothing (NVIDIA)
             real_in = real.detach().requires_grad_(with_r1)
-            real_logits = self.run_D(real_in, real_c) if phase == "Dreg" else self._real_logits(real_in, real_c)
-            total = torch.zeros([], device=real.device)
+            real_logits = self._real_logits(real_in, real_c)   # ADA counts the Dreg pass's signs too (NVIDIA)
+            total = real_logits.mean() * 0 if self.zero_terms else torch.zeros([], device=real.device)
             if phase != "Dreg":
                 loss_real = F.softplus(-real_logits)
                 total = total + loss_real.mean()
@@ -194,7 +215,7 @@ class NonSaturatingR1Loss(GANLoss):
             if with_r1:
                 (grad,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
                 r1 = grad.square().sum(dim=[1, 2, 3]) * (self.r1_gamma / 2)
-                total = total + r1.mean() + real_logits.mean() * 0   # keep every output in the graph
+                total = total + r1.mean()
                 stats["loss/r1"] = _mean(r1)
             total.mul(gain).backward()
         return stats
@@ -215,11 +236,8 @@ class StyleGAN2Loss(NonSaturatingR1Loss):
         self.pl_mean = torch.zeros([])
 
     def reg_intervals(self) -> dict[str, int | None]:
-        intervals = super().reg_intervals()
-        has_w = hasattr(self.G, "mapping") and hasattr(self.G, "synthesis")
-        if self.pl_weight > 0 and has_w:
-            intervals["G"] = self.pl_interval if self.pl_interval > 1 else None
-        return intervals
+        # As NVIDIA's G_reg_interval: set by the config alone, kept when pl_weight is 0 (ADA's cifar).
+        return {**super().reg_intervals(), "G": self.pl_interval if self.pl_interval > 1 else None}
 
     def accumulate_gradients(self, phase, real, real_c, gen_z, gen_c, gain):  # noqa: D102
         if phase not in ("Greg", "Gboth"):
@@ -229,15 +247,17 @@ class StyleGAN2Loss(NonSaturatingR1Loss):
             self._g_main(gen_z, gen_c, gain, stats)
         if self.pl_weight > 0 and hasattr(self.G, "mapping"):
             n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-            img, ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n])
+            img, ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n], "Greg")
             noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
             (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
             lengths = grad.square().sum(2).mean(1).sqrt()
             self.pl_mean = self.pl_mean.to(lengths.device)
-            pl_mean = self.pl_mean.lerp(lengths.mean().detach(), self.pl_decay)
+            # Not detached (NVIDIA): each length's gradient also carries -pl_decay * mean(lengths - pl_mean).
+            pl_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
             self.pl_mean = pl_mean.detach()
             penalty = (lengths - pl_mean).square() * self.pl_weight
-            (penalty.mean() + img[:, 0, 0, 0].sum() * 0).mul(gain).backward()
+            total = penalty.mean() + (img[:, 0, 0, 0].sum() * 0 if self.zero_terms else 0)
+            total.mul(gain).backward()
             stats["loss/pl"] = _mean(penalty.detach())
             stats["pl_mean"] = float(self.pl_mean)
         return stats
@@ -248,6 +268,19 @@ class StyleGAN2Loss(NonSaturatingR1Loss):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "pl_mean" in state:
             self.pl_mean = torch.as_tensor(state["pl_mean"]).clone().float()
+
+
+def describe_step_policy(train: dict[str, Any]) -> str | None:
+    """One line naming the reference a family's training step follows (its ema_update / zero_terms), or None."""
+    ema, zero = train.get("ema_update"), train.get("zero_terms")
+    if ema is None and zero is None:
+        return None
+    passes = ", ".join(sorted(EMA_UPDATE_PASSES.get(ema, ()))) or "?"
+    grads = ("'* 0' terms, Adam steps every parameter" if zero
+             else "unreached grads stay None, Adam skips them")
+    ref = {("d_phase", False): "NVlabs/stylegan3", ("all_but_mixing", True): "stylegan2-ada-pytorch"}.get(
+        (ema, zero), "custom")
+    return f"training step: {ref} (ema_update={ema}: EMAs move in {passes}; zero_terms={zero}: {grads})"
 
 
 def build_loss(name: str, G: nn.Module, D: nn.Module, augment_pipe: nn.Module | None = None,
