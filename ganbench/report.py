@@ -407,7 +407,8 @@ def _sort_key(value: float) -> str:
 
 def _cell_html(cell: Cell | None, is_best: bool = False) -> str:
     if cell is None:   # not computed for this run: a metric that does not apply to its family (EQ on StyleGAN2)
-        return '<td class="na" data-sort="" title="not computed for this run (does not apply, or not evaluated)">\u2013</td>'
+        return ('<td class="na" data-sort="" title="not computed for this run (does not apply, or not evaluated)">'
+                '\u2013</td>')
     if cell.diverged:
         return f'<td class="diverged" data-sort="" title="{esc("generator diverged (NaN)")}">diverged</td>'
     text = _fmt(cell.mean) + (f" \u00b1 {_fmt(cell.std, 2)}" if cell.count > 1 and not math.isnan(cell.std) else "")
