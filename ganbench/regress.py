@@ -193,6 +193,22 @@ def settings_text(row: pd.Series) -> str:
     return ", ".join(p for p in (n, str(row["extractor"])) if p)
 
 
+def _tell_apart(rows: list[dict], sources: list[pd.Series]) -> None:
+    """Groups of one run, snapshot and metric whose settings read the same (n and extractor) get the settings that
+    differ appended, e.g. covariance="unbiased", so no two lines of the table look alike."""
+    from ganbench.report import distinguishing_settings
+
+    same: dict[tuple, list[int]] = {}
+    for i, row in enumerate(rows):
+        same.setdefault((row["run"], str(row["kimg"]), row["metric"], row["settings"]), []).append(i)
+    for idx in same.values():
+        keys = {tuple(str(sources[i][c]) for c in SETTINGS) for i in idx}
+        if len(keys) < 2:
+            continue
+        for i, extra in zip(idx, distinguishing_settings([sources[i] for i in idx])):
+            rows[i]["settings"] += "".join(f", {e}" for e in extra)
+
+
 def _difference(base: pd.Series, others: pd.DataFrame) -> str:
     """Why a baseline group has no partner: the settings in which the closest current group differs."""
     if others.empty:
@@ -237,8 +253,9 @@ def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
                                base[["metric", "metric_group", "direction"]]]), tolerances)
     cur_index = {key: i for i, key in enumerate(canonical(cur, COMPARABLE))}
     matched: set[int] = set()
-    rows = []
+    rows, sources = [], []
     for key, (_, b) in zip(canonical(base, COMPARABLE), base.iterrows()):
+        sources.append(b)
         direction = b["direction"]
         row = {"run": b["run"], "kimg": b["kimg"], "metric": b["metric"], "settings": settings_text(b),
                "direction": direction, "baseline": b["mean"], "baseline_std": b["std"], "baseline_count": b["count"],
@@ -270,11 +287,13 @@ def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
     unmatched = cur.assign(_i=range(len(cur)))
     latest = _last_snapshot(unmatched)
     for _, c in latest[~latest["_i"].isin(matched)].iterrows():
+        sources.append(c)
         rows.append({"run": c["run"], "kimg": c["kimg"], "metric": c["metric"], "settings": settings_text(c),
                      "direction": c["direction"], "baseline": math.nan, "baseline_std": math.nan, "baseline_count": 0,
                      "current": c["mean"], "current_std": c["std"], "current_count": c["count"], "delta": math.nan,
                      "margin": math.nan, "margin_from": "", "status": "diverged" if c["flag"] == DIVERGED else "new",
                      "note": "not in the baseline"})
+    _tell_apart(rows, sources)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table = table.sort_values(["run", "metric", "settings", "kimg"], kind="stable", ignore_index=True)
     report = CheckReport(table=table, passed=True, allow_missing=allow_missing)

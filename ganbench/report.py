@@ -110,8 +110,9 @@ def _params(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"params": text}
 
 
-def _distinguish(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """For columns that share a name, n and extractor: the settings that tell each apart."""
+def distinguishing_settings(rows: Sequence[Any]) -> list[list[str]]:
+    """For groups that share a name, n and extractor: the settings that tell each apart (leaderboard columns,
+    rows of the `check` table), e.g. ['covariance="biased"'] and ['covariance="unbiased"']."""
     extras: list[list[str]] = [[] for _ in rows]
     params = [_params(r["params"]) for r in rows]
     for key in sorted({k for p in params for k in p}):
@@ -143,7 +144,7 @@ def _columns(groups: pd.DataFrame) -> list[Column]:
         by_label.setdefault((item["name"], item["settings"]), []).append(item)
     for same in by_label.values():
         if len(same) > 1:
-            for item, extra in zip(same, _distinguish([i["row"] for i in same])):
+            for item, extra in zip(same, distinguishing_settings([i["row"] for i in same])):
                 item["settings"] += "".join(f", {e}" for e in extra)
     cols = [Column(key=i["row"]["_col"], metric=i["row"]["metric"], group=i["row"]["metric_group"],
                    direction=i["row"]["direction"], name=i["name"], settings=i["settings"]) for i in items]
@@ -405,8 +406,9 @@ def _sort_key(value: float) -> str:
 
 
 def _cell_html(cell: Cell | None, is_best: bool = False) -> str:
-    if cell is None:
-        return '<td data-sort=""></td>'
+    if cell is None:   # not computed for this run: a metric that does not apply to its family (EQ on StyleGAN2)
+        return ('<td class="na" data-sort="" title="not computed for this run (does not apply, or not evaluated)">'
+                '\u2013</td>')
     if cell.diverged:
         return f'<td class="diverged" data-sort="" title="{esc("generator diverged (NaN)")}">diverged</td>'
     text = _fmt(cell.mean) + (f" \u00b1 {_fmt(cell.std, 2)}" if cell.count > 1 and not math.isnan(cell.std) else "")

@@ -148,6 +148,18 @@ def test_check_compares_only_rows_made_with_the_same_settings(tmp_path):
     assert set(report.table["status"]) == {"ok", "new"}
 
 
+def test_groups_that_differ_only_in_params_are_told_apart_in_the_check_table(tmp_path):
+    """15.1: n=128 biased and n=128 unbiased both read 'n=128, shapes-net': two lines that looked alike."""
+    base = rows([20.0])
+    cur = pd.concat([rows([20.1]), rows([90.0], params='{"covariance":"unbiased"}'), rows([50.0], n_samples=32)])
+    table = compare(cur, base, parse_tolerances("fid=+0.5")).table
+    settings = sorted(table["settings"])
+    assert settings == ["n=128, shapes-net, covariance=biased", "n=128, shapes-net, covariance=unbiased",
+                        "n=32, shapes-net"], settings
+    r = check_cli(tmp_path, cur, base, "--tolerance", "fid=+0.5", "-v")
+    assert r.exit_code == 0 and "covariance=unbiased" in r.output and "covariance=biased" in r.output, r.output
+
+
 def test_baseline_without_a_comparable_group_is_not_comparable_and_fails(tmp_path):
     """15.1: a baseline made at n=128 against results at n=32: 'not comparable', exit 1 unless --allow-missing."""
     r = check_cli(tmp_path, rows([5.0], n_samples=32), rows([20.0]), "--tolerance", "fid=+0.5")

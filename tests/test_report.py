@@ -222,6 +222,19 @@ def test_empty_nan_and_odd_names_render(tmp_path):
     assert "custom_score (n=10k, inception)" in render_html(unknown)
 
 
+def test_metric_that_does_not_apply_to_a_run_is_a_dash_not_an_empty_cell():
+    """Issue 11: EQ does not apply to run b's family; its leaderboard cell shows '\u2013', as eval's table does."""
+    df = results(seeds=(0,))
+    page = render_html(df[~((df["run"] == "b") & (df["metric"] == "eqt50k_int"))])
+    table = page.split("<table", 1)[1].split("</table>", 1)[0]
+    rows = {re.search(r'<td[^>]*class="run"[^>]*>.*?(a|b)<', r, re.S).group(1): r
+            for r in table.split("<tr")[1:] if 'class="run"' in r}
+    cells = lambda r: re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)       # noqa: E731
+    assert len(cells(rows["a"])) == len(cells(rows["b"]))
+    assert "\u2013" in cells(rows["b"]) and "\u2013" not in cells(rows["a"])
+    assert not [c for c in cells(rows["b"]) if not c.strip()]           # no empty cell
+
+
 def test_svg_chart_ticks_gaps_and_escaping():
     """The inline charts: round ticks, a NaN leaves a gap, text is escaped, nothing external is referenced."""
     from ganbench.svgplot import Series, line_chart, nice_ticks, tick_text

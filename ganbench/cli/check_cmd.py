@@ -66,13 +66,13 @@ def check(
     tolerance: str = typer.Option("", "--tolerance", "-t",
                                   help="Allowed worsening per result key or metric, e.g. fid=+0.5,is=-0.2,kid=+5%; "
                                        "`*=...` sets the default; a key given twice combines an absolute and a "
-                                       "relative part. Adds to / overrides the [check] table of benchmarks.toml."),
+                                       "relative part. Adds to / overrides the \\[check] table of benchmarks.toml."),
     k: Optional[float] = typer.Option(None, "--k", help="Noise allowance: a group may worsen by k x the combined "
-                                                        "seed std of the two means (default: [check] k, else 3)."),
+                                                        "seed std of the two means (default: \\[check] k, else 3)."),
     allow_missing: bool = typer.Option(False, "--allow-missing",
                                        help="Do not fail on baseline groups with no results of the same settings."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                          help="benchmarks.toml whose [check] table gives k and tolerances "
+                                          help="benchmarks.toml whose \\[check] table gives k and tolerances "
                                                "(default: ./benchmarks.toml, else the one shipped with ganbench)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="Use this suite's tolerances and k from the file."),
     update_baseline: bool = typer.Option(False, "--update-baseline",

@@ -8,11 +8,14 @@ rich's markup parser, and `:smile:` stays text.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import re
 import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn
 
 import typer
@@ -23,6 +26,9 @@ from rich.text import Text
 
 from ganbench.errors import GanbenchError
 
+# OSErrors that describe the user's file system, not a bug: a one-line error naming the file, like a GanbenchError.
+FILE_SYSTEM_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                      errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.EFBIG}
 LOG_WIDTH = 200  # logs and CI are not terminals: rich would assume 80 columns and wrap every name
 
 
@@ -90,9 +96,25 @@ def warnings_as_lines() -> Iterator[None]:
                 console.print(f"[yellow]warning:[/] {escape(one_line(str(w.message)))}", highlight=False, soft_wrap=True)
 
 
+def os_error_line(exc: OSError) -> str:
+    """`<file>: <what the file system said>`, naming the path the user gave rather than our temp file."""
+    path = Path(str(exc.filename))
+    temp = re.match(r"^\.(.+)\.[A-Za-z0-9_]{6,}\.tmp$", path.name)   # atomic writes go through .NAME.XXXXXX.tmp
+    if temp:
+        path = path.with_name(temp.group(1))
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"cannot write {path}: {'it' if blocker == path else blocker} is a file, not a folder"
+    second = f" -> {exc.filename2}" if exc.filename2 else ""
+    return f"{path}{second}: {exc.strerror or os.strerror(exc.errno or 0)}"
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn GanbenchError into a one-line message and exit code 2 (a traceback with --debug).
 
+    So is an OSError about a named file that the file system refused (read-only, full, no permission, a file
+    where a folder should be): every command that writes gets it, also where no check anticipated it.
     Ctrl-C exits with code 130 and one line; any other exception is a bug and keeps its traceback.
     """
 
@@ -104,6 +126,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if debug_enabled():
                 raise
             fail(str(exc))
+        except OSError as exc:
+            if debug_enabled() or exc.errno not in FILE_SYSTEM_ERRNOS or not exc.filename:
+                raise
+            fail(os_error_line(exc))
         except KeyboardInterrupt:
             if debug_enabled():
                 raise

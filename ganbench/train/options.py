@@ -68,6 +68,24 @@ def check_run_options(opts: Any) -> None:
         raise ConfigError(f"grid {_show(grid)}: must be two integers from 1 to 64 (columns, rows)")
     for key, value in dict(opts.network).items():
         check_finite(f"--set {key}", value)
+        check = NETWORK_CHECKS.get(key)
+        problem = check(value) if check is not None else None
+        if problem:
+            raise ConfigError(f"--set {key}={_show(value)}: {problem}")
+    _check_channels(dict(opts.network), opts.resolution)
+
+
+def _check_channels(network: dict[str, Any], resolution: int) -> None:
+    """At least one feature map at the output resolution: NVlabs' channel_base / resolution (StyleGAN2/3) and
+    ProGAN's fmap_base / (resolution / 2) channels; fewer was a ZeroDivisionError inside the layers."""
+    minimum = {"channel_base": resolution, "fmap_base": max(resolution // 2, 1)}
+    if "fmap_decay" in network:      # another decay moves the smallest layer: left to the model builder
+        minimum.pop("fmap_base")
+    for key, least in minimum.items():
+        value = network.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < least:
+            raise ConfigError(f"--set {key}={value}: leaves no channels at {resolution} px; must be at least "
+                              f"{least} at this resolution")
 
 
 # -- training settings (`--set KEY=VALUE`, family defaults) ----------------------------------------
@@ -149,6 +167,21 @@ TRAIN_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "ada_interval": _integer(1), "ada_kimg": _number(0, lo_open=True), "augment_p": _number(0, 1),
     "progressive": _dict_or_none, "blur_sigma": _number(0), "blur_fade_kimg": _number(0),
     "gp_lambda": _number(0), "drift": _number(0),
+}
+
+
+# Network options (`--set`) whose range is the same in every family that has them; the model builder checks the
+# rest. Without these, `channel_base=0` was a ZeroDivisionError and `mapping_layers=-2` a RuntimeError mid-run.
+NETWORK_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "z_dim": _integer(0), "c_dim": _integer(0), "w_dim": _integer(1), "img_channels": _integer(1),
+    "mapping_layers": _integer(1), "num_layers": _integer(1),
+    "channel_base": _integer(1), "channel_max": _integer(1), "fmap_base": _integer(1), "fmap_max": _integer(1),
+    "num_fp16_res": _integer(0), "d_num_fp16_res": _integer(0),
+    "conv_clamp": _number(0, lo_open=True, optional=True), "d_conv_clamp": _number(0, lo_open=True, optional=True),
+    "mbstd_group_size": _integer(1, optional=True), "mbstd_num_channels": _integer(0),
+    "w_avg_beta": _number(0, 1), "magnitude_ema_beta": _number(0, 1), "mapping_lr_multiplier": _number(0, lo_open=True),
+    "fmap_decay": _number(0), "blur_init_sigma": _number(0), "margin_size": _integer(0),
+    "filter_size": _integer(1), "conv_kernel": _integer(1), "g_channel_mult": _integer(1),
 }
 
 

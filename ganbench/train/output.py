@@ -1,7 +1,9 @@
 """What a training run writes and prints: the run folder, tick lines, stats.jsonl, TensorBoard, a progress bar.
 
 - Nothing is created before the first output (tick or snapshot): a run that fails while starting leaves no
-  folder, and a resumed run that fails leaves its folder exactly as it was.
+  folder, and a resumed run that fails leaves its folder exactly as it was. Whether the folder can be
+  written (not read-only, not full, no file in the way) is checked before any training, with a probe file
+  that is removed at once.
 - On first output the run takes an exclusive lock on the folder (so a second `train` into it is an error),
   removes temp files a killed run of ours left (`.network-snapshot-*.pt.XXXX.tmp`, ...), drops the
   stats.jsonl lines of an interrupted attempt past the resumed snapshot, and writes the deferred files.
@@ -22,12 +24,13 @@ import os
 import re
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from ganbench.checkpoint import atomic_write_bytes
-from ganbench.errors import ConfigError
+from ganbench.errors import ConfigError, OutputError
 
 STATS_FILE = "stats.jsonl"
 # Files that belong to one run: moved aside together when a fresh run replaces it.
@@ -84,6 +87,30 @@ def memory_gb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2 ** 30
 
 
+def check_writable(folder: Path) -> None:
+    """Fail before any training when the run folder cannot be created or written; creates nothing.
+
+    The probe goes into the folder or, while it does not exist yet, its nearest existing parent (where the
+    folder would be made), and is removed at once.
+    """
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise OutputError(f"cannot write the run folder {folder}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ganbench-probe.", suffix=".tmp", dir=existing)
+        try:
+            os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        where = "" if existing == folder else f" (in {existing})"
+        raise OutputError(f"cannot write the run folder {folder}: {exc.strerror or exc}{where}") from None
+
+
 class RunOutput:
     """The run folder and the run's printed lines, for one process (`enabled` only on rank 0)."""
 
@@ -101,6 +128,8 @@ class RunOutput:
         self._bar: Any = None
         self._task: Any = None
         self._kept_stats = self._read_kept_stats() if enabled else []
+        if enabled:
+            check_writable(self.out)
 
     # -- printing --------------------------------------------------------------------------------
     def line(self, text: str) -> None:
@@ -146,7 +175,10 @@ class RunOutput:
         """Create the folder on first output: lock, remove stale temp files, trim stats, write deferred files."""
         if self._opened or not self.enabled:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the run folder {self.out}: {exc.strerror or exc}") from None
         self._lock()
         for path in self.out.iterdir():
             if OWNED_TEMP.match(path.name) and path.is_file():
