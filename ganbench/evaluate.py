@@ -232,6 +232,10 @@ def configure_metrics(options: EvalOptions) -> tuple[dict[str, Any], int]:
         raise ConfigError(f"--n must be at least 2, got {options.n}")
     if options.batch_size < 1:
         raise ConfigError(f"--batch-size must be positive, got {options.batch_size}")
+    if options.n_real is not None and options.n_real < 2:
+        raise ConfigError(f"--n-real must be at least 2, got {options.n_real}")
+    if not 0 <= options.seed < 2 ** 32:   # numpy's RandomState takes 32-bit seeds, as `train --seed` does
+        raise ConfigError(f"--seed must be from 0 to 2**32-1, got {options.seed}")
     unknown = sorted(set(options.metric_params) - set(options.metrics))
     if unknown:
         hint = "" if unknown[0] in list_metrics() else f" ({unknown_name('metric', unknown[0], list_metrics())})"

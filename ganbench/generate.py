@@ -9,6 +9,8 @@ truncated. One seed per forward pass, as gen_images.py runs them.
 
 from __future__ import annotations
 
+import math
+
 import re
 import warnings
 from pathlib import Path
@@ -98,6 +100,8 @@ def generate(G: nn.Module, seeds: Sequence[int], truncation_psi: float = 1.0, cl
     """Yield (seed, HWC uint8 image) for each seed, exactly as gen_images.py computes them."""
     if noise_mode not in NOISE_MODES:
         raise ConfigError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+    if not math.isfinite(truncation_psi):
+        raise ConfigError(f"--trunc must be a finite number, got {truncation_psi}")
     if truncation_psi != 1 and not hasattr(G, "mapping"):
         raise ConfigError(f"--trunc {truncation_psi:g} needs a W space; {type(G).__name__} has none (use --trunc 1)")
     device = next(G.parameters()).device

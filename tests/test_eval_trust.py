@@ -83,6 +83,31 @@ def test_unknown_metric_parameter_lists_valid_keys(tmp_path):
     assert not (run / "results.csv").exists()
 
 
+@pytest.mark.parametrize("param, problem", [
+    ("fid.n_gen=abc", "must be a whole number"), ("fid.n_gen=1e400", "must be a whole number"),
+    ("fid.n_gen=-5", "must be at least 1"), ("pr.k=abc", "must be a whole number"),
+    ("pr.k=1.5", "must be a whole number"), ("kid.num_subsets=0", "must be at least 1"),
+    ("fid.covariance=3", "must be a name"), ("pr.row_batch_size=true", "must be a whole number"),
+])
+def test_a_metric_parameter_of_the_wrong_type_or_range_is_one_line_before_any_work(tmp_path, param, problem):
+    """Values are checked against the parameter's type (its default's), not found out by a traceback mid-run."""
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    args = ["eval", str(run), "--metrics", "fid,kid,pr", "--real", "shapes:32", "-p", param]
+    assert_one_line_error(runner.invoke(app, args), f"bad parameter {param.split('=')[0]}", problem)
+    assert not (run / "results.csv").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seed", "-1", "--seed must be from 0"), ("--seed", str(2 ** 32), "--seed must be from 0"),
+    ("--n-real", "0", "--n-real must be at least 2"),
+])
+def test_eval_seed_and_n_real_out_of_range_are_one_line_naming_the_option(tmp_path, option, value, message):
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    args = ["eval", str(run), "--metrics", "fid", "--real", "shapes:32", option, value]
+    assert_one_line_error(runner.invoke(app, args), message)
+    assert not (run / "results.csv").exists()
+
+
 # ---- 5. non-finite generator output or features: an error naming the checkpoint, or NaN rows flagged ----------
 
 def poison(run: Path, kimg: int) -> Path:

@@ -131,7 +131,9 @@ def test_cli_generate_writes_pngs_and_refuses_bad_input_with_one_line(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png"]
     for args, message in ((["--seeds", "0"], "pass --class"), (["--seeds", "x", "--class", "1"], "--seeds"),
-                          (["--seeds", "0", "--class", "1", "--noise-mode", "loud"], "--noise-mode")):
+                          (["--seeds", "0", "--class", "1", "--noise-mode", "loud"], "--noise-mode"),
+                          (["--seeds", "0", "--class", "1", "--trunc", "nan"], "--trunc must be a finite"),
+                          (["--seeds", "0", "--class", "1", "--trunc", "inf"], "--trunc must be a finite")):
         bad = runner.invoke(app, ["generate", str(path), *args, "--outdir", str(tmp_path / "bad")])
         assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
     assert not (tmp_path / "bad").exists()

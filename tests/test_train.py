@@ -295,6 +295,7 @@ def test_issue15_12_resume_only_when_recorded_settings_match(toy: str, tmp_path:
             run_training(toy, data, 8, out=tmp_path, **{**base, **change})
         message = str(info.value)
         assert flag in message and "--no-resume" in message and "another --out" in message, message
+        assert "replaced-<time>" in message and "overwrites" not in message   # what --no-resume really does
         assert "\n" not in message
     assert _files(tmp_path) == before                       # nothing written or changed
     result = runner.invoke(app, ["train", "--model", toy, "--data", "shapes:8", "-r", "8", "--batch", "8",

@@ -67,10 +67,48 @@ def make_metric(name: str, **params: Any) -> Metric:
     unknown = [key for key in params if key not in valid]
     if unknown:
         raise ConfigError(f"bad parameters for metric {name!r}: {unknown_name('parameter', unknown[0], valid, 'valid')}")
+    if dataclasses.is_dataclass(cls):
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for key, value in params.items():
+            problem = _value_problem(key, defaults.get(key, dataclasses.MISSING), value)
+            if problem:
+                raise ConfigError(f"bad parameter {name}.{key}={value!r}: {problem}")
     try:
         return cls(**params)
     except TypeError as exc:
         raise ConfigError(f"bad parameters for metric {name!r}: {exc}") from None
+
+
+def _value_problem(key: str, default: Any, value: Any) -> str | None:
+    """Why `value` cannot stand where the parameter's default is `default` (None when it can).
+
+    The default's type is the parameter's type: counts are positive integers (seeds may be 0), real-valued
+    parameters finite non-negative numbers, flags booleans, names strings; a default of None also takes None.
+    """
+    import math
+    from numbers import Integral, Real
+
+    if value is None:
+        return None if default is None else "this parameter needs a value"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    is_int = isinstance(value, Integral) and not isinstance(value, bool)
+    if isinstance(default, int) or (default is None and key.startswith("n_")):
+        if not is_int:
+            return "must be a whole number"
+        lowest = 0 if key.endswith("seed") else 1
+        return None if value >= lowest else f"must be at least {lowest}"
+    if isinstance(default, float):
+        if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
+            return "must be a finite number"
+        return None if value >= 0 else "must not be negative"
+    if isinstance(default, str):   # the API may pass an object (an extractor) where the CLI passes its name
+        return "must be a name (text)" if isinstance(value, (Real, bool)) else None
+    if isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        return None if ok else "must be a list of finite numbers"
+    return None
 
 
 def register_variant(base: type[Metric], name: str, doc: str, outputs: dict[str, Direction],

@@ -472,7 +472,8 @@ class Trainer:
         if differ:
             more = f" (and {len(differ) - 1} more: {'; '.join(differ[1:])})" if len(differ) > 1 else ""
             raise ConfigError(f"{self.out} holds a run with other settings, {differ[0]}{more}; resume it with the "
-                              f"recorded settings, or start fresh with --no-resume (overwrites it) or another --out")
+                              f"recorded settings, or start fresh with --no-resume (moves the old run's files into "
+                              f"replaced-<time>/) or another --out")
         st = ckpt.state
         for name in ("G", "D", "G_ema"):   # a mismatch names the missing / unexpected keys
             load_state_strict(getattr(self, name), st.get(name), f"{path}: {name}")
