@@ -92,7 +92,7 @@ def train_model(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path, progr
     return Path(run_training(entry.name, suite.dataset, suite.resolution, kimg,
                              entry.batch if entry.batch is not None else suite.batch, seed, run_dir,
                              preset=entry.preset, snapshot_kimg=snapshot, resume=True, progress=progress,
-                             **overrides))
+                             skip_unknown=suite.skip_unknown, **overrides))
 
 
 def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], Any] | None = None,
@@ -117,7 +117,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     results_path = out / f"results-{suite.name}.csv"
     options = EvalOptions(metrics=suite.metrics, real=suite.dataset, n=suite.n, n_real=suite.n_real,
                           extractor=suite.extractor, seed=suite.eval_seed, device=suite.device,
-                          metric_params=suite.metric_params)
+                          metric_params=suite.metric_params, skip_unknown=suite.skip_unknown)
     log(f"evaluate {len(runs)} run(s) on {', '.join(suite.metrics)}")
     if progress is None:
         evaluate(runs, options, out=results_path)

@@ -111,6 +111,7 @@ class Suite:
     extractor: str = "shapes-net"
     device: str = "cpu"
     description: str = ""
+    skip_unknown: bool = False   # ignore non-image files in the dataset folder / zip (train and eval)
     metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tolerances: dict[str, Tolerance] = field(default_factory=dict)
     k: float | None = None
@@ -321,6 +322,7 @@ def suite_from_table(name: str, table: dict[str, Any], source: Path | None = Non
         extractor=_typed(table.get("extractor", "shapes-net"), str, "extractor", where),
         device=_typed(table.get("device", "cpu"), str, "device", where),
         description=_typed(table.get("description", ""), str, "description", where),
+        skip_unknown=_typed(table.get("skip_unknown", False), bool, "skip_unknown", where),
         metric_params={k: dict(v) for k, v in params.items()},
         tolerances=tolerances,
         k=_check_k(table["k"], where) if "k" in table else None,

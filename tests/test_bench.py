@@ -200,3 +200,27 @@ def test_cli_bench_list_and_errors():
     assert r.exit_code == 2 and "--list" in r.output
     r = runner.invoke(app, ["bench", "nosuch", "--config", str(REPO / "benchmarks.toml")])
     assert r.exit_code == 2 and "unknown suite 'nosuch'" in r.output
+
+
+def test_bench_skip_unknown_ignores_a_license_file_in_the_dataset_folder(tmp_path, monkeypatch):
+    """Issue 11: --skip-unknown on every command that reads a dataset, bench included (flag or suite key)."""
+    from ganbench.data import open_dataset
+    from ganbench.data.export import export_dataset
+
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    data = tmp_path / "data"
+    export_dataset(open_dataset("shapes:48", resolution=16), data)
+    (data / "LICENSE.txt").write_text("CC-BY 4.0")
+    toml = tmp_path / "bench.toml"
+    toml.write_text(TINY.format(baseline="base.csv").replace('"shapes:96"', f'"{data.as_posix()}"')
+                    .replace("seeds = [0, 1]", "seeds = [0]").replace("kimg = 2", "kimg = 1"))
+    runner = CliRunner()
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "LICENSE.txt" in r.output, r.output
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out"), "--skip-unknown"])
+    assert r.exit_code == 0, r.output
+    assert len(read_results(tmp_path / "out" / "results-tiny.csv")) == 2
+    toml.write_text(toml.read_text().replace("[suites.tiny]\n", "[suites.tiny]\nskip_unknown = true\n"))
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0 and "check passed" in r.output, r.output

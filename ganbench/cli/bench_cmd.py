@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +21,9 @@ def bench(
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="Suite file (default: ./benchmarks.toml, else the one shipped with ganbench)."),
     list_: bool = typer.Option(False, "--list", help="List the suites in the file and exit."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown",
+                                      help="Ignore non-image files in the suite's dataset folder or zip "
+                                           "(as the suite key skip_unknown = true)."),
 ) -> None:
     """Run a named suite end to end; exit 1 when a metric regressed beyond the suite's tolerances."""
     from ganbench.bench import run_suite
@@ -34,6 +38,8 @@ def bench(
     if suite is None:
         fail("give a suite name, e.g. `ganbench bench smoke` (`ganbench bench --list` shows them)")
     spec = load_suite(suite, config)
+    if skip_unknown:
+        spec = dataclasses.replace(spec, skip_unknown=True)
     log = lambda msg: console.print(f"[bold]bench {esc(spec.name)}:[/] {esc(msg)}", highlight=False, soft_wrap=True)  # noqa: E731
     result = run_suite(spec, out, progress=progress_bar, train_progress=True, log=log)
     typer.echo(f"results: {result.results}")
