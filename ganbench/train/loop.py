@@ -355,7 +355,7 @@ class Trainer:
         seed_everything(opts.seed)     # identical initial weights on every rank
         try:
             spec = model_zoo.build(opts.model, opts.resolution, batch=opts.batch, **net_kw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError) as exc:   # a value the builder cannot use
             raise ConfigError(f"model {opts.model!r}: bad option ({str(exc).splitlines()[0][:200]})") from None
         self.config = spec.config
         self.G, self.D = spec.G.to(self.device).train(), spec.D.to(self.device).train()
