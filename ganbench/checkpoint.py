@@ -74,6 +74,16 @@ def default_file_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+def probe_writable(folder: str | os.PathLike, prefix: str) -> None:
+    """Write and remove a small temp file in `folder` (OSError when it cannot take one), before any work."""
+    fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    try:
+        os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
     """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`.
 

@@ -490,6 +490,8 @@ class _Plans:
 
 def check_writable(path: Path) -> None:
     """Fail before any work when results cannot be written to `path` (folder read-only, full, or not a folder)."""
+    from ganbench.checkpoint import probe_writable
+
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write results to {path}: it is a folder (give a .csv file)")
@@ -498,12 +500,7 @@ def check_writable(path: Path) -> None:
         raise OutputError(f"cannot write results to {path}: {blocker} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-        try:
-            os.write(fd, b"\0" * 4096)
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        probe_writable(path.parent, f".{path.name}.probe.")
     except OSError as exc:
         raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
 

@@ -54,12 +54,13 @@ def test_issue15_14_train_into_a_path_under_a_file_fails_before_any_work(tmp_pat
 
 def test_issue15_14_train_into_a_read_only_folder_fails_before_any_work(tmp_path, monkeypatch):
     """Tests run as root, which chmod cannot stop: the file system's refusal is simulated where the probe writes."""
+    import ganbench.checkpoint as checkpoint
     import ganbench.train.output as output
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(output.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", read_only)   # where probe_writable makes its probe
     parent = tmp_path / "ro"
     parent.mkdir()
     result = runner.invoke(app, train_args(parent / "run"))

@@ -24,12 +24,11 @@ import os
 import re
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from ganbench.checkpoint import atomic_write_bytes
+from ganbench.checkpoint import atomic_write_bytes, probe_writable
 from ganbench.errors import ConfigError, OutputError
 
 STATS_FILE = "stats.jsonl"
@@ -100,12 +99,7 @@ def check_writable(folder: Path) -> None:
     if not existing.is_dir():
         raise OutputError(f"cannot write the run folder {folder}: {existing} is a file, not a folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".ganbench-probe.", suffix=".tmp", dir=existing)
-        try:
-            os.write(fd, b"\0" * 4096)
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        probe_writable(existing, ".ganbench-probe.")
     except OSError as exc:
         where = "" if existing == folder else f" (in {existing})"
         raise OutputError(f"cannot write the run folder {folder}: {exc.strerror or exc}{where}") from None
