@@ -26,6 +26,17 @@ against ~180 on the idle box), 2 threads, `nice -n 5 ... --inception-n 32 --n 20
     FID+KID+IS+PR  ganbench torch_fidelity   N=32  81.7 s (features 41.7 s)   torch-fidelity 0.4.0  64.4 s  -> 0.79x
     FID+KID+IS+PR  ganbench clean            N=32  73.5 s (features 29.1 s)   clean-fid (FID+KID)  160.3 s  -> 2.18x
     values agree: FID 0.544772 vs 0.544768 (torch-fidelity), 0.567981 vs 0.567977 (clean-fid); IS, P/R equal
+Re-measured 2026-12-04 00:30 on the same box with no other session running (load 0.03 at the start; the
+matmul ceiling measured 65-66 GFLOP/s now, against 180 in the issue's measurement: the host is slower or
+shared underneath), 2 threads, `--inception-n 160 --n 200`, 10.5 min for the whole script:
+    feature pass   inception torch_fidelity  320 img  4.94 img/s  ceiling 5.82  ->  84.9 % of ceiling
+    feature pass   inception clean           320 img  5.13 img/s  ceiling 5.71  ->  89.8 % of ceiling
+    FID+KID+IS+PR  ganbench torch_fidelity   N=160  72.5 s   torch-fidelity 0.4.0  91.1 s  -> 1.26x (target 2x)
+    FID+KID+IS+PR  ganbench clean            N=160  68.4 s   clean-fid (FID+KID)  218.3 s  -> 3.19x (target 3x)
+    values: FID 0.0556817 vs 0.0556693 (torch-fidelity), 0.0567316 vs 0.0567202 (clean-fid); IS, P/R equal
+torch-fidelity's own pass ran at 3.51 img/s = 60 % of this ceiling, so even at 100 % ganbench could be at most
+1.66x faster on the feature pass, which is nearly all of the time at this N: the 2x target cannot be met on
+this CPU by a faster pass; it would need less work (e.g. sharing the real-image pass across runs via the cache).
 At N=32 the totals are dominated by work that does not grow with N: the 2048-d eigendecompositions of
 FID (~38 s here) and KID's 100 subset MMDs (~19 s here, BLAS threads competing with the other sessions),
 both measured on fake features with no network. The Inception pass itself ran at 88 % (torch_fidelity)
