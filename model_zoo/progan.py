@@ -151,8 +151,9 @@ class ProDiscriminator(nn.Module):
 PG_TRAIN = "progressive_growing_of_gans train.py"
 PG_NET = "progressive_growing_of_gans networks.py"
 
-# Where each default comes from: the paper's official TF code (tkarras/progressive_growing_of_gans). Not modelled:
-# the per-level minibatch / learning-rate dicts of its config presets and the Adam reset at each new level.
+# Where each default comes from: the paper's official TF code (tkarras/progressive_growing_of_gans), with the
+# config preset its config.py leaves enabled (preset-v2-1gpu).
+PG_CONFIG = "progressive_growing_of_gans config.py preset-v2-1gpu"
 PROGAN_SOURCES = {
     "img_channels": "the dataset's channels (RGB)", "c_dim": "unconditional (ganbench has no AC-GAN head)",
     "augment": "no augmentation besides --mirror",
@@ -164,8 +165,15 @@ PROGAN_SOURCES = {
     "loss": "progressive_growing_of_gans loss.py: WGAN-GP", "gp_lambda": "loss.py: wgan_lambda=10",
     "drift": "loss.py: wgan_epsilon=0.001", "lr_g": f"{PG_TRAIN}: G_lrate_base=0.001",
     "lr_d": f"{PG_TRAIN}: D_lrate_base=0.001", "betas": "config.py: beta1=0, beta2=0.99",
-    "eps": "config.py: epsilon=1e-8", "batch": f"{PG_TRAIN}: minibatch_base=16",
-    "ema_kimg": f"{PG_TRAIN}: G_smoothing=0.999 per minibatch = batch * ln(0.5) / ln(0.999) / 1000 kimg",
+    "eps": "config.py: epsilon=1e-8",
+    "batch": f"{PG_CONFIG}: minibatch_base=4 (used where batch_schedule has no entry; --batch sets it)",
+    "batch_schedule": f"{PG_CONFIG}: minibatch_dict (per level, by the resolution being trained or faded in)",
+    "lr_schedule": f"{PG_CONFIG}: G_lrate_dict = D_lrate_dict",
+    "sched_repeats": f"{PG_TRAIN}: minibatch_repeats=4 (settings re-evaluated every 4 minibatches)",
+    "reset_adam_per_level": f"{PG_TRAIN}: reset_opt_for_new_lod=True",
+    "step_order": f"{PG_TRAIN}: run([D_train_op, Gs_update_op]) then run([G_train_op]) per minibatch",
+    "ema_step_beta": f"{PG_TRAIN}: G_smoothing=0.999 per minibatch, whatever its size",
+    "ema_kimg": "unused: ProGAN decays by a fixed beta per minibatch (ema_step_beta)",
     "ema_rampup": f"{PG_TRAIN}: no EMA ramp-up", "style_mixing": "no style mixing (not style-based)",
     "progressive": f"{PG_TRAIN}: lod_initial_resolution=4, lod_training_kimg=600, lod_transition_kimg=600",
 }
@@ -176,12 +184,16 @@ PROGAN = Family(
              normalize_latents=True, use_pixelnorm=True, mbstd_group_size=4, d_fused_scale=True),
     # Paper: WGAN-GP (lambda 10, drift 1e-3), Adam(0.001, 0, 0.99); 600 kimg per stable / fade phase from 4x4.
     train=dict(loss="wgan-gp", gp_lambda=10.0, drift=1e-3, lr_g=0.001, lr_d=0.001, betas=(0.0, 0.99), eps=1e-8,
-               batch=16, style_mixing=0.0, ema_kimg=16 * math.log(0.5) / math.log(0.999) / 1000, ema_rampup=None,
+               batch=4, batch_schedule={4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4},
+               lr_schedule={1024: 0.0015}, sched_repeats=4, reset_adam_per_level=True, step_order="d_first",
+               style_mixing=0.0, ema_kimg=None, ema_step_beta=0.999, ema_rampup=None,
                augment=None, progressive=dict(start_res=4, kimg_per_phase=600, fade_kimg=600)),
+    # Tiny: one batch and lr throughout (the published tables are sized for GPUs); the TF loop's order, repeats
+    # and Adam resets stay. Its EMA keeps the 0.999-per-step half-life at batch 16 but ramps up, as the other
+    # families' tiny presets, so a few-kimg run is not averaged towards its initial weights.
     presets={"tiny": lambda r: (dict(z_dim=64, fmap_base=512, fmap_max=32),
-                                dict(batch=16, ema_rampup=0.05))},
-    # The TF code decays G's average by a fixed 0.999 per minibatch, so its half-life in images follows the batch.
-    derived={"ema_kimg": lambda batch: batch * math.log(0.5) / math.log(0.999) / 1000},
+                                dict(batch=16, batch_schedule=None, lr_schedule=None, ema_step_beta=None,
+                                     ema_kimg=16 * math.log(0.5) / math.log(0.999) / 1000, ema_rampup=0.05))},
     sources=PROGAN_SOURCES,
     preset_sources={"tiny": "ganbench tiny preset (CPU-sized, not published)"},
 )

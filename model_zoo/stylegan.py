@@ -178,8 +178,7 @@ SG_TRAIN = "stylegan train.py"
 SG_LOOP = "stylegan training/training_loop.py"
 SG_NET = "stylegan training/networks_stylegan.py"
 
-# Where each default comes from: the paper's official TF code (NVlabs/stylegan, 8-GPU config). Not modelled: the
-# per-level minibatch dict and the per-resolution learning rates (0.0015 @128 ... 0.003 @1024) of train.py.
+# Where each default comes from: the paper's official TF code (NVlabs/stylegan, train.py's enabled 8-GPU config).
 STYLEGAN_SOURCES = {
     "img_channels": "the dataset's channels (RGB)", "c_dim": f"{SG_NET}: label_size from the dataset (0: none)",
     "augment": "no augmentation besides --mirror",
@@ -192,7 +191,14 @@ STYLEGAN_SOURCES = {
     "loss": f"{SG_TRAIN}: G_logistic_nonsaturating + D_logistic_simplegp", "r1_gamma": f"{SG_TRAIN}: r1_gamma=10",
     "r1_interval": "no lazy regularisation in StyleGAN", "lr_g": f"{SG_LOOP}: G_lrate_base=0.001",
     "lr_d": f"{SG_LOOP}: D_lrate_base=0.001", "betas": f"{SG_TRAIN}: beta1=0, beta2=0.99",
-    "eps": f"{SG_TRAIN}: epsilon=1e-8", "batch": f"{SG_TRAIN}: 8 GPUs, minibatch_base=32",
+    "eps": f"{SG_TRAIN}: epsilon=1e-8",
+    "batch": f"{SG_TRAIN}: 8 GPUs, minibatch_base=32 (used where batch_schedule has no entry; --batch sets it)",
+    "batch_schedule": f"{SG_TRAIN}: 8 GPUs, minibatch_dict (per level, by the resolution trained or faded in)",
+    "lr_schedule": f"{SG_TRAIN}: G_lrate_dict = D_lrate_dict",
+    "sched_repeats": f"{SG_LOOP}: minibatch_repeats=4 (settings re-evaluated every 4 minibatches)",
+    "reset_adam_per_level": f"{SG_LOOP}: reset_opt_for_new_lod=True",
+    "step_order": f"{SG_LOOP}: run([D_train_op, Gs_update_op]) then run([G_train_op]) per minibatch",
+    "ema_step_beta": f"{SG_LOOP}: Gs_beta = 0.5 ** (minibatch / (G_smoothing_kimg * 1000)) (ema_kimg)",
     "style_mixing": f"{SG_NET}: style_mixing_prob=0.9", "ema_kimg": f"{SG_LOOP}: G_smoothing_kimg=10",
     "ema_rampup": f"{SG_LOOP}: no EMA ramp-up",
     "progressive": f"{SG_TRAIN}: lod_initial_resolution=8; {SG_LOOP}: lod_training_kimg=600, lod_transition_kimg=600",
@@ -206,10 +212,14 @@ STYLEGAN = Family(
              mbstd_group_size=4, mbstd_num_channels=1),
     # Paper: non-saturating loss + R1 (gamma 10), Adam(0.001, 0, 0.99), mixing 0.9, growing from 8x8.
     train=dict(loss="ns-r1", r1_gamma=10.0, r1_interval=None, lr_g=0.001, lr_d=0.001, betas=(0.0, 0.99),
-               eps=1e-8, batch=32, style_mixing=0.9, ema_kimg=10.0, ema_rampup=None, augment=None,
+               eps=1e-8, batch=32, batch_schedule={4: 512, 8: 256, 16: 128, 32: 64, 64: 32},
+               lr_schedule={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}, sched_repeats=4,
+               reset_adam_per_level=True, step_order="d_first", ema_step_beta=None,
+               style_mixing=0.9, ema_kimg=10.0, ema_rampup=None, augment=None,
                progressive=dict(start_res=8, kimg_per_phase=600, fade_kimg=600)),
+    # Tiny: one batch and lr throughout (the published tables are sized for 8 GPUs); the TF loop's recipe stays.
     presets={"tiny": lambda r: (dict(z_dim=64, w_dim=64, mapping_layers=2, fmap_base=512, fmap_max=32),
-                                dict(batch=16, ema_rampup=0.05))},
+                                dict(batch=16, ema_rampup=0.05, batch_schedule=None, lr_schedule=None))},
     min_resolution=8, sources=STYLEGAN_SOURCES,
     preset_sources={"tiny": "ganbench tiny preset (CPU-sized, not published)"},
 )

@@ -36,7 +36,8 @@ from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
 from ganbench.train.options import check_run_options, check_train_settings, settings_mismatch
 from ganbench.train.output import RunOutput, format_time, memory_gb, summary_writer
-from ganbench.train.progressive import LodSchedule, has_lod, make_schedule, process_reals, set_lod
+from ganbench.train.progressive import (LevelSettings, LodSchedule, has_lod, level_changed, level_settings,
+                                        make_schedule, per_level_table, process_reals, set_lod)
 from ganbench.train.transfer import TransferSetup
 
 # Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
@@ -48,6 +49,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "progressive": None, "blur_sigma": 0.0, "blur_fade_kimg": 0.0,
     "gp_lambda": 10.0, "drift": 1e-3,
     "ema_update": None, "zero_terms": None,   # the family's reference policy (losses.py); None: the loss's default
+    # The TF loops of ProGAN / StyleGAN (progressive.py): per-level minibatch and lr tables (resolution -> value;
+    # --batch, lr_g and lr_d are the fallbacks), settings re-evaluated every `sched_repeats` minibatches, Adam
+    # reset at each new level, D before G with G_ema updated in the D step, a fixed per-step EMA decay (ProGAN).
+    "batch_schedule": None, "lr_schedule": None, "sched_repeats": 1, "reset_adam_per_level": False,
+    "step_order": "g_first", "ema_step_beta": None,
 }
 DEFAULT_AUGMENT_PIPE = "bgc"
 TRAIN_DEFAULTS_ADA_TARGET = 0.6
@@ -412,6 +418,18 @@ class Trainer:
         self.schedule: LodSchedule | None = (make_schedule(tc["progressive"], opts.resolution, opts.kimg)
                                              if self.progressive else None)
         self.lod = 0.0
+        self.batch_table = per_level_table(tc["batch_schedule"], "batch_schedule", int)
+        self.lr_table = per_level_table(tc["lr_schedule"], "lr_schedule", float)
+        if (self.batch_table or self.lr_table) and self.schedule is None:
+            raise ConfigError(f"batch_schedule / lr_schedule are per-level tables of progressive growing; "
+                              f"{opts.model} does not grow")
+        if tc["ema_kimg"] is None and tc["ema_step_beta"] is None:
+            raise ConfigError("ema_kimg=None needs ema_step_beta (a fixed G_ema decay per minibatch)")
+        self.sched_repeats = int(tc["sched_repeats"])
+        self.sched_nimg = 0                      # cur_nimg when the level settings in force were evaluated
+        self.prev_lod: float | None = None       # the lod of the previous evaluation (TF's prev_lod; Adam reset)
+        self.level: LevelSettings | None = None
+        self.batch_now = opts.batch
 
         self.stream = DataStream(self.dataset, self.batch_gpu, opts.seed, self.dist.rank, self.dist.world)
         self.labels = (torch.from_numpy(np.stack([self.dataset.label(i) for i in range(len(self.dataset))]))
@@ -451,6 +469,7 @@ class Trainer:
             "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
             "pl_mean": float(self.loss.state_dict().get("pl_mean", torch.zeros([]))),
             "cur_nimg": int(self.cur_nimg), "batch_idx": int(self.batch_idx), "world_size": self.dist.world,
+            "schedule": {"nimg": int(self.sched_nimg), "prev_lod": self.prev_lod},
             **{key: [r[key] for r in ranks] for key in ("rng", "data_order", "ada", "loss")},
         }
 
@@ -490,6 +509,13 @@ class Trainer:
                 self.ada.load_state_dict(st["ada"][mine])
         self.loss.load_state_dict(st["loss"][mine] or {})
         self.cur_nimg, self.batch_idx = int(st["cur_nimg"]), int(st.get("batch_idx", 0))
+        sched = st.get("schedule") or {}
+        self.sched_nimg = int(sched.get("nimg", self.cur_nimg))
+        self.prev_lod = sched.get("prev_lod")
+        if "schedule" not in st and self.schedule is not None:   # older snapshot: no reset on resuming
+            self.prev_lod = self.schedule.lod(self.sched_nimg / 1000)
+        if self.schedule is not None and self.batch_idx % self.sched_repeats != 0:
+            self._apply_level(reset=False)    # resumed inside a group of minibatches: its settings, no reset
         if same_world:
             set_rng_state(st["rng"][self.dist.rank])
             self.stream.load_state_dict(st["data_order"][self.dist.rank])
@@ -505,22 +531,29 @@ class Trainer:
         idx = torch.randint(len(self.labels), [n])
         return self.labels[idx].to(self.device)
 
-    def step(self) -> dict[str, float]:
-        """Train on one minibatch (all due phases), update EMA and ADA; returns the phases' stats."""
-        if self.schedule is not None:
-            self.lod = self.schedule.lod(self.cur_nimg / 1000)
-            set_lod([self.G, self.D, self.G_ema], self.lod)
-        self.loss.set_progress(self.cur_nimg)
-        images, labels = self.stream.next()
-        real = images.to(self.device).to(torch.float32) / 127.5 - 1
-        real = process_reals(real, self.lod)
-        real_c = labels.to(self.device) if self.c_dim else None
-        z_dim = int(self.G.z_dim)
-        gen = [(torch.randn([self.batch_gpu, z_dim]).to(self.device), self._sample_c(self.batch_gpu))
-               for _ in self.phases]
+    def _apply_level(self, reset: bool) -> None:
+        """Evaluate the growing schedule at `sched_nimg`; set lod, minibatch and lrs; reset Adam on a new level."""
+        assert self.schedule is not None
+        tc = self.train_cfg
+        lv = level_settings(self.schedule, self.opts.resolution, self.sched_nimg / 1000, self.opts.batch,
+                            float(tc["lr_g"]), float(tc["lr_d"]), self.batch_table, self.lr_table, self.dist.world)
+        if reset and tc["reset_adam_per_level"] and level_changed(lv.lod, self.prev_lod):
+            for opt in self.optimizers.values():
+                opt.state.clear()             # TF's reset_optimizer_state: moments and step count start over
+        self.prev_lod = lv.lod
+        self.level, self.lod = lv, lv.lod
+        set_lod([self.G, self.D, self.G_ema], self.lod)
+        intervals = self.loss.reg_intervals()
+        for name, lr in (("G", lv.lr_g), ("D", lv.lr_d)):
+            scaled, _ = lazy_adam_params(lr, tuple(tc["betas"]), intervals[name])
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = scaled
+        self.batch_now = lv.batch
+        self.stream.batch = lv.batch // self.dist.world
 
-        stats: dict[str, float] = {}
-        for phase, (gen_z, gen_c) in zip(self.phases, gen):
+    def _run_phases(self, phases: list[tuple[Phase, tuple]], real: torch.Tensor, real_c: torch.Tensor | None,
+                    stats: dict[str, float]) -> None:
+        for phase, (gen_z, gen_c) in phases:
             if self.batch_idx % phase.interval != 0:
                 continue
             self.G.requires_grad_(phase.module is self.G)
@@ -532,16 +565,51 @@ class Trainer:
             phase.opt.step()
         self.G.requires_grad_(False)
         self.D.requires_grad_(False)
+
+    def _sync_buffers(self) -> None:
         self.dist.average_buffers(self.G)
         self.dist.average_buffers(self.D)
 
+    def _update_ema(self) -> None:
         tc = self.train_cfg
-        beta = ema_beta(self.opts.batch, self.cur_nimg, float(tc["ema_kimg"]), tc["ema_rampup"])
+        if tc["ema_step_beta"] is not None:
+            beta = float(tc["ema_step_beta"])     # ProGAN: a fixed decay per minibatch, whatever its size
+        else:
+            beta = ema_beta(self.batch_now, self.cur_nimg, float(tc["ema_kimg"]), tc["ema_rampup"])
         update_ema(self.G_ema, self.G, beta)
-        self.cur_nimg += self.opts.batch
+
+    def step(self) -> dict[str, float]:
+        """Train on one minibatch (all due phases), update EMA and ADA; returns the phases' stats."""
+        if self.schedule is not None and (self.batch_idx % self.sched_repeats == 0 or self.level is None):
+            if self.batch_idx % self.sched_repeats == 0:
+                self.sched_nimg = self.cur_nimg
+            self._apply_level(reset=self.batch_idx % self.sched_repeats == 0)
+        self.loss.set_progress(self.cur_nimg)
+        images, labels = self.stream.next()
+        real = images.to(self.device).to(torch.float32) / 127.5 - 1
+        real = process_reals(real, self.lod)
+        real_c = labels.to(self.device) if self.c_dim else None
+        z_dim = int(self.G.z_dim)
+        n = self.batch_now // self.dist.world
+        gen = [(torch.randn([n, z_dim]).to(self.device), self._sample_c(n)) for _ in self.phases]
+        work = list(zip(self.phases, gen))
+
+        stats: dict[str, float] = {}
+        if self.train_cfg["step_order"] == "d_first":
+            # ProGAN / StyleGAN TF: run([D_train_op, Gs_update_op]) then run([G_train_op]) per minibatch.
+            self._run_phases([w for w in work if w[0].module is self.D], real, real_c, stats)
+            self._sync_buffers()
+            self._update_ema()
+            self._run_phases([w for w in work if w[0].module is self.G], real, real_c, stats)
+            self._sync_buffers()
+        else:
+            self._run_phases(work, real, real_c, stats)
+            self._sync_buffers()
+            self._update_ema()
+        self.cur_nimg += self.batch_now
         self.batch_idx += 1
         if self.ada is not None:
-            rt = self.ada.step(self.opts.batch, reduce=self.dist.sum_floats)
+            rt = self.ada.step(self.batch_now, reduce=self.dist.sum_floats)
             if rt is not None:
                 stats["ada/rt"] = rt
         return stats
@@ -607,8 +675,12 @@ class Trainer:
         if self.c_dim:
             extras.append(f"conditional on {self.c_dim} labels")
         logs = "stats.jsonl + TensorBoard" if summary_writer() is not None else "stats.jsonl"
-        return (f"{what}: {self.opts.model}{preset} {self.opts.resolution}px, {self.opts.kimg:g} kimg, batch "
-                f"{self.opts.batch}{', ' + ', '.join(extras) if extras else ''} | data {self.opts.data} "
+        batch = f"batch {self.opts.batch}"
+        levels = {r: b for r, b in sorted(self.batch_table.items()) if r <= self.opts.resolution}
+        if levels:
+            batch = f"batch per level {', '.join(f'{r}px {b}' for r, b in levels.items())} (else {self.opts.batch})"
+        return (f"{what}: {self.opts.model}{preset} {self.opts.resolution}px, {self.opts.kimg:g} kimg, "
+                f"{batch}{', ' + ', '.join(extras) if extras else ''} | data {self.opts.data} "
                 f"({len(ds)} images, {ds.num_channels} ch, {ds.identity}) | G {g / 1e6:.2f}M + D {d / 1e6:.2f}M "
                 f"parameters | device {self.device}{procs} | {logs} in {self.out}")
 
@@ -621,7 +693,7 @@ class Trainer:
             "cpu_sec_per_kimg": round((time.process_time() - cpu_tick) / kimg_tick, 3),
             "maintenance_sec": round(maintenance, 3),
             "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-            "lod": self.lod, "blur_sigma": self.loss.blur_sigma,
+            "lod": self.lod, "batch": self.batch_now, "blur_sigma": self.loss.blur_sigma,
             "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "cpumem_gb": round(memory_gb(), 3),
         }
@@ -656,7 +728,7 @@ class Trainer:
             cpu_tick = time.process_time()
             maintenance = 0.0
             acc: dict[str, list[float]] = {}
-            extra = ("lod",) if self.progressive else ()
+            extra = ("lod", "batch") if self.progressive else ()
             out.start_progress(opts.model, self.total_nimg / 1000, self.cur_nimg / 1000)
             last_snapshot: Path | None = None
             while self.cur_nimg < self.total_nimg:

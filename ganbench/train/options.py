@@ -142,6 +142,27 @@ def _dict_or_none(v: Any) -> str | None:
     return None if v is None or isinstance(v, dict) else "must be a dict such as {'start_res': 4} or None"
 
 
+def _level_table(kind: type, key: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        from ganbench.train.progressive import per_level_table
+
+        try:
+            per_level_table(v, key, kind)
+        except ConfigError as exc:
+            return str(exc).removeprefix(f"{key}").lstrip(": ") or "is not a per-level table"
+        return None
+
+    return check
+
+
+def _one_of(*values: Any) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if any(v == x and type(v) is type(x) for x in values) else \
+            f"must be one of {', '.join(map(str, values))}"
+
+    return check
+
+
 def _loss_names() -> list[str]:
     from ganbench.train.losses import LOSSES
 
@@ -162,11 +183,14 @@ TRAIN_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "r1_gamma": _number(0), "r1_interval": _integer(1, optional=True),
     "pl_weight": _number(0, optional=True), "pl_interval": _integer(1, optional=True),
     "pl_decay": _number(0, 1), "pl_batch_shrink": _integer(1), "style_mixing": _number(0, 1),
-    "ema_kimg": _number(0), "ema_rampup": _number(0, optional=True),
+    "ema_kimg": _number(0, optional=True), "ema_rampup": _number(0, optional=True),
     "augment": _name_in(_augment_names, optional=True), "ada_target": _number(0, 1, optional=True),
     "ada_interval": _integer(1), "ada_kimg": _number(0, lo_open=True), "augment_p": _number(0, 1),
     "progressive": _dict_or_none, "blur_sigma": _number(0), "blur_fade_kimg": _number(0),
     "gp_lambda": _number(0), "drift": _number(0),
+    "batch_schedule": _level_table(int, "batch_schedule"), "lr_schedule": _level_table(float, "lr_schedule"),
+    "sched_repeats": _integer(1), "reset_adam_per_level": _one_of(True, False),
+    "step_order": _one_of("g_first", "d_first"), "ema_step_beta": _number(0, 1, hi_open=True, optional=True),
 }
 
 
@@ -209,7 +233,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}   # {4: 128} and {"4": 128} (via JSON) alike
     return value
 
 

@@ -62,7 +62,8 @@ def tick_line(record: dict[str, Any], extra: tuple[str, ...] = ()) -> str:
     if "gpumem_gb" in record:
         parts += [f"gpumem {record['gpumem_gb']:<6.2f}", f"reserved {record['gpumem_reserved_gb']:<6.2f}"]
     parts.append(f"augment {record['augment_p']:.3f}")
-    parts += [f"{key} {record[key]:.3f}" for key in extra if key in record]
+    parts += [f"{key} {record[key]}" if isinstance(record[key], int) else f"{key} {record[key]:.3f}"
+              for key in extra if key in record]
     parts += [f"{key} {value:.4f}" for key, value in record.items() if key.startswith("loss/")]
     return " ".join(parts)
 

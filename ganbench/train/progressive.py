@@ -8,8 +8,12 @@ A run shorter than the full schedule compresses it: all phase lengths are scaled
 `total_kimg / schedule_kimg` so every level is still visited and the last `train_kimg` share of the run
 is spent fully grown. That keeps tiny CPU runs meaningful (they end at full resolution).
 
-Not modelled: the papers' per-level minibatch and learning-rate schedules and Adam resets at each new
-level; the batch and learning rates stay those of the run.
+Around the lod, the TF training loops of both papers (ProGAN train.py `TrainingSchedule`, StyleGAN
+training_loop.py `training_schedule`) pick per-level settings, re-evaluated every `minibatch_repeats`
+minibatches: the level's resolution is 2 ** (log2(resolution) - floor(lod)) (the level being faded in
+counts), its minibatch and learning rates come from resolution-keyed tables with the run's values as
+fallback, and both Adam optimizers are reset whenever floor(lod) or ceil(lod) changes (a fade starts or
+ends). `level_settings` computes them; the loop applies them.
 """
 
 from __future__ import annotations
@@ -66,6 +70,65 @@ def make_schedule(progressive: dict[str, Any] | None, resolution: int, total_kim
         return sched
     scale = total_kimg / sched.schedule_kimg
     return LodSchedule(levels, train * scale, fade * scale)
+
+
+def level_resolution(resolution: int, lod: float) -> int:
+    """The resolution TF's schedule assigns to `lod`: the finest level shown, including one being faded in."""
+    return int(2 ** (int(round(math.log2(resolution))) - int(math.floor(lod))))
+
+
+def level_changed(lod: float, prev_lod: float | None) -> bool:
+    """TF's reset test: a new level starts fading in (ceil changes) or finishes (floor changes)."""
+    return prev_lod is None or (math.floor(lod) != math.floor(prev_lod) or math.ceil(lod) != math.ceil(prev_lod))
+
+
+@dataclass(frozen=True)
+class LevelSettings:
+    """What one schedule evaluation fixes for the next `minibatch_repeats` minibatches."""
+
+    lod: float
+    resolution: int
+    batch: int
+    lr_g: float
+    lr_d: float
+
+
+def per_level_table(table: dict[Any, Any] | None, what: str, kind: type) -> dict[int, Any]:
+    """A resolution-keyed table ({4: 128, 8: 128, ...}) with int keys, checked; {} for None."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{what} must be a dict of resolution -> value such as {{4: 128, 8: 64}}, got {table!r}")
+    out: dict[int, Any] = {}
+    for key, value in table.items():
+        try:
+            res = int(key)
+        except (TypeError, ValueError):
+            res = -1
+        if res < 4 or res & (res - 1) or (isinstance(key, float) and key != res):
+            raise ConfigError(f"{what}: key {key!r} is not a resolution (a power of two from 4)")
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or (
+            kind is int and value != int(value))
+        if bad or not math.isfinite(float(value)):
+            raise ConfigError(f"{what}[{res}] = {value!r}: must be a positive {'integer' if kind is int else 'number'}")
+        out[res] = kind(value)
+    return out
+
+
+def level_settings(schedule: LodSchedule, resolution: int, kimg: float, batch: int, lr_g: float, lr_d: float,
+                   batch_table: dict[int, int], lr_table: dict[int, float], world: int = 1) -> LevelSettings:
+    """TF's schedule at `kimg`: the lod, its level's resolution, minibatch (a multiple of `world`) and lrs.
+
+    `batch`, `lr_g` and `lr_d` are the fallbacks (TF's minibatch_base, G_lrate_base, D_lrate_base); the
+    published configs use one lr table for G and D (D_lrate_dict = G_lrate_dict)."""
+    lod = schedule.lod(kimg)
+    res = level_resolution(resolution, lod)
+    mb = int(batch_table.get(res, batch))
+    mb -= mb % world
+    if mb < world:
+        raise ConfigError(f"batch_schedule gives {batch_table.get(res, batch)} images at {res}px, fewer than the "
+                          f"{world} processes")
+    return LevelSettings(lod, res, mb, float(lr_table.get(res, lr_g)), float(lr_table.get(res, lr_d)))
 
 
 def set_lod(modules: Iterable[nn.Module], lod: float) -> None:
