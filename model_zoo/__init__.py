@@ -64,6 +64,13 @@ def build(name: str, resolution: int, batch: int | None = None, **overrides: Any
     return spec
 
 
+def default_batch(name: str, resolution: int, preset: str | None = None) -> int:
+    """The minibatch size the family's preset (or its defaults) publishes, e.g. 32 for stylegan2."""
+    with torch.device("meta"):     # options only: no weights are allocated
+        spec = build(name, resolution, **({"preset": preset} if preset is not None else {}))
+    return int(spec.train["batch"])
+
+
 def open_network_file(path: str | os.PathLike) -> "NetworkFile":
     """Read a network file of any supported format (ganbench checkpoint, NVlabs or TF-era pickle) as data."""
     from model_zoo.formats import open_file

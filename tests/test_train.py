@@ -429,3 +429,20 @@ def test_resume_with_a_state_dict_mismatch_names_the_keys(toy: str, tmp_path: Pa
     with pytest.raises(CheckpointError, match=rf"{path.name}: G .*{dropped}.*surplus\.weight"):
         run_training(toy, "shapes:16", 8, kimg=0.032, batch=16, seed=0, out=tmp_path, snapshot_kimg=0.016,
                      device="cpu")
+
+
+def test_batch_defaults_to_the_presets_published_batch(tmp_path: Path) -> None:
+    """Without --batch a run takes its preset's batch (it used to be a fixed 16 that overrode every preset)."""
+    # stylegan2-ada-pytorch cfg_specs 'auto', 1 GPU: mb = max(min(min(4096 // res, 32), 64), 1)
+    assert model_zoo.default_batch("stylegan2-ada", 64, "auto") == 32
+    assert model_zoo.default_batch("stylegan2-ada", 256, "auto") == 16
+    assert model_zoo.default_batch("stylegan2", 64) == 32          # NVIDIA's README examples, --batch=32
+    tiny = model_zoo.default_batch("stylegan2", 16, "tiny")
+    trainer = Trainer(TrainOptions(model="stylegan2", data="shapes:32", resolution=16, kimg=0.016, batch=None,
+                                   seed=0, out=tmp_path / "t", preset="tiny", device="cpu", quiet=True))
+    assert trainer.opts.batch == tiny and trainer.batch_now == tiny
+    result = CliRunner().invoke(app, ["train", "--model", "stylegan2", "--preset", "tiny", "--data", "shapes:32",
+                                      "--resolution", "16", "--kimg", "0.016", "--out", str(tmp_path / "cli"),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"batch {tiny} " in result.output.splitlines()[0]

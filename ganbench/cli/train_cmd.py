@@ -42,7 +42,9 @@ def train(
     resolution: int = typer.Option(32, "--resolution", "-r", help="Image resolution (power of two)."),
     kimg: float = typer.Option(10.0, "--kimg", help="Length of the run in thousands of real images shown to D; "
                                "a run shorter than a progressive family's growing schedule compresses it."),
-    batch: int = typer.Option(16, "--batch", help="Total minibatch size (split across torchrun processes)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Total minibatch size (split across torchrun "
+                                        "processes). Default: the preset's, else the family's (`ganbench zoo "
+                                        "info`), e.g. 32 for stylegan2 as NVIDIA's examples, 8 for `tiny`."),
     seed: int = typer.Option(0, "--seed", help="Random seed (weights, data order, latents)."),
     out: Path = typer.Option(..., "--out", help="Run folder for snapshots, image grids and stats.jsonl."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Network preset, e.g. `tiny` for CPU runs, or an "

@@ -21,7 +21,7 @@ def _as_float(x: Any) -> Any:
     return float(x) if isinstance(x, numbers.Real) and not isinstance(x, bool) else x
 
 
-def run_training(model: str, data: str, resolution: int, kimg: float, batch: int, seed: int, out: Path,
+def run_training(model: str, data: str, resolution: int, kimg: float, batch: int | None, seed: int, out: Path,
                  preset: str | None = None, snapshot_kimg: float = 4.0, resume: bool = True,
                  **overrides: Any) -> Path:
     """Train `model` on `data` for `kimg` thousand images into `out` (resuming its newest snapshot).

@@ -16,6 +16,7 @@ seed each rank differently; only rank 0 prints and writes (output.py: tick lines
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import random
 import resource
@@ -67,7 +68,7 @@ class TrainOptions:
     data: str
     resolution: int
     kimg: float
-    batch: int
+    batch: int | None                        # None: the preset's (or family's) published batch
     seed: int
     out: Path
     preset: str | None = None
@@ -325,6 +326,8 @@ class Trainer:
         import model_zoo
 
         check_run_options(opts)
+        if opts.batch is None:
+            opts = dataclasses.replace(opts, batch=model_zoo.default_batch(opts.model, opts.resolution, opts.preset))
         self.opts = opts
         self.out = Path(opts.out)
         dev = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -58,7 +58,7 @@ def check_run_options(opts: Any) -> None:
     check_kimg("tick_kimg", opts.tick_kimg, optional=True)
     check_kimg("stop_kimg", opts.stop_kimg, optional=True)
     check_seed(opts.seed)
-    if not isinstance(opts.batch, int) or isinstance(opts.batch, bool) or opts.batch < 1:
+    if opts.batch is not None and (not isinstance(opts.batch, int) or isinstance(opts.batch, bool) or opts.batch < 1):
         raise ConfigError(f"--batch {_show(opts.batch)}: must be a positive integer")
     if not isinstance(opts.resolution, int) or isinstance(opts.resolution, bool):
         raise ConfigError(f"--resolution {_show(opts.resolution)}: must be an integer power of two")
