@@ -70,6 +70,7 @@ def test_per_level_tables_are_checked(table, match) -> None:
 
 
 def _trainer(tmp_path: Path, **train) -> Trainer:
+    train = {"lr_g": 0.001, "lr_d": 0.001, "progressive": {"start_res": 4, "kimg_per_phase": 600}, **train}
     return Trainer(TrainOptions(model="progan", data="shapes:64", resolution=16, kimg=0.4, batch=4, seed=0,
                                 out=tmp_path, preset="tiny", device="cpu", quiet=True, train=train))
 
