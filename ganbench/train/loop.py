@@ -37,8 +37,8 @@ from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
 from ganbench.train.options import check_run_options, check_train_settings, settings_mismatch
 from ganbench.train.output import RunOutput, format_time, memory_gb, summary_writer
-from ganbench.train.progressive import (LevelSettings, LodSchedule, has_lod, level_changed, level_settings,
-                                        make_schedule, per_level_table, process_reals, set_lod)
+from ganbench.train.progressive import (LodSchedule, has_lod, level_changed, level_settings, make_schedule,
+                                        per_level_table, process_reals, set_lod)
 from ganbench.train.transfer import TransferSetup
 
 # Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
@@ -426,12 +426,14 @@ class Trainer:
         if (self.batch_table or self.lr_table) and self.schedule is None:
             raise ConfigError(f"batch_schedule / lr_schedule are per-level tables of progressive growing; "
                               f"{opts.model} does not grow")
+        small = {r: b for r, b in self.batch_table.items() if b < self.dist.world}
+        if small:
+            raise ConfigError(f"batch_schedule {small}: fewer images than the {self.dist.world} processes")
         if tc["ema_kimg"] is None and tc["ema_step_beta"] is None:
             raise ConfigError("ema_kimg=None needs ema_step_beta (a fixed G_ema decay per minibatch)")
         self.sched_repeats = int(tc["sched_repeats"])
         self.sched_nimg = 0                      # cur_nimg when the level settings in force were evaluated
         self.prev_lod: float | None = None       # the lod of the previous evaluation (TF's prev_lod; Adam reset)
-        self.level: LevelSettings | None = None
         self.batch_now = opts.batch
 
         self.stream = DataStream(self.dataset, self.batch_gpu, opts.seed, self.dist.rank, self.dist.world)
@@ -544,7 +546,7 @@ class Trainer:
             for opt in self.optimizers.values():
                 opt.state.clear()             # TF's reset_optimizer_state: moments and step count start over
         self.prev_lod = lv.lod
-        self.level, self.lod = lv, lv.lod
+        self.lod = lv.lod
         set_lod([self.G, self.D, self.G_ema], self.lod)
         intervals = self.loss.reg_intervals()
         for name, lr in (("G", lv.lr_g), ("D", lv.lr_d)):
@@ -583,10 +585,9 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         """Train on one minibatch (all due phases), update EMA and ADA; returns the phases' stats."""
-        if self.schedule is not None and (self.batch_idx % self.sched_repeats == 0 or self.level is None):
-            if self.batch_idx % self.sched_repeats == 0:
-                self.sched_nimg = self.cur_nimg
-            self._apply_level(reset=self.batch_idx % self.sched_repeats == 0)
+        if self.schedule is not None and self.batch_idx % self.sched_repeats == 0:   # a new group of minibatches
+            self.sched_nimg = self.cur_nimg
+            self._apply_level(reset=True)
         self.loss.set_progress(self.cur_nimg)
         images, labels = self.stream.next()
         real = images.to(self.device).to(torch.float32) / 127.5 - 1

@@ -142,15 +142,11 @@ def _dict_or_none(v: Any) -> str | None:
     return None if v is None or isinstance(v, dict) else "must be a dict such as {'start_res': 4} or None"
 
 
-def _level_table(kind: type, key: str) -> Callable[[Any], str | None]:
+def _level_table(kind: type) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
-        from ganbench.train.progressive import per_level_table
+        from ganbench.train.progressive import table_problem
 
-        try:
-            per_level_table(v, key, kind)
-        except ConfigError as exc:
-            return str(exc).removeprefix(f"{key}").lstrip(": ") or "is not a per-level table"
-        return None
+        return table_problem(v, kind)
 
     return check
 
@@ -188,7 +184,7 @@ TRAIN_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "ada_interval": _integer(1), "ada_kimg": _number(0, lo_open=True), "augment_p": _number(0, 1),
     "progressive": _dict_or_none, "blur_sigma": _number(0), "blur_fade_kimg": _number(0),
     "gp_lambda": _number(0), "drift": _number(0),
-    "batch_schedule": _level_table(int, "batch_schedule"), "lr_schedule": _level_table(float, "lr_schedule"),
+    "batch_schedule": _level_table(int), "lr_schedule": _level_table(float),
     "sched_repeats": _integer(1), "reset_adam_per_level": _one_of(True, False),
     "step_order": _one_of("g_first", "d_first"), "ema_step_beta": _number(0, 1, hi_open=True, optional=True),
 }

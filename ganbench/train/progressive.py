@@ -93,26 +93,32 @@ class LevelSettings:
     lr_d: float
 
 
-def per_level_table(table: dict[Any, Any] | None, what: str, kind: type) -> dict[int, Any]:
-    """A resolution-keyed table ({4: 128, 8: 128, ...}) with int keys, checked; {} for None."""
+def table_problem(table: Any, kind: type) -> str | None:
+    """What is wrong with a resolution-keyed table ({4: 128, 8: 128, ...}) of `kind` values; None when fine."""
     if table is None:
-        return {}
+        return None
     if not isinstance(table, dict):
-        raise ConfigError(f"{what} must be a dict of resolution -> value such as {{4: 128, 8: 64}}, got {table!r}")
-    out: dict[int, Any] = {}
+        return f"must be a dict of resolution -> value such as {{4: 128, 8: 64}}, got {table!r}"
     for key, value in table.items():
         try:
             res = int(key)
         except (TypeError, ValueError):
             res = -1
         if res < 4 or res & (res - 1) or (isinstance(key, float) and key != res):
-            raise ConfigError(f"{what}: key {key!r} is not a resolution (a power of two from 4)")
+            return f"key {key!r} is not a resolution (a power of two from 4)"
         bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or (
             kind is int and value != int(value))
         if bad or not math.isfinite(float(value)):
-            raise ConfigError(f"{what}[{res}] = {value!r}: must be a positive {'integer' if kind is int else 'number'}")
-        out[res] = kind(value)
-    return out
+            return f"value {value!r} at {res}px must be a positive {'integer' if kind is int else 'number'}"
+    return None
+
+
+def per_level_table(table: dict[Any, Any] | None, what: str, kind: type) -> dict[int, Any]:
+    """The table with int keys and `kind` values ({} for None); ConfigError naming `what` when it is bad."""
+    problem = table_problem(table, kind)
+    if problem:
+        raise ConfigError(f"{what}: {problem}")
+    return {int(k): kind(v) for k, v in (table or {}).items()}
 
 
 def level_settings(schedule: LodSchedule, resolution: int, kimg: float, batch: int, lr_g: float, lr_d: float,
@@ -124,10 +130,7 @@ def level_settings(schedule: LodSchedule, resolution: int, kimg: float, batch: i
     lod = schedule.lod(kimg)
     res = level_resolution(resolution, lod)
     mb = int(batch_table.get(res, batch))
-    mb -= mb % world
-    if mb < world:
-        raise ConfigError(f"batch_schedule gives {batch_table.get(res, batch)} images at {res}px, fewer than the "
-                          f"{world} processes")
+    mb -= mb % world          # the loop checks at start that every entry is at least `world`
     return LevelSettings(lod, res, mb, float(lr_table.get(res, lr_g)), float(lr_table.get(res, lr_d)))
 
 
