@@ -102,7 +102,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import write_csv  # noqa: E402
 
 FAMILIES = ["progan", "stylegan", "stylegan2", "stylegan3-t", "stylegan3-r"]
-# The fixed budget per family: about 10 minutes of training on one core of the 2-core box (batch 16, 32x32).
+# The fixed budget per family: about 7-10 minutes of training and eval on one core of the 2-core box (each tiny
+# preset at its own batch, 32x32; see the table above).
 FAMILY_KIMG = {"progan": 12.0, "stylegan": 12.0, "stylegan2": 20.0, "stylegan3-t": 12.0, "stylegan3-r": 12.0}
 FIELDS = ["mode", "model", "kimg", "fid", "precision", "recall", "d_real", "d_fake", "logit_gap", "ada_rt",
           "augment_p", "wall_s"]
