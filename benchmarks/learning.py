@@ -166,9 +166,7 @@ def run_family(mode: str, model: str, args: argparse.Namespace, data: str, **ext
                         snapshot_kimg=snap, tick_kimg=snap / 2, quiet=True, device="cpu", resume=False, train=train,
                         **loop)
     t0 = time.time()
-    trainer = Trainer(opts)
-    trainer.snapshot(0)     # NVIDIA's loop also writes a snapshot of the initial networks (kimg 0)
-    run = trainer.run()
+    run = Trainer(opts).run()     # its first snapshot holds the initial networks (kimg 0), as NVIDIA's loop
     wall = time.time() - t0
     stats = tick_stats(run)
     metrics = evaluate_run(run, args.n_eval, "shapes")

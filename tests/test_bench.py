@@ -156,7 +156,7 @@ def test_tiny_suite_end_to_end(tmp_path, monkeypatch):
     assert runs == ["toy-gan-s0", "toy-gan-s1"]
     assert (out / "runs" / "tiny" / "toy-gan-s0" / "network-snapshot-000002.pt").is_file()
     table = read_results(out / "results-tiny.csv")
-    assert set(table["metric"]) == {"fid", "toy_score"} and len(table) == 2 * 2 * 2   # runs x snapshots x keys
+    assert set(table["metric"]) == {"fid", "toy_score"} and len(table) == 2 * 3 * 2   # runs x snapshots (kimg 0, 1, 2) x keys
     assert (out / "leaderboard.html").is_file() and (out / "leaderboard.csv").is_file()
     assert (tmp_path / "base.csv").is_file()                                            # relative to the TOML
 
@@ -165,7 +165,7 @@ def test_tiny_suite_end_to_end(tmp_path, monkeypatch):
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
     assert r.exit_code == 0 and "check passed" in r.output, r.output
     assert (out / "runs" / "tiny" / "toy-gan-s0" / "network-snapshot-000002.pt").stat().st_mtime == mtime
-    assert len(read_results(out / "results-tiny.csv")) == 8
+    assert len(read_results(out / "results-tiny.csv")) == 12
 
     # a baseline with a much better FID makes the same results a regression: exit 1 with a table
     base = pd.read_csv(tmp_path / "base.csv", dtype=str, keep_default_na=False)
@@ -220,7 +220,7 @@ def test_bench_skip_unknown_ignores_a_license_file_in_the_dataset_folder(tmp_pat
     assert r.exit_code == 2 and "LICENSE.txt" in r.output, r.output
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out"), "--skip-unknown"])
     assert r.exit_code == 0, r.output
-    assert len(read_results(tmp_path / "out" / "results-tiny.csv")) == 2
+    assert len(read_results(tmp_path / "out" / "results-tiny.csv")) == 4     # snapshots kimg 0 and 1 x keys
     toml.write_text(toml.read_text().replace("[suites.tiny]\n", "[suites.tiny]\nskip_unknown = true\n"))
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0 and "check passed" in r.output, r.output

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import model_zoo
 from _toy_family import build_toy
-from ganbench.checkpoint import load_checkpoint
+from ganbench.checkpoint import load_checkpoint, snapshot_kimg
 from ganbench.cli import app
 from ganbench.data import ShapesDataset
 from ganbench.errors import CheckpointError, ConfigError
@@ -52,9 +52,11 @@ def test_cli_help() -> None:
 
 
 def test_tiny_cli_run_writes_snapshot_grid_and_stats(tiny_cli_run: Path) -> None:
-    # snapshots every 0.032 kimg keep their own files (a whole-kimg name would overwrite the first one)
+    # snapshots every 0.032 kimg keep their own files (a whole-kimg name would overwrite the first one), after
+    # the initial networks as kimg 0 (NVlabs' network-snapshot-000000)
     assert sorted(p.name for p in tiny_cli_run.glob("network-snapshot-*")) == [
-        "network-snapshot-000000.032.pt", "network-snapshot-000000.064.pt"]
+        "network-snapshot-000000.032.pt", "network-snapshot-000000.064.pt", "network-snapshot-000000.pt"]
+    assert load_checkpoint(tiny_cli_run / "network-snapshot-000000.pt").state["cur_nimg"] == 0
     assert load_checkpoint(tiny_cli_run / "network-snapshot-000000.032.pt").state["cur_nimg"] == 32
     ckpt = load_checkpoint(latest_snapshot(tiny_cli_run))
     assert ckpt.state["cur_nimg"] == 64 and ckpt.metadata["arch"] == "stylegan2"
@@ -89,10 +91,10 @@ def _resume_matches(model: str, data: str, resolution: int, tmp_path: Path, stop
     full = run_training(model, data, resolution, out=tmp_path / "full", **kw)
     part = tmp_path / "part"
     run_training(model, data, resolution, out=part, stop_kimg=stop, **kw)
-    assert load_checkpoint(sorted(part.glob("network-snapshot-*.pt"))[-1]).state["cur_nimg"] == int(stop * 1000)
+    assert load_checkpoint(latest_snapshot(part)).state["cur_nimg"] == int(stop * 1000)
     run_training(model, data, resolution, out=part, **kw)    # resumes by default
-    a = load_checkpoint(sorted(full.glob("network-snapshot-*.pt"))[-1]).state
-    b = load_checkpoint(sorted(part.glob("network-snapshot-*.pt"))[-1]).state
+    a = load_checkpoint(latest_snapshot(full)).state
+    b = load_checkpoint(latest_snapshot(part)).state
     assert a["cur_nimg"] == b["cur_nimg"] == int(round(kw["kimg"] * 1000))
     for net in ("G", "D", "G_ema"):
         assert _weights_equal(a[net], b[net]), f"{net} differs after resume"
@@ -171,12 +173,12 @@ def test_snapshots_are_named_after_the_boundary_they_cross(toy: str, tmp_path: P
     # batch 16 never lands on a multiple of 20 images: steps end at 32, 48, 64 and are named 20, 40 and
     # (the run's length) 50, as NVlabs names a snapshot by the kimg it stands for
     run_training(toy, "shapes:16", 8, kimg=0.05, batch=16, seed=0, out=tmp_path, snapshot_kimg=0.02, device="cpu")
-    names = sorted(p.name for p in tmp_path.glob("network-snapshot-*.pt"))
-    assert names == ["network-snapshot-000000.020.pt", "network-snapshot-000000.040.pt",
-                     "network-snapshot-000000.050.pt"]
-    assert [load_checkpoint(tmp_path / n).state["cur_nimg"] for n in names] == [32, 48, 64]
-    assert sorted(p.name for p in tmp_path.glob("fakes0*.png")) == [n.replace("network-snapshot-", "fakes")
-                                                                   .replace(".pt", ".png") for n in names]
+    names = sorted((p.name for p in tmp_path.glob("network-snapshot-*.pt")), key=snapshot_kimg)
+    assert names == ["network-snapshot-000000.pt", "network-snapshot-000000.020.pt",
+                     "network-snapshot-000000.040.pt", "network-snapshot-000000.050.pt"]
+    assert [load_checkpoint(tmp_path / n).state["cur_nimg"] for n in names] == [0, 32, 48, 64]
+    assert {p.name for p in tmp_path.glob("fakes0*.png")} == {n.replace("network-snapshot-", "fakes")
+                                                             .replace(".pt", ".png") for n in names}
 
 
 def test_augment_flags_select_pipeline(toy: str, tmp_path: Path) -> None:
@@ -383,6 +385,31 @@ def test_issue15_19_failed_train_creates_no_files(toy: str, tmp_path: Path) -> N
     assert _files(out) == before
 
 
+def test_initial_snapshot_holds_the_untrained_networks_and_resumes_exactly(toy: str, tmp_path: Path) -> None:
+    # NVlabs writes network-snapshot-000000 first, so a run's metrics start where it started
+    kw = dict(kimg=0.048, batch=8, seed=3, snapshot_kimg=0.016, device="cpu", quiet=True)
+    fresh = Trainer(TrainOptions(model=toy, data="shapes:16", resolution=8, out=tmp_path / "unused", **kw))
+    full = run_training(toy, "shapes:16", 8, out=tmp_path / "full", **kw)
+    init = load_checkpoint(full / "network-snapshot-000000.pt").state
+    assert init["cur_nimg"] == 0 and init["batch_idx"] == 0
+    for net in ("G", "D", "G_ema"):
+        assert _weights_equal(init[net], getattr(fresh, net).state_dict())
+    assert (full / "fakes000000.png").is_file()
+    # a run interrupted before its first regular snapshot resumes from kimg 0 and ends bit-equal
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in ("network-snapshot-000000.pt", "reals.png", "fakes_init.png", "fakes000000.png"):
+        (part / name).write_bytes((full / name).read_bytes())
+    run_training(toy, "shapes:16", 8, out=part, **kw)
+    a, b = (load_checkpoint(latest_snapshot(d)).state for d in (full, part))
+    assert a["cur_nimg"] == b["cur_nimg"] == 48
+    for net in ("G", "D", "G_ema"):
+        assert _weights_equal(a[net], b[net]), f"{net} differs after resuming from kimg 0"
+    # --no-initial-snapshot: only the trained snapshots
+    off = run_training(toy, "shapes:16", 8, out=tmp_path / "off", initial_snapshot=False, **kw)
+    assert sorted(snapshot_kimg(p.name) for p in off.glob("network-snapshot-*.pt")) == [0.016, 0.032, 0.048]
+
+
 def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # a fresh run must not leave the old run's later snapshots beside its own: resume and eval would mix them
     base = dict(seed=0, snapshot_kimg=0.008, device="cpu")
@@ -393,7 +420,8 @@ def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys
     (tmp_path / "notes.txt").write_text("mine")
     old = _files(tmp_path)
     run_training(toy, "shapes:8", 8, kimg=0.008, batch=8, out=tmp_path, resume=False, **base)
-    assert sorted(p.name for p in tmp_path.glob("network-snapshot-*")) == ["network-snapshot-000000.008.pt"]
+    assert sorted(p.name for p in tmp_path.glob("network-snapshot-*")) == ["network-snapshot-000000.008.pt",
+                                                                           "network-snapshot-000000.pt"]
     assert load_checkpoint(tmp_path / "network-snapshot-000000.008.pt").metadata["train"]["batch"] == 8
     (moved,) = tmp_path.glob("replaced-*")
     assert _files(moved) == {k: v for k, v in old.items() if k != "notes.txt"}

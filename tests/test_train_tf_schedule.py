@@ -14,6 +14,7 @@ import torch
 from ganbench.checkpoint import load_checkpoint
 from ganbench.errors import ConfigError
 from ganbench.train import Trainer, TrainOptions, run_training
+from ganbench.train.loop import latest_snapshot
 from ganbench.train.progressive import (LodSchedule, level_changed, level_resolution, level_settings,
                                         per_level_table)
 
@@ -145,11 +146,11 @@ def test_resume_inside_a_group_of_minibatches_is_exact(tmp_path: Path) -> None:
     full = run_training("progan", "shapes:64", 16, out=tmp_path / "full", **kw)
     part = tmp_path / "part"
     run_training("progan", "shapes:64", 16, out=part, stop_kimg=0.1, **kw)
-    stopped = load_checkpoint(sorted(part.glob("network-snapshot-*.pt"))[-1]).state
+    stopped = load_checkpoint(latest_snapshot(part)).state
     assert stopped["batch_idx"] % 4 != 0, "the test needs a snapshot inside a group"
     run_training("progan", "shapes:64", 16, out=part, **kw)
-    a = load_checkpoint(sorted(full.glob("network-snapshot-*.pt"))[-1]).state
-    b = load_checkpoint(sorted(part.glob("network-snapshot-*.pt"))[-1]).state
+    a = load_checkpoint(latest_snapshot(full)).state
+    b = load_checkpoint(latest_snapshot(part)).state
     assert a["cur_nimg"] == b["cur_nimg"]
     for net in ("G", "D", "G_ema"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net

@@ -50,6 +50,9 @@ def train(
     preset: Optional[str] = typer.Option(None, "--preset", help="Network preset, e.g. `tiny` for CPU runs, or an "
                                                                  "ADA preset (auto, stylegan2, paper256, cifar...)."),
     snapshot_kimg: float = typer.Option(4.0, "--snapshot-kimg", help="Checkpoint + image grid every K kimg."),
+    initial_snapshot: bool = typer.Option(True, "--initial-snapshot/--no-initial-snapshot",
+                                          help="Write the initial networks as kimg 0 before training, as NVlabs' "
+                                               "network-snapshot-000000 (so eval scores where the run started)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the newest snapshot in --out."),
     cond: bool = typer.Option(False, "--cond", help="Class-conditional training on the dataset's labels."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
@@ -83,5 +86,5 @@ def train(
     aug: bool | str | None = augpipe if (augpipe and augment is not False) else augment
     run_training(model, data, resolution, kimg, batch, seed, out, preset=preset, snapshot_kimg=snapshot_kimg,
                  resume=resume, cond=cond, augment=aug, device=device, progress=progress, quiet=quiet,
-                 resume_from=resume_from, freeze_d=freeze_d,
+                 resume_from=resume_from, freeze_d=freeze_d, initial_snapshot=initial_snapshot,
                  mirror=mirror, crop=crop, resize=resize, skip_unknown=skip_unknown, **parse_overrides(overrides))

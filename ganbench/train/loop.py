@@ -73,6 +73,7 @@ class TrainOptions:
     out: Path
     preset: str | None = None
     snapshot_kimg: float = 4.0
+    initial_snapshot: bool = True            # a new run first writes its initial networks as kimg 0, as NVlabs' loop
     resume: bool = True
     cond: bool = False
     augment: bool | str | None = None       # None: family default; True: family pipe or bgc; str: pipe name
@@ -733,8 +734,12 @@ class Trainer:
             maintenance = 0.0
             acc: dict[str, list[float]] = {}
             extra = ("lod", "batch") if self.progressive else ()
-            out.start_progress(opts.model, self.total_nimg / 1000, self.cur_nimg / 1000)
             last_snapshot: Path | None = None
+            if opts.initial_snapshot and self.cur_nimg == 0 and self.resumed_from is None:
+                # NVlabs writes network-snapshot-000000 at its first tick, so a run's metrics start from the
+                # initial networks; here it is exactly the state before the first step (resumable as such).
+                last_snapshot = self.snapshot(0)
+            out.start_progress(opts.model, self.total_nimg / 1000, self.cur_nimg / 1000)
             while self.cur_nimg < self.total_nimg:
                 for k, v in self.step().items():
                     a = acc.setdefault(k, [0.0, 0])
