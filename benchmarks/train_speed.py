@@ -52,7 +52,7 @@ from pathlib import Path
 
 from _table import write_csv
 
-FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "status", "sec_per_kimg", "step_s", "step_cpu_s",
+FIELDS = ["model", "resolution", "batch", "preset", "device", "threads", "heap", "status", "sec_per_kimg", "step_s", "step_cpu_s",
           "all_phases_s", "all_phases_cpu_s", "first_step_s", "peak_rss_mb", "cuda_max_alloc_mb", "g_params",
           "d_params", "phases"]
 
@@ -108,21 +108,24 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(row), flush=True)
 
 
-def run_config(model: str, res: int, args: argparse.Namespace) -> dict:
-    """Run `child` for one config in a fresh interpreter; a crash or memory failure becomes a status."""
+def run_config(model: str, res: int, args: argparse.Namespace, heap: str = "trim") -> dict:
+    """Run `child` for one config in a fresh interpreter; a crash or memory failure becomes a status.
+
+    heap: `trim` (the trainer's default: free heap pages returned between phases once 256 MB sit free,
+    ganbench.heap) or `keep` (GANBENCH_TRIM_HEAP=0, glibc as is)."""
     cmd = [sys.executable, __file__, "--child", "--model", model, "--resolution", str(res), "--batch",
            str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads), "--mem-limit-gb",
            str(args.mem_limit_gb), "--device", args.device] + (["--preset", args.preset] if args.preset else [])
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "GANBENCH_TRIM_HEAP": "0" if heap == "keep" else "1"}
     base = {"model": model, "resolution": res, "batch": args.batch, "preset": args.preset or "",
-            "device": args.device, "threads": args.threads}
+            "device": args.device, "threads": args.threads, "heap": heap}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         return {**base, "status": f"timeout>{args.timeout}s"}
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return {**json.loads(line[len("RESULT "):]), "heap": heap}
     err = proc.stderr.strip().splitlines()
     memory = proc.returncode in (-9, 137) or any(("MemoryError" in e or "out of memory" in e.lower()
                                                   or "std::bad_alloc" in e or "Cannot allocate" in e) for e in err)
@@ -145,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mem-limit-gb", type=float, default=12.0, help="address-space cap per config (0 = none)")
     ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--heap", default="trim", choices=["trim", "keep", "both"],
+                    help="heap trimming between phases (ganbench.heap): the default trim, keep (off), or both")
     ap.add_argument("--csv", default="reports/train_speed.csv")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="", help=argparse.SUPPRESS)
@@ -161,14 +166,15 @@ def main(argv: list[str] | None = None) -> None:
     configs = [(m, r) for r in resolutions for m in models]
     configs.sort(key=lambda mr: (mr == ("stylegan3-r", max(resolutions)), mr[1]))   # heaviest last
     rows = []
-    header = (f"{'model':14} {'res':>4} {'status':10} {'s/kimg':>8} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} "
+    heaps = ["trim", "keep"] if args.heap == "both" else [args.heap]
+    header = (f"{'model':14} {'res':>4} {'heap':5} {'status':10} {'s/kimg':>8} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} "
               f"{'rss_MB':>8}")
     print(header)
     print("-" * len(header))
-    for model, res in configs:
-        row = run_config(model, res, args)
+    for model, res, heap in [(m, r, h) for m, r in configs for h in heaps]:
+        row = run_config(model, res, args, heap)
         rows.append(row)
-        print(f"{model:14} {res:>4} {row['status'][:10]:10} {fmt(row.get('sec_per_kimg', ''), 0):>8} "
+        print(f"{model:14} {res:>4} {heap:5} {row['status'][:10]:10} {fmt(row.get('sec_per_kimg', ''), 0):>8} "
               f"{fmt(row.get('step_s', '')):>8} "
               f"{fmt(row.get('step_cpu_s', '')):>8} {fmt(row.get('all_phases_s', '')):>9} "
               f"{fmt(row.get('peak_rss_mb', ''), 0):>8}", flush=True)
