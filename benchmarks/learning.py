@@ -27,7 +27,7 @@ recall; gap = D(real) - D(fake) logits, r_t = ADA's overfitting statistic (Style
     progan        2.4   31.70  0.342  0.000   5.53          0
     progan        7.2   18.43  0.514  0.052   5.92          0
     progan       12.0    9.70  0.574  0.362   6.04          0      446 s   ratio 0.17 (vs 2.4 kimg 0.31)  PASS
-    stylegan      0.0   37.88  0.009  0.010                                  (re-measured 06:00, 2-kimg EMA, 2 threads)
+    stylegan      0.0   37.88  0.009  0.010                                  (re-measured, 2-kimg EMA, 2 threads)
     stylegan      2.4   14.01  0.147  0.290   5.06          0
     stylegan      4.8   15.41  0.140  0.079   4.85          0
     stylegan      7.2   14.31  0.647  0.121   1.90          0
@@ -48,7 +48,7 @@ recall; gap = D(real) - D(fake) logits, r_t = ADA's overfitting statistic (Style
 (every snapshot is in reports/learning/learning.csv; the plot is reports/learning/learning_fid.png.) Every
 family meets the requirement against its kimg-0 snapshot, the first snapshot `ganbench train` writes (as NVIDIA's
 loop). Against the first trained snapshot StyleGAN2's FID fell by 0.72x, not 0.5x: at 2.4-4 kimg the networks
-already draw low-resolution blobs that shapes-net scores at 12-15. StyleGAN's row was re-measured (04:00-06:06
+already draw low-resolution blobs that shapes-net scores at 12-15. StyleGAN's row was re-measured (05:58-06:06
 the same day, `--models stylegan --jobs 1`) after its tiny G_ema went from 0.05 x the images seen to 2 kimg
 (ramp-up 0.2): before, its snapshots went 12.0, 20.4, 19.0, 10.6, 14.2 (best at 9.6 kimg, recall 0.26 at the
 end).
