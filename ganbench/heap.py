@@ -4,7 +4,7 @@ glibc keeps memory freed in the middle of its heap mapped, and its mmap threshol
 block freed, so after a few steps most tensors of a large CPU model come from a heap that fragments: a
 StyleGAN3-R 64 px step at batch 4 peaked at 5.4 GB RSS for about 4.5 GB of live tensors (benchmarks/
 train_speed.py). `malloc_trim(0)` returns every free page, but the next phase then faults those pages in
-again, which costs ~20 % on a tiny model's 50 ms steps; so the trim runs only when the heap holds at least
+again, which cost 15-20 % on a tiny model's 50 ms steps; so the trim runs only when the heap holds at least
 `min_free` bytes of free memory, which only large models reach. Elsewhere (macOS, musl) nothing happens,
 and GANBENCH_TRIM_HEAP=0 turns it off (benchmarks/train_speed.py --heap both measures the two side by side).
 """
