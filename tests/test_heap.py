@@ -12,6 +12,7 @@ import model_zoo
 from _toy_family import build_toy
 from ganbench import heap
 from ganbench.train import run_training
+from ganbench.train.output import memory_gb
 
 pytestmark = pytest.mark.skipif(heap._glibc() is None, reason="malloc_trim / mallinfo2 need glibc 2.33+")
 
@@ -19,8 +20,7 @@ BLOCK = 96 * 1024          # under glibc's initial 128 kB mmap threshold: served
 
 
 def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2 ** 20
+    return memory_gb() * 1024
 
 
 @pytest.fixture
