@@ -109,3 +109,22 @@ def test_bad_parameters_are_config_errors():
                          ("pr", {"radius_dtype": "float8"})]:
         with pytest.raises(ConfigError):
             get_metric(name, **params)
+
+
+def test_pr_computes_each_distance_about_once(monkeypatch):
+    """Symmetric radius blocks and one shared gen x real pass: ~(Ng² + Nr²)/2 + Ng·Nr distances, not 4 N²."""
+    import ganbench.metrics.precision_recall as pr
+
+    rng = np.random.default_rng(5)
+    gen, real = rng.normal(size=(300, 6)).astype(np.float32), rng.normal(size=(260, 6)).astype(np.float32)
+    counted = []
+    cdist = torch.cdist
+    monkeypatch.setattr(pr.torch, "cdist", lambda a, b: counted.append(len(a) * len(b)) or cdist(a, b))
+    blocked = precision_recall(gen, real, k=3, row_batch_size=50)
+    block = 50
+    bound = (300**2 + 260**2) / 2 + 300 * 260 + block * (300 + 260) / 2  # + half of each diagonal block
+    four_passes = 300**2 + 260**2 + 2 * 300 * 260  # radii of each set over all rows, then each coverage
+    assert sum(counted) <= bound < 0.55 * four_passes
+    ref = prc_features_to_metric(torch.from_numpy(gen), torch.from_numpy(real), prc_neighborhood=3,
+                                 prc_batch_size=10000, save_cpu_ram=False, verbose=False)
+    assert blocked == pytest.approx((ref["precision"], ref["recall"]), abs=1e-9)

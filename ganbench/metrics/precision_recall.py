@@ -3,8 +3,13 @@
 Each real point gets a ball of radius = distance to its k-th nearest other real point (k=3);
 precision is the share of generated points inside at least one real ball, recall the share of real
 points inside at least one generated ball. Distances are float32 Euclidean from torch.cdist (as
-NVlabs and torch-fidelity compute them), in row blocks of `row_batch_size` so N=50k never materialises
-an N×N matrix; the radii stay float32 (NVlabs rounds them to float16).
+NVlabs and torch-fidelity compute them), in blocks of `row_batch_size` x `row_batch_size` so N=50k
+never materialises an N×N matrix; the radii stay float32 (NVlabs rounds them to float16).
+
+Work: each within-set distance matrix is symmetric, so only its blocks on and above the diagonal are
+computed, and precision and recall read the same gen x real blocks. That is about 2 N² distances where
+NVlabs and torch-fidelity compute 4 N² (two radius passes and two coverage passes), so N=50000 of 4096-d
+VGG16 features costs ~2 x 10^13 multiply-adds and peaks near 2.5 GB (benchmarks/metrics2_speed.py).
 """
 
 from __future__ import annotations
@@ -18,16 +23,46 @@ from ganbench.errors import ConfigError, GanbenchError
 from ganbench.metrics.base import METRICS, Metric, register_variant
 
 
+def _spans(n: int, block: int) -> list[tuple[int, int]]:
+    return [(start, min(n, start + block)) for start in range(0, n, block)]
+
+
+def _merge_smallest(best: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """The len(best[0]) smallest of each row of cat(best, dist), ascending."""
+    keep = best.shape[1]
+    part = dist.topk(min(keep, dist.shape[1]), dim=1, largest=False).values
+    return torch.cat([best, part], dim=1).topk(keep, dim=1, largest=False).values
+
+
 def _kth_radii(manifold: torch.Tensor, k: int, block: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Distance from every point to its k-th nearest other point (self at distance 0 is skipped)."""
-    radii = torch.cat([torch.cdist(rows, manifold).kthvalue(k + 1, dim=1).values for rows in manifold.split(block)])
-    return radii.to(dtype).to(torch.float32)
+    """Distance from every point to its k-th nearest other point (self at distance 0 is skipped).
+
+    The distance matrix is symmetric, so only the blocks on and above the diagonal are computed: each
+    feeds the running k+1 smallest of its rows and, transposed, of its columns."""
+    spans = _spans(len(manifold), block)
+    best = torch.full((len(manifold), k + 1), float("inf"), dtype=torch.float32, device=manifold.device)
+    for bi, (i0, i1) in enumerate(spans):
+        for j0, j1 in spans[bi:]:
+            dist = torch.cdist(manifold[i0:i1], manifold[j0:j1])
+            best[i0:i1] = _merge_smallest(best[i0:i1], dist)
+            if j0 != i0:
+                best[j0:j1] = _merge_smallest(best[j0:j1], dist.T)
+    return best[:, k].to(dtype).to(torch.float32)
 
 
-def _coverage(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor, block: int) -> float:
-    """Share of probes within radius of at least one manifold point."""
-    inside = [(torch.cdist(rows, manifold) <= radii[None, :]).any(dim=1) for rows in probes.split(block)]
-    return float(torch.cat(inside).float().mean())
+def _coverages(gen: torch.Tensor, real: torch.Tensor, real_radii: torch.Tensor, gen_radii: torch.Tensor,
+               block: int) -> tuple[float, float]:
+    """(share of gen points inside a real ball, share of real points inside a gen ball).
+
+    Both read the same gen x real distance blocks, so the cross distances are computed once."""
+    in_real = torch.zeros(len(gen), dtype=torch.bool, device=gen.device)
+    in_gen = torch.zeros(len(real), dtype=torch.bool, device=gen.device)
+    for g0, g1 in _spans(len(gen), block):
+        for r0, r1 in _spans(len(real), block):
+            dist = torch.cdist(gen[g0:g1], real[r0:r1])
+            in_real[g0:g1] |= (dist <= real_radii[None, r0:r1]).any(dim=1)
+            in_gen[r0:r1] |= (dist <= gen_radii[g0:g1, None]).any(dim=0)
+    return float(in_real.float().mean()), float(in_gen.float().mean())
 
 
 def precision_recall(gen: np.ndarray, real: np.ndarray, k: int = 3, row_batch_size: int = 10000,
@@ -43,9 +78,8 @@ def precision_recall(gen: np.ndarray, real: np.ndarray, k: int = 3, row_batch_si
     r = torch.as_tensor(np.asarray(real, np.float32)).to(device)
     if min(len(g), len(r)) <= k:
         raise GanbenchError(f"precision/recall with k={k} needs more than {k} points per set, got {len(g)} and {len(r)}")
-    precision = _coverage(g, r, _kth_radii(r, k, row_batch_size, rdt), row_batch_size)
-    recall = _coverage(r, g, _kth_radii(g, k, row_batch_size, rdt), row_batch_size)
-    return precision, recall
+    return _coverages(g, r, _kth_radii(r, k, row_batch_size, rdt), _kth_radii(g, k, row_batch_size, rdt),
+                      row_batch_size)
 
 
 @METRICS.register("pr")
