@@ -81,8 +81,14 @@ def inception_gflop(extractor: Any) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        extractor.trunk(torch.zeros(1, 3, 299, 299).contiguous(memory_format=torch.channels_last))
+    from ganbench.features import inception
+
+    fused, inception._FUSED_CONV_RELU = inception._FUSED_CONV_RELU, False  # the counter sees aten convs only
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            extractor.trunk(torch.zeros(1, 3, 299, 299).contiguous(memory_format=torch.channels_last))
+    finally:
+        inception._FUSED_CONV_RELU = fused
     return counter.get_total_flops() / 1e9
 
 

@@ -151,3 +151,17 @@ def test_clean_fid_pipeline_gives_the_same_features(weights, tmp_path, mode):
                               mode=mode, verbose=False)
     ours = get_extractor("inception", mode=mode, weights=weights["torchscript"]).extract(x)["features"]
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_fidelity_trunk_fuses_each_conv_with_its_batch_norm_and_relu(weights, monkeypatch):
+    """Every BasicConv2d becomes one conv+bias+ReLU call (oneDNN on CPU), equal to the eager pair to round-off."""
+    import ganbench.features.inception as inception
+
+    ext = get_extractor("inception", mode="torch_fidelity", weights=weights["state_dict"])
+    modules = list(ext.trunk.modules())
+    assert sum(isinstance(m, inception._ConvReLU) for m in modules) == 94  # Inception-v3's conv layers up to pool3
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in modules)
+    x = _images(2, 32)
+    fused = ext.extract(x)["features"]
+    monkeypatch.setattr(inception, "_FUSED_CONV_RELU", False)
+    torch.testing.assert_close(fused, ext.extract(x)["features"], rtol=1e-5, atol=1e-5)
