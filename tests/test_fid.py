@@ -275,3 +275,36 @@ def test_fid_of_a_few_images_against_themselves_is_not_negative():
     images = _images(ShapesDataset(n=16, seed=3), 16)
     value = compute("fid", images, real=images, n=16)["fid"]
     assert 0.0 <= value < 1e-9, value
+
+
+@pytest.mark.parametrize("n", [16, 200])
+def test_factored_route_below_the_dimension_matches_the_exact_value(n):
+    """N < d generated samples: Tr sqrt(S1 S2) from the N x N matrix B S1 B^T equals the nuclear-norm reference
+    and the d x d route (scipy-checked above) to 1e-10 of the inputs' scale, at either covariance convention."""
+    rng = np.random.default_rng(n)
+    real, gen = rng.normal(size=(3000, 256)), rng.normal(0.1, 1.2, size=(n, 256)) @ rng.normal(0, 0.2, (256, 256))
+    s_real, s_gen = np.cov(real, rowvar=False, ddof=0), np.cov(gen, rowvar=False, ddof=0)
+    scale = np.trace(s_real) + np.trace(s_gen)
+    factor = (gen - gen.mean(0)) / np.sqrt(n)
+    ours = frechet_distance(real.mean(0), s_real, gen.mean(0), s_gen, factor)
+    assert abs(ours - _exact_fid(real, gen)) <= 1e-10 * scale
+    s_real1, s_gen1 = np.cov(real, rowvar=False), np.cov(gen, rowvar=False)
+    full = frechet_distance(real.mean(0), s_real1, gen.mean(0), s_gen1)
+    factored = frechet_distance(real.mean(0), s_real1, gen.mean(0), s_gen1, (gen - gen.mean(0)) / np.sqrt(n - 1))
+    assert abs(factored - full) <= 1e-10 * scale
+
+
+def test_fid_metric_takes_the_factored_route_with_fewer_samples_than_dimensions(monkeypatch):
+    import ganbench.metrics.fid as fid
+
+    from ganbench.features import get_extractor
+
+    real, gen = _images(ShapesDataset(n=300, seed=5), 300), _images(ShapesDataset(n=40, seed=6), 40)
+    f_real, f_gen = (get_extractor("shapes-net").extract(x)["features"].double().numpy() for x in (real, gen))
+    assert f_gen.shape == (40, 256)   # fewer samples than dimensions
+    full = frechet_distance(f_real.mean(0), np.cov(f_real, rowvar=False, ddof=0), f_gen.mean(0),
+                            np.cov(f_gen, rowvar=False, ddof=0))   # the d x d route
+    calls = []
+    monkeypatch.setattr(fid, "trace_sqrt_product", lambda *a: calls.append(a) or 0.0)
+    assert compute("fid", gen, real=real, n=40)["fid"] == pytest.approx(full, rel=1e-9)
+    assert not calls   # the d x d route never ran

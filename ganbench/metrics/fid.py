@@ -52,6 +52,24 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     return float(np.sqrt(_drop_roundoff(w)).sum())
 
 
+def trace_sqrt_product_factored(s1: np.ndarray, factor2: np.ndarray) -> float:
+    """Tr sqrt(S1 S2) with S2 = Bᵀ B given by its factor B [N, d], for N < d (fewer samples than dimensions).
+
+    The non-zero eigenvalues of S1 Bᵀ B are those of B S1 Bᵀ (N x N, symmetric PSD when S1 is), so one
+    N x N eigendecomposition replaces two d x d ones: at 2048-d and N=160 milliseconds instead of seconds.
+    Same value as `trace_sqrt_product` to ~1e-12 relative (tests/test_fid.py).
+    """
+    import torch
+
+    b = torch.from_numpy(np.ascontiguousarray(factor2, np.float64))
+    inner = (b @ torch.from_numpy(np.ascontiguousarray(s1)) @ b.T).numpy()
+    w = _eigh((inner + inner.T) / 2, vectors=False)
+    if w.min(initial=0.0) < -MAX_IMAG ** 2:
+        raise FrechetError(f"sqrt(S1 S2) has an imaginary component {np.sqrt(-w.min()):.3g} (> {MAX_IMAG}): "
+                           f"the first covariance is not positive semi-definite")
+    return float(np.sqrt(_drop_roundoff(w)).sum())
+
+
 def _eigh(a: np.ndarray, vectors: bool = True):
     """Float64 symmetric eigendecomposition on torch's LAPACK and thread pool (numpy's BLAS threads would
     compete with torch's on a busy machine: 2-3x slower at 2048-d); LinAlgError when it does not converge."""
@@ -73,8 +91,12 @@ def _drop_roundoff(w: np.ndarray) -> np.ndarray:
     return np.where(w > cut, w, 0.0)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     factor2: np.ndarray | None = None) -> float:
     """||mu1-mu2||² + Tr(S1 + S2 - 2 sqrt(S1 S2)) in float64, never below 0 (the distance cannot be).
+
+    `factor2`, optional: B [N, d] with sigma2 = Bᵀ B (the centred samples over sqrt of the divisor). With
+    N < d the trace of the root then comes from an N x N eigendecomposition (`trace_sqrt_product_factored`).
 
     Non-finite inputs are an error naming which; an eigendecomposition that does not converge is retried
     with 1e-6·I added to both covariances (the reference codes' fallback for a singular product). What is
@@ -91,7 +113,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     diff = mu1 - mu2
     try:
-        tr_covmean = trace_sqrt_product(s1, s2)
+        if factor2 is not None and factor2.shape[0] < factor2.shape[1] == s1.shape[0]:
+            tr_covmean = trace_sqrt_product_factored(s1, factor2)
+        else:
+            tr_covmean = trace_sqrt_product(s1, s2)
     except np.linalg.LinAlgError:
         offset = np.eye(s1.shape[0]) * SQRTM_EPS
         tr_covmean = trace_sqrt_product(s1 + offset, s2 + offset)
@@ -126,7 +151,12 @@ class FID(Metric):
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.moments("gen", self.extractor, self.n_gen)
         real = ctx.moments("real", self.extractor, self.n_real)
-        value = frechet_distance(gen.mean, gen.cov(self.covariance), real.mean, real.cov(self.covariance))
+        gen_cov, real_cov = gen.cov(self.covariance), real.cov(self.covariance)
+        factor = None
+        if gen.n < gen.total.size:  # fewer samples than dimensions: the N x N route (trace_sqrt_product_factored)
+            rows = np.asarray(ctx.outputs("gen", "features", self.extractor, gen.n), np.float64) - gen.mean
+            factor = rows / np.sqrt(gen.n if self.covariance == "biased" else gen.n - 1)
+        value = frechet_distance(real.mean, real_cov, gen.mean, gen_cov, factor)
         return {self.name: value}
 
 
