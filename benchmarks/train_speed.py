@@ -54,6 +54,17 @@ presets) and drops each phase's gradients after its step:
                                                                            benchmark beside it, so wall time doubles)
 So StyleGAN3-R 64 px batch 4 now peaks at 4916 MiB = 4.80 GiB (<= 5 GiB; 5.15e9 bytes, so not under 5e9), with
 CPU seconds per step unchanged within the noise and StyleGAN2 64 px 3% faster and 9% smaller.
+
+Allocator settings tried on top of that (2026-12-04 07:10-07:40, idle box, one run each, sequential,
+`--models stylegan3-r --resolutions 64 --steps 1 --heap trim`, glibc variables set in the environment):
+    setting                            s/kimg  step_s  cpu_s  all_phases_s  peak RSS
+    default (what the trainer does)     19291    77.2  152.7          90.2  4926 MiB
+    MALLOC_ARENA_MAX=1                  19167    76.7  151.1          87.9  4986 MiB
+    MALLOC_MMAP_THRESHOLD_=8388608      23664    94.7  187.4         109.9  4467 MiB
+    (same, while tests ran beside it)   20167    80.7  159.9          93.0  4457 MiB
+One arena changes nothing. Pinning the mmap threshold at 8 MB would bring the peak to 4.36 GiB (4.7e9 bytes),
+but every 8-32 MB activation then faults in fresh pages: 5-23 % more CPU per step, so it is not used (the
+issue also asks that no family get slower).
 """
 
 from __future__ import annotations
