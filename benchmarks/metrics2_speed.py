@@ -23,28 +23,32 @@ rows never contaminate each other (`--rows` picks them; `light` is the quick set
   weights: same cost as the real ones); pr50k: random float32 [N, 4096] features (VGG16 fc2 shape), time
   extrapolated to N=50000 by N^2.
 
-Measured 2026-12-03, 2-core x86_64 AMD EPYC / 24 GB, SHARED with 4-5 other sessions (load average 3.5-6
-on 2 cores, a training benchmark beside it), `--threads 2`, default sizes. Wall time is dominated by the
-load; CPU seconds compare better:
+Measured 2026-12-04 07:00-07:45, 2-core x86_64 AMD EPYC / 24 GB box with no other session (load < 0.7
+before each run; the same old-code row took 82.5 s in an earlier idle run, so the box itself varies ~15 %),
+`--threads 2`, one run for the four SWD rows (`--rows swd_old,swd_shared,swd,swd256`) and one for PR
+(`--rows pr50k --pr-n 50000`, run alone):
     metric  what                           n      res  wall_s  cpu_s   peak_rss_mb  value   note
-    swd     main@5294b70 (shared patches)  10000  32   289.7   154.1   9075         4.1538
-    swd     new, patches=shared            10000  32   414.0   187.0   1492         4.1538  0.70x "faster", 6.1x less RSS
-    swd     new, patches=independent       10000  32   478.7   201.0   1491         4.0794  0.61x "faster", 6.1x less RSS
-    swd     new, patches=independent   1000   256  219.1   101.0   1440         8.4550  streamed, gen. included;
-                                                                                   n=10000 extrapolated ~5130 MB
+    swd     main@5294b70 (shared patches)  10000  32   94.0    128.3   8856         4.1538
+    swd     new, patches=shared            10000  32   48.5    93.4    1856         4.1538  1.94x faster, 4.8x less RSS
+    swd     new, patches=independent       10000  32   50.2    96.4    1858         4.0794  1.87x faster, 4.8x less RSS
+    swd     new, patches=independent   1000   256  35.1    54.1    1558         8.4550  streamed, gen. included;
+                                                                                   n=10000 extrapolated ~5250 MB
+    pr      random 4096-d features     50000  -    592.2   1174.0  3172         0.2961  measured, not extrapolated:
+            both feature sets are 1.6 GB of it; ~2 N^2 distances (symmetric radius blocks, one shared gen x real
+            pass), i.e. 4.5e13 FLOP at ~76 GFLOP/s. The code before this change computed 4 N^2: at N=5000 it took
+            11.0 s against 7.9 s now (1.4x; at N=50000, 5 blocks per set, the saving is 1.8x)
+SWD: <= 2 GB at n=10k, 32 px is met (1.86 GB); >= 4x faster is NOT (1.9x). Per level, each set's 1.28M
+descriptors are projected on 512 directions (~770 GFLOP in all, a 147-deep product that runs at ~50 GFLOP/s
+here) and every projection is sorted (2048 sorts of 1.28M floats at ~14 ms each with numpy's AVX2 sort, on
+both cores): ~14 s + ~14 s of the ~45 s is that work, and it is the same work the old code did. 4x would need
+the old code's 82-94 s in ~21-23 s, below what the projections and sorts alone take on 2 cores.
+
+Rows from earlier runs (SWD and PR superseded above; MS-SSIM and PPL code unchanged since):
     ms_ssim ganbench ms_ssim metric    10000  64   39.6    39.6    658          0.2334  252.7 pairs/s, streamed in
-            batches of 64 images as the metric runs (re-measured 2026-12-04 00:15, load ~3; the row used to call
-            the bare function on all 10k pairs at once: 85.7 s / 9321 MB, which is not what `eval` does)
+            batches of 64 images as the metric runs (2026-12-04 00:15, load ~3; the row used to call the bare
+            function on all 10k pairs at once: 85.7 s / 9321 MB, which is not what `eval` does)
     ppl_wend stylegan2 tiny, LPIPS VGG 1000   32   122.8   122.5   1226         1.0421  8.1 samples/s; n=10000
-                                                                                   extrapolated ~1230 s
-    pr      random 4096-d features     5000   -    28.4    28.4    1067         0.3784  N=50000 extrapolated
-            ~2840 s (N^2); N=50000 memory NOT measured (estimate: 2 x 0.8 GB features + one 10000 x 50000
-            float32 distance block 2 GB + its bool mask 0.5 GB, ~5 GB)
-An earlier run of the same rows under a lighter load (768 MB projection buffer) gave old 194.3 s / 168.4
-CPU-s / 8875 MB vs new shared 140.3 s / 138.5 CPU-s / 2607 MB (1.38x) and independent 167.5 s / 131.3
-CPU-s / 2385 MB. So: the <= 2 GB target at n=10k, 32 px is met (1.5 GB); the >= 4x speed target is NOT:
-the projections (~770 GFLOP) and 2048 sorts of 1.28M floats (~33 CPU-s with numpy's AVX2 sort) are the
-same work as before and bound the time on 2 cores.
+            extrapolated ~1230 s (2026-12-03, box shared with 4-5 other sessions, load 3.5-6)
 """
 
 from __future__ import annotations
