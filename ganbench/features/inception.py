@@ -73,8 +73,9 @@ class InceptionExtractor(FeatureExtractor):
     """FID Inception-v3: 'features' (pool3, 2048-d) and 'logits' (1008, no output bias).
 
     Speed (same numbers to float round-off): batch norms are folded into the convolutions at load
-    (eval mode) and each conv runs fused with its ReLU, activations are channels-last, and the `clean` / `torch_fidelity` resizes run as one
-    batched separable matmul on the uint8 batch (`ganbench.features.resize`). `compile=True` wraps the
+    (eval mode), each conv runs fused with its ReLU, activations are channels-last, and the `clean` /
+    `torch_fidelity` resizes run as one batched separable matmul on the uint8 batch
+    (`ganbench.features.resize`). `compile=True` wraps the
     torch-fidelity trunk in `torch.compile` (inductor's on-disk cache makes later runs start warm); it
     is off by default because a cold compile costs more than it saves at small N.
     """

@@ -24,8 +24,8 @@ descriptors are gathered again in chunks while projecting, and only `buffer_byte
 float64 as images arrive (pixels weighted by how many patches cover them). Sorting runs on
 `torch.get_num_threads()` threads (numpy's sort releases the GIL). The result equals the unbounded
 computation (every descriptor in memory, every direction at once) up to float32 rounding of the
-projections. 10k images per set at 32 px (benchmarks/metrics2_speed.py, 2 threads): 1.8 GB peak RSS and
-~42 s, against 9.1 GB and 82 s for the unbounded code. What is left is work, not overhead: the 4 x 128
+projections. 10k images per set at 32 px (benchmarks/metrics2_speed.py, 2 threads): 1.9 GB peak RSS and
+1.9x faster than the unbounded code's 8.9 GB (~48 s against ~94 s in one run). What is left is work, not overhead: the 4 x 128
 projections (~770 GFLOP, at ~50 GFLOP/s for a 147-deep product) and 2048 sorts of 1.28M values
 (~14 ms each with numpy's AVX2 sort).
 """
