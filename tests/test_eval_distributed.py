@@ -100,7 +100,7 @@ def test_torchrun_cli_eval_matches_one_process(tmp_path):
                             env=env, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     dist, one = read_results(tmp_path / "dist.csv"), read_results(tmp_path / "single.csv")
-    assert len(dist) == len(one) == 2 * 3     # two snapshots x (fid, kid_mean, kid_std)
+    assert len(dist) == len(one) == 3 * 3     # snapshots at kimg 0, 0.008, 0.016 x (fid, kid_mean, kid_std)
     got = {(r.checkpoint, r.metric): r.value for r in dist.itertuples()}
     for r in one.itertuples():
         assert got[(r.checkpoint, r.metric)] == pytest.approx(r.value, rel=1e-9, abs=1e-12)
