@@ -30,8 +30,8 @@ torch_fidelity trunk runs each conv fused with its ReLU (one oneDNN call, ~4 %),
 samples than dimensions takes the N x N route (ganbench.metrics.fid.trace_sqrt_product_factored), so the
 metrics on top of the pass cost 1.6 s instead of ~7 s at N=160. Target 2 (>= 2x torch-fidelity) is NOT met
 and cannot be on this CPU: torch-fidelity's own pass ran at 3.78 img/s = 63 % of the ceiling, and all but
-~1.6 s of our time is the same pass, so even a pass at 100 % of the ceiling gives at most 1.58x. 2x would need
-the Inception pass at 126 % of what a large fp32 matmul reaches here, i.e. less arithmetic than the network
+~1.6 s of our time is the same pass, so even a pass at 100 % of the ceiling gives at most ~1.55x. 2x would need
+the Inception pass at 131 % of what a large fp32 matmul reaches here, i.e. less arithmetic than the network
 has (the real-image pass is the only work to drop, and eval already caches it across checkpoints: target 3).
 
 Earlier runs:
