@@ -296,7 +296,6 @@ def test_factored_route_below_the_dimension_matches_the_exact_value(n):
 
 def test_fid_metric_takes_the_factored_route_with_fewer_samples_than_dimensions(monkeypatch):
     import ganbench.metrics.fid as fid
-
     from ganbench.features import get_extractor
 
     real, gen = _images(ShapesDataset(n=300, seed=5), 300), _images(ShapesDataset(n=40, seed=6), 40)

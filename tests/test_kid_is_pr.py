@@ -120,8 +120,8 @@ def test_pr_computes_each_distance_about_once(monkeypatch):
     counted = []
     cdist = torch.cdist
     monkeypatch.setattr(pr.torch, "cdist", lambda a, b: counted.append(len(a) * len(b)) or cdist(a, b))
-    blocked = precision_recall(gen, real, k=3, row_batch_size=50)
     block = 50
+    blocked = precision_recall(gen, real, k=3, row_batch_size=block)
     bound = (300**2 + 260**2) / 2 + 300 * 260 + block * (300 + 260) / 2  # + half of each diagonal block
     four_passes = 300**2 + 260**2 + 2 * 300 * 260  # radii of each set over all rows, then each coverage
     assert sum(counted) <= bound < 0.55 * four_passes
