@@ -65,6 +65,31 @@ Allocator settings tried on top of that (2026-12-04 07:10-07:40, idle box, one r
 One arena changes nothing. Pinning the mmap threshold at 8 MB would bring the peak to 4.36 GiB (4.7e9 bytes),
 but every 8-32 MB activation then faults in fresh pages: 5-23 % more CPU per step, so it is not used (the
 issue also asks that no family get slower).
+
+Sign and clamp masks packed 8 to a byte (2026-12-04 09:00-09:40, another idle 2-core AMD EPYC box, faster
+than the one above; `--models stylegan3-t,stylegan3-r --resolutions 32,64 --steps 1`, default heap trim).
+The filtered leaky ReLU's backward kept one bool per upsampled sample: 1.0 GB of the R@64 step's 3.0 GB
+of saved tensors. It now keeps one bit (model_zoo/filtered_lrelu.py; the gradients are bit-identical).
+Before = main at 501f798 from a worktree, run in the same session, each row in its own process:
+    model        res   s/kimg  step_s  cpu_s  all_phases_s  peak RSS
+    stylegan3-r   64    11228    44.9   81.3          49.5  4085 MiB   packed (run 1)
+    stylegan3-r   64    11875    47.5   86.8          51.8  4911 MiB   before (run 1)
+    stylegan3-t   32     4593    18.4   35.5          19.6  2812 MiB   packed (run 2)
+    stylegan3-r   32     5741    23.0   42.1          22.4  3229 MiB   packed (run 2)
+    stylegan3-t   64    10603    42.4   79.9          45.7  3735 MiB   packed (run 2)
+    stylegan3-r   64    11474    45.9   83.9          48.1  4074 MiB   packed (run 2)
+    stylegan3-t   32     4419    17.7   33.9          19.8  3093 MiB   before (run 2)
+    stylegan3-r   32     5436    21.7   39.5          20.9  3626 MiB   before (run 2)
+    stylegan3-t   64    10430    41.7   78.0          46.8  4176 MiB   before (run 2)
+    stylegan3-r   64    11094    44.4   81.3          49.0  4942 MiB   before (run 2)
+So StyleGAN3-R at 64 px, batch 4 peaks at 4074-4085 MiB = 4.27-4.28e9 bytes: under 5 GB in either unit.
+Every StyleGAN3 row is 0.4-0.8 GB smaller. Speed is the same within this box's run-to-run spread (R@64:
+44.9 and 45.9 s packed against 47.5 and 44.4 s before). The 32 px rows again, `--steps 2`, alternating
+before / packed / before / packed (09:23-09:36):
+    model        res  step_s before      step_s packed     cpu_s before    cpu_s packed
+    stylegan3-t   32   17.0, 17.7         16.8, 16.3        33.0, 34.7      33.2, 32.3
+    stylegan3-r   32   19.3, 19.1         18.2, 18.1        36.4, 36.6      35.1, 35.4
+Packing costs a few ms per layer (numpy's packbits / unpackbits); fewer pages to fault in pays for it.
 """
 
 from __future__ import annotations

@@ -110,6 +110,33 @@ def test_filtered_lrelu_float32_with_stylegan3_filters() -> None:
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_filtered_lrelu_keeps_one_bit_per_upsampled_sample_for_backward(monkeypatch) -> None:
+    """On CPU autograd keeps the sign and clamp masks packed 8 to a byte; the gradient equals the bool masks'."""
+    import model_zoo.filtered_lrelu as flr
+
+    torch.manual_seed(5)
+    fu = design_lowpass_filter(12, 2.5, 3.0, 16)
+    fd = design_lowpass_filter(12, 3.0, 2.0, 16.0, radial=True)
+    x = (torch.randn(2, 8, 24, 24) * 2).requires_grad_(True)
+    b = torch.randn(8, requires_grad=True)
+    args = (fu, fd, b, 2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, 1.5)  # clamp 1.5 is active: two masks
+    per_sample = 8 * 54 * 54  # C x the upsampled 24*2 + 9 + 8 - 12 + 1 = 54 squared
+
+    def grads_and_saved_bytes() -> tuple[list[torch.Tensor], int]:
+        saved: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            out = filtered_lrelu(x, *args)
+        gy = torch.randn(out.shape, generator=torch.Generator().manual_seed(6))
+        return list(torch.autograd.grad((out * gy).sum(), [x, b])), sum(t.untyped_storage().nbytes() for t in saved)
+
+    grads, nbytes = grads_and_saved_bytes()
+    assert nbytes <= 2 * 2 * math.ceil(per_sample / 8), nbytes
+    monkeypatch.setattr(flr, "_pack_mask", lambda mask: mask)  # one bool per sample, as before packing
+    bool_grads, bool_bytes = grads_and_saved_bytes()
+    assert bool_bytes == 2 * 2 * per_sample
+    assert all(torch.equal(g, h) for g, h in zip(grads, bool_grads))
+
+
 def test_filtered_lrelu_identity_path_is_bias_and_clamp() -> None:
     x = torch.randn(2, 3, 5, 5) * 100
     b = torch.tensor([1.0, 2.0, 3.0])
