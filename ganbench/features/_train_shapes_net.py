@@ -3,8 +3,12 @@
     OMP_NUM_THREADS=1 python -m ganbench.features._train_shapes_net [--out PATH]
 
 One CPU thread, fixed seeds and deterministic algorithms make the file reproducible on a given
-torch build (the sha256 printed at the end is the one recorded in ganbench.assets). Training data:
-`shapes` seed 1001 rendered at 32 px, plus smaller sets rendered at 16 and 64 px and resized by the
+torch build and CPU (the sha256 printed at the end is the one recorded in ganbench.assets). Another CPU
+picks other float kernels, and training amplifies their round-off: a retrain on a second x86_64 host
+gave weights 31 % (relative L2) away from the shipped ones with the same held-out accuracy (shape 1.000,
+attributes 0.996), so the slow test checks the retrain's quality against the shipped file's, not bytes.
+
+Training data: `shapes` seed 1001 rendered at 32 px, plus smaller sets rendered at 16 and 64 px and resized by the
 extractor's own resize, so the network is robust to the resolution it is fed. Loss: cross-entropy
 on the shape class + binary cross-entropy on the 13 binary attributes. Held-out check: seed 2002.
 """
@@ -45,19 +49,22 @@ def evaluate(net: ShapesNet, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor) 
     return (logits.argmax(1) == y).float().mean().item(), ((attrs > 0).float() == a).float().mean().item()
 
 
-def train(out: Path) -> str:
-    """Train on one thread with deterministic algorithms, write the file atomically, return its sha256."""
+def train(out: Path, sets: tuple[tuple[int, int], ...] = SETS, epochs: int = EPOCHS, heldout: int = 2000) -> str:
+    """Train on one thread with deterministic algorithms, write the file atomically, return its sha256.
+
+    `sets` ((resolution, images), ...), `epochs` and the `heldout` set's size default to the shipped recipe.
+    """
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     try:
-        return _train(out)
+        return _train(out, sets, epochs, heldout)
     finally:  # leave the caller's process as it was (the test runs this in-process)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _train(out: Path) -> str:
+def _train(out: Path, sets: tuple[tuple[int, int], ...], epochs: int, heldout: int) -> str:
     """The training loop proper (seeded); see the module docstring for data and loss."""
     from safetensors.torch import save
 
@@ -65,16 +72,16 @@ def _train(out: Path) -> str:
     from ganbench.checkpoint import atomic_write_bytes
 
     torch.manual_seed(0)
-    parts = [make_set(n, res, TRAIN_SEED + k) for k, (res, n) in enumerate(SETS)]
+    parts = [make_set(n, res, TRAIN_SEED + k) for k, (res, n) in enumerate(sets)]
     x, y, a = (torch.cat(t) for t in zip(*parts))
-    hx, hy, ha = make_set(2000, 32, HELDOUT_SEED)
+    hx, hy, ha = make_set(heldout, 32, HELDOUT_SEED)
     net = ShapesNet()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
-    steps = EPOCHS * (len(x) // BATCH)
+    steps = epochs * (len(x) // BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps)
     gen = torch.Generator().manual_seed(0)
     t0 = time.time()
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         net.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in range(len(x) // BATCH):
