@@ -1,5 +1,7 @@
 """SWD against a straightforward NumPy/SciPy rewrite of ProGAN's algorithm, plus its basic properties."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -116,6 +118,18 @@ def test_bounded_buffers_equal_the_unbounded_computation():
         assert set(ours) == set(ref)
         for key in ref:
             assert ours[key] == pytest.approx(ref[key], rel=1e-5), (buffer_bytes, key)
+
+
+def test_sorting_in_worker_processes_gives_the_same_values(monkeypatch):
+    """The Zen 4 route (ganbench.metrics.row_sort) sorts the same rows: equal values, whichever CPU runs this."""
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("worker processes need memfd (Linux)")
+    a, b = _images(6, 32, 9), _images(6, 32, 10)
+    values = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("GANBENCH_SORT_PROCESSES", mode)
+        values[mode] = swd(a, b, seed=2, buffer_bytes=6 * 128 * 8 * 100)  # several blocks through one sorter
+    assert values["1"] == pytest.approx(values["0"], rel=1e-12)
 
 
 def test_streaming_batches_equal_one_batch():

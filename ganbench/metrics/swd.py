@@ -22,17 +22,19 @@ its 128 x 147 descriptors per image, so at 32 px it holds 15 kB per image instea
 descriptors are gathered again in chunks while projecting, and only `buffer_bytes` of projections
 (both sets, a block of directions at a time) exist at once. Per-channel moments are accumulated in
 float64 as images arrive (pixels weighted by how many patches cover them). Sorting runs on
-`torch.get_num_threads()` threads (numpy's sort releases the GIL). The result equals the unbounded
-computation (every descriptor in memory, every direction at once) up to float32 rounding of the
-projections. 10k images per set at 32 px (benchmarks/metrics2_speed.py, 2 threads): 1.9 GB peak RSS and
-1.9x faster than the unbounded code's 8.9 GB (~48 s against ~94 s in one run). What is left is work, not overhead: the 4 x 128
-projections (~770 GFLOP, at ~50 GFLOP/s for a 147-deep product) and 2048 sorts of 1.28M values
-(~14 ms each with numpy's AVX2 sort).
+`torch.get_num_threads()` threads, or on as many worker processes on AMD Zen 4, where numpy's in-process
+sort is ~6x slower (ganbench.metrics.row_sort). The result equals the unbounded computation (every
+descriptor in memory, every direction at once) up to float32 rounding of the projections.
+10k images per set at 32 px (benchmarks/metrics2_speed.py, 2 threads): 1.9 GB peak RSS instead of the
+unbounded code's 8.9 GB. It is 1.9x faster on an EPYC whose numpy sorts in ~14 ms (~48 s against ~94 s)
+and 4.75-5.6x on a Zen 4 EPYC (25-29 s against 137-140 s; there the old code's sorts ran on numpy's slow AVX-512 kernel, and
+the new code sorting on threads took 63 s). What is left is work, not overhead: the 4 x 128 projections
+(~770 GFLOP, at 50-60 GFLOP/s for a 147-deep product) and 2048 sorts of 1.28M values (7-14 ms each with
+numpy's AVX2 sort).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
@@ -42,6 +44,7 @@ import torch.nn.functional as F
 
 from ganbench.errors import ConfigError
 from ganbench.metrics.base import METRICS, Metric
+from ganbench.metrics.row_sort import row_sorter
 
 if TYPE_CHECKING:
     from ganbench.metrics.context import MetricContext
@@ -247,16 +250,6 @@ def _project(level: "_Level", dirs: torch.Tensor, out: np.ndarray) -> None:
         start = stop
 
 
-def _sorted_abs_diff(a: np.ndarray, b: np.ndarray, rows: range, sums: np.ndarray) -> None:
-    """sums[r] = sum |sorted(a[r]) - sorted(b[r])| in float64; a[r] is overwritten (no temporaries)."""
-    for r in rows:
-        a[r].sort()
-        b[r].sort()
-        np.subtract(a[r], b[r], out=a[r])
-        np.abs(a[r], out=a[r])
-        sums[r] = a[r].sum(dtype=np.float64)
-
-
 # Projection buffers (both sets): 1.28M descriptors per set (10k images, 128 patches each) take 6 passes
 # over the descriptors per level (blocks of 86 of the 512 directions, 0.9 GB); 10k images at 32 px then peak
 # at ~1.8 GB RSS in all. 4 passes of 128 directions (1.3 GB) were 5 % faster but peaked at 2.3 GB.
@@ -268,7 +261,7 @@ def sliced_wasserstein(a: "_Level", b: "_Level", rng: np.random.Generator, dir_r
     """Mean over repeats of the mean |sorted(a·dir) - sorted(b·dir)| over random unit directions.
 
     Directions are projected a block at a time so that both sets' projections fit in `buffer_bytes`;
-    each block's sorts run on `torch.get_num_threads()` threads (numpy's sort releases the GIL)."""
+    each block's sorts run on `torch.get_num_threads()` threads or worker processes (ganbench.metrics.row_sort)."""
     m = a.num_descriptors
     if m != b.num_descriptors:
         raise ConfigError(f"SWD compares equal-sized descriptor sets, got {m} and {b.num_descriptors} descriptors")
@@ -281,20 +274,12 @@ def sliced_wasserstein(a: "_Level", b: "_Level", rng: np.random.Generator, dir_r
     block = int(max(1, min(total, buffer_bytes // (2 * 4 * m))))
     block = -(-total // -(-total // block))  # equal blocks: 512 directions in 4 x 128, not 3 x 150 + 62
     sums = np.zeros(total)
-    workers = max(1, torch.get_num_threads())
-    buf_a = np.empty((block, m), np.float32)
-    buf_b = np.empty((block, m), np.float32)
-    with ThreadPoolExecutor(workers) as pool:
+    with row_sorter(block, m, torch.get_num_threads(), sorts=total) as sorter:
         for start in range(0, total, block):
             d = dirs[start:start + block]
-            pa, pb = buf_a[:d.shape[0]], buf_b[:d.shape[0]]
-            _project(a, d, pa)
-            _project(b, d, pb)
-            part = np.zeros(d.shape[0])
-            split = np.array_split(np.arange(d.shape[0]), min(workers, d.shape[0]))
-            list(pool.map(lambda rows: _sorted_abs_diff(pa, pb, range(rows[0], rows[-1] + 1), part),
-                          [r for r in split if len(r)]))
-            sums[start:start + d.shape[0]] = part
+            _project(a, d, sorter.a[:d.shape[0]])
+            _project(b, d, sorter.b[:d.shape[0]])
+            sums[start:start + d.shape[0]] = sorter.sums(d.shape[0])
     per_dir = sums / m
     return float(per_dir.reshape(dir_repeats, dirs_per_repeat).mean(axis=1).mean())
 
