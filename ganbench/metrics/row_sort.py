@@ -17,6 +17,7 @@ import mmap
 import os
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,18 +58,19 @@ def use_processes(elements: int) -> bool:
             and slow_numpy_sort())
 
 
-class RowSorter:
+class RowSorter(ABC):
     """Buffers `a`, `b` [rows, columns] float32 to fill; `sums(n)` sorts their first n rows in pairs."""
 
     a: np.ndarray
     b: np.ndarray
 
+    @abstractmethod
     def sums(self, n: int) -> np.ndarray:
         """sum |sorted(a[r]) - sorted(b[r])| for r < n, float64; rows of `a` and `b` are overwritten."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop the threads or workers and release the buffers."""
 
     def __enter__(self) -> "RowSorter":
         return self
