@@ -66,8 +66,8 @@ One arena changes nothing. Pinning the mmap threshold at 8 MB would bring the pe
 but every 8-32 MB activation then faults in fresh pages: 5-23 % more CPU per step, so it is not used (the
 issue also asks that no family get slower).
 
-Sign and clamp masks packed 8 to a byte (2026-12-04 09:00-09:40, another idle 2-core AMD EPYC box, faster
-than the one above; `--models stylegan3-t,stylegan3-r --resolutions 32,64 --steps 1`, default heap trim).
+Sign and clamp masks packed 8 to a byte (2026-12-04 09:00-09:40, another idle 2-core box, an AMD EPYC Zen 4,
+faster than the one above; `--models stylegan3-t,stylegan3-r --resolutions 32,64 --steps 1`, default heap trim).
 The filtered leaky ReLU's backward kept one bool per upsampled sample: 1.0 GB of the R@64 step's 3.0 GB
 of saved tensors. It now keeps one bit (model_zoo/filtered_lrelu.py; the gradients are bit-identical).
 Before = main at 501f798 from a worktree, run in the same session, each row in its own process:
