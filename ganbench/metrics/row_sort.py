@@ -2,13 +2,14 @@
 
 numpy sorts float32 with x86-simd-sort, and picks that library's kernels once, when it is imported. On AMD
 family 0x19 CPUs with AVX-512 (Zen 4) it picks the AVX-512 kernels, whose memory-destination compress
-stores are microcoded there: on an EPYC 9R14-class host, numpy 2.4 took 42 ms for 1.28M floats against 7 ms
-with its AVX2 kernel on the same CPU. So on such a CPU, worker processes sort the rows. Their numpy is
-imported with the AVX-512 kernels switched off (NPY_DISABLE_CPU_FEATURES). The rows live in shared memory
-(memfd), so nothing is copied, and the workers start while the caller fills the first rows.
-Elsewhere, and for jobs too small to pay the workers' ~0.2 s start, threads of this process sort them
-(numpy's sort releases the GIL). Either way the sorted rows are the same. The float64 sums agree to
-~1e-15, since numpy may add with other vector widths. GANBENCH_SORT_PROCESSES=1 or 0 forces the choice.
+stores are microcoded there: on a Zen 4 EPYC (family 25, model 17), numpy 2.4 took 42 ms for 1.28M floats
+against 7 ms with its AVX2 kernel on the same CPU. So on such a CPU, worker processes sort the rows. Their
+numpy is imported with the AVX-512 kernels switched off (NPY_DISABLE_CPU_FEATURES). The rows live in shared
+memory (memfd), so nothing is copied, and the workers start while the caller fills the first rows.
+Elsewhere, and for jobs too small to pay the workers' start (~0.13 s each, mostly importing numpy), threads
+of this process sort them (numpy's sort releases the GIL). Either way the sorted rows are the same. The
+float64 sums agree to ~1e-15, since numpy may add with other vector widths. GANBENCH_SORT_PROCESSES=1 or 0
+forces the choice.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from ganbench.metrics._row_sort_worker import sorted_abs_diff
 
 WORKER = Path(__file__).with_name("_row_sort_worker.py")
-MIN_PROCESS_ELEMENTS = 1 << 24  # values sorted in all; below this, threads (worker start ~0.2 s)
+MIN_PROCESS_ELEMENTS = 1 << 24  # values sorted in all (~0.5 s at the slow speed); below this, threads
 # numpy 2.x's names for its AVX-512 dispatch targets, then numpy 1.x's; a name numpy lacks is only warned about.
 _NO_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL"
 
