@@ -14,9 +14,9 @@ clean-fid has no IS or PR and recomputes features per metric, so its row covers 
 Feature-pass rows (target 1): images/s of `extract` over the 2N Inception images, against the ceiling
 measured here: the GFLOP/s of a 2048² fp32 matmul (the median of 0.3 s bursts run before the pass and
 after each of its batches, outside its timing; the tables before 2026-12-04 10:30 used the best of three
-bursts just before and just after the pass, averaged) divided by the Inception trunk's FLOPs per 299 px image (counted by torch's
-FlopCounterMode: 11.42 GFLOP). `--compile` adds a `torch.compile` row (first batch incl. the compile, then
-the pass). FID+KID+IS+PR rows (target 2): total seconds per tool; `speedup_vs_peer` = the peer's total /
+bursts just before and just after the pass, averaged) divided by the Inception trunk's FLOPs per 299 px
+image (counted by torch's FlopCounterMode: 11.42 GFLOP). `--compile` adds a `torch.compile` row (first
+batch incl. the compile, then the pass). FID+KID+IS+PR rows (target 2): total seconds per tool; `speedup_vs_peer` = the peer's total /
 ours. CPU seconds are printed beside wall seconds because the machine may be shared.
 
 Measured 2026-12-04 10:06-10:21 on another box: AMD EPYC Zen 4 (family 25 model 17, AVX-512), 2 cores / 24 GB,

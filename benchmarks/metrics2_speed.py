@@ -41,8 +41,9 @@ On this CPU numpy's float32 sort takes 42 ms per 1.28M values with its AVX-512 k
 against 7 ms with its AVX2 kernel: the old code's sorts, and the new code's when sorted by threads, pay
 that. ganbench.metrics.row_sort sorts in worker processes whose numpy runs the AVX2 kernel, on shared
 memory. So target 4's "4x faster" holds on this Zen 4 machine (4.75-5.6x), not on the earlier box below
-(1.9x), where numpy's in-process sort already took ~14 ms and the workers are not used. The peak RSS is the SWD process's, whose
-projection buffers are the shared memory the workers sort; each worker adds ~30 MB of its own (numpy).
+(1.9x), where numpy's in-process sort already took ~14 ms and the workers are not used. The peak RSS is
+the SWD process's, whose projection buffers are the shared memory the workers sort; each worker adds
+~30 MB of its own (numpy).
 
 Measured 2026-12-04 07:00-07:45, 2-core x86_64 AMD EPYC / 24 GB box with no other session (load < 0.7
 before each run; the same old-code row took 82.5 s in an earlier idle run, so the box itself varies ~15 %),

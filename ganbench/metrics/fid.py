@@ -45,11 +45,7 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     v1t = torch.from_numpy(v1)
     root1 = (v1t * torch.from_numpy(np.sqrt(_drop_roundoff(w1)))) @ v1t.T
     inner = (root1 @ torch.from_numpy(np.ascontiguousarray(s2)) @ root1).numpy()
-    w = _eigh((inner + inner.T) / 2, vectors=False)
-    if w.min(initial=0.0) < -MAX_IMAG ** 2:
-        raise FrechetError(f"sqrt(S1 S2) has an imaginary component {np.sqrt(-w.min()):.3g} (> {MAX_IMAG}): "
-                           f"the second covariance is not positive semi-definite")
-    return float(np.sqrt(_drop_roundoff(w)).sum())
+    return _trace_sqrt_psd(inner, "second")
 
 
 def trace_sqrt_product_factored(s1: np.ndarray, factor2: np.ndarray) -> float:
@@ -63,10 +59,16 @@ def trace_sqrt_product_factored(s1: np.ndarray, factor2: np.ndarray) -> float:
 
     b = torch.from_numpy(np.ascontiguousarray(factor2, np.float64))
     inner = (b @ torch.from_numpy(np.ascontiguousarray(s1)) @ b.T).numpy()
+    return _trace_sqrt_psd(inner, "first")
+
+
+def _trace_sqrt_psd(inner: np.ndarray, which: str) -> float:
+    """Tr sqrt of a product's symmetric similar form `inner` (symmetrised here); an eigenvalue below
+    -MAX_IMAG² is an error blaming the `which` covariance."""
     w = _eigh((inner + inner.T) / 2, vectors=False)
     if w.min(initial=0.0) < -MAX_IMAG ** 2:
         raise FrechetError(f"sqrt(S1 S2) has an imaginary component {np.sqrt(-w.min()):.3g} (> {MAX_IMAG}): "
-                           f"the first covariance is not positive semi-definite")
+                           f"the {which} covariance is not positive semi-definite")
     return float(np.sqrt(_drop_roundoff(w)).sum())
 
 

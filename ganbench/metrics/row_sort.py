@@ -80,6 +80,11 @@ class RowSorter(ABC):
         self.close()
 
 
+def _spans(n: int, workers: int) -> list[range]:
+    """Rows 0..n-1 cut into at most `workers` contiguous, non-empty ranges of near-equal length."""
+    return [range(int(s[0]), int(s[-1]) + 1) for s in np.array_split(np.arange(n), min(workers, n)) if len(s)]
+
+
 class ThreadRowSorter(RowSorter):
     """Rows sorted by threads of this process."""
 
@@ -91,8 +96,7 @@ class ThreadRowSorter(RowSorter):
 
     def sums(self, n: int) -> np.ndarray:  # noqa: D102
         out = np.zeros(n)
-        spans = [s for s in np.array_split(np.arange(n), min(self.workers, n)) if len(s)]
-        list(self._pool.map(lambda s: sorted_abs_diff(self.a, self.b, range(s[0], s[-1] + 1), out), spans))
+        list(self._pool.map(lambda rows: sorted_abs_diff(self.a, self.b, rows, out), _spans(n, self.workers)))
         return out
 
     def close(self) -> None:  # noqa: D102
@@ -127,17 +131,17 @@ class ProcessRowSorter(RowSorter):
         self.a, self.b = both[0], both[1]
 
     def sums(self, n: int) -> np.ndarray:  # noqa: D102
-        spans = [s for s in np.array_split(np.arange(n), min(self.workers, n)) if len(s)]
+        spans = _spans(n, self.workers)
         out = np.empty(n)
         try:
-            for proc, s in zip(self._procs, spans):
-                proc.stdin.write(f"{s[0]} {s[-1] + 1}\n".encode())
+            for proc, rows in zip(self._procs, spans):
+                proc.stdin.write(f"{rows.start} {rows.stop}\n".encode())
                 proc.stdin.flush()
-            for proc, s in zip(self._procs, spans):
-                data = proc.stdout.read(8 * len(s))
-                if len(data) != 8 * len(s):
+            for proc, rows in zip(self._procs, spans):
+                data = proc.stdout.read(8 * len(rows))
+                if len(data) != 8 * len(rows):
                     raise BrokenPipeError
-                out[s[0]:s[-1] + 1] = np.frombuffer(data, dtype=np.float64)
+                out[rows.start:rows.stop] = np.frombuffer(data, dtype=np.float64)
         except BrokenPipeError:
             dead = [p for p in self._procs if p.poll() is not None]
             codes = ", ".join(f"pid {p.pid} exit code {p.returncode}" for p in dead) or "no reply"

@@ -27,10 +27,10 @@ sort is ~6x slower (ganbench.metrics.row_sort). The result equals the unbounded 
 descriptor in memory, every direction at once) up to float32 rounding of the projections.
 10k images per set at 32 px (benchmarks/metrics2_speed.py, 2 threads): 1.9 GB peak RSS instead of the
 unbounded code's 8.9 GB. It is 1.9x faster on an EPYC whose numpy sorts in ~14 ms (~48 s against ~94 s)
-and 4.75-5.6x on a Zen 4 EPYC (25-29 s against 137-140 s; there the old code's sorts ran on numpy's slow AVX-512 kernel, and
-the new code sorting on threads took 63 s). What is left is work, not overhead: the 4 x 128 projections
-(~770 GFLOP, at 50-60 GFLOP/s for a 147-deep product) and 2048 sorts of 1.28M values (7-14 ms each with
-numpy's AVX2 sort).
+and 4.75-5.6x on a Zen 4 EPYC (25-29 s against 137-140 s; there the old code's sorts ran on numpy's slow
+AVX-512 kernel, and the new code sorting on threads took 63 s). What is left is work, not overhead: the
+4 x 128 projections (~770 GFLOP, at 50-60 GFLOP/s for a 147-deep product) and 2048 sorts of 1.28M values
+(7-14 ms each with numpy's AVX2 sort).
 """
 
 from __future__ import annotations
