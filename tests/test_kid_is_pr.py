@@ -128,3 +128,26 @@ def test_pr_computes_each_distance_about_once(monkeypatch):
     ref = prc_features_to_metric(torch.from_numpy(gen), torch.from_numpy(real), prc_neighborhood=3,
                                  prc_batch_size=10000, save_cpu_ram=False, verbose=False)
     assert blocked == pytest.approx((ref["precision"], ref["recall"]), abs=1e-9)
+
+
+@pytest.mark.parametrize("n_gen,n_real,m", [(150, 150, 1000), (90, 130, 1000), (300, 260, 150)])
+def test_kid_from_the_whole_sets_kernels_equals_the_per_subset_kernels(n_gen, n_real, m, monkeypatch):
+    import ganbench.metrics.kid as kid
+
+    rng = np.random.default_rng(3)
+    gen, real = rng.normal(size=(n_gen, 32)).astype(np.float32), rng.normal(0.2, 1, size=(n_real, 32)).astype(np.float32)
+    assert kid.whole_kernels_pay(n_gen, n_real, min(n_gen, n_real, m), 20)
+    whole = kernel_distance(gen, real, num_subsets=20, max_subset_size=m, seed=5)
+    monkeypatch.setattr(kid, "whole_kernels_pay", lambda *a: False)
+    subsets = kernel_distance(gen, real, num_subsets=20, max_subset_size=m, seed=5)
+    assert whole[0] == pytest.approx(subsets[0], rel=1e-9)
+    assert whole[1] == pytest.approx(subsets[1], rel=1e-6, abs=1e-12)   # m = N: every subset is the whole set
+    assert (whole[1] > 1e-6) == (min(n_gen, n_real, m) < max(n_gen, n_real))
+
+
+def test_kid_keeps_per_subset_kernels_when_the_sets_are_much_larger_than_a_subset():
+    from ganbench.metrics.kid import whole_kernels_pay
+
+    assert whole_kernels_pay(1000, 1000, 1000, 100)          # m = N: every subset is the whole set reordered
+    assert not whole_kernels_pay(50000, 50000, 1000, 100)    # 7.5e9 products against 1e8 per kernel entry
+    assert not whole_kernels_pay(12000, 12000, 1000, 100)    # 1.15 GB of kernels
