@@ -1,11 +1,14 @@
-"""ganbench.heap: freed heap pages go back to the OS between training phases, only when it pays."""
+"""ganbench.heap: freed heap pages go back to the OS between training phases, only when it pays; a feature
+pass reuses its freed blocks instead of faulting in fresh pages."""
 
 from __future__ import annotations
 
 import ctypes
+import resource
 from pathlib import Path
 
 import pytest
+import torch
 
 import ganbench.train.loop as loop
 import model_zoo
@@ -71,3 +74,72 @@ def test_cpu_training_releases_the_heap_before_every_phase(monkeypatch: pytest.M
     run_training("toy", "shapes:16", 8, kimg=0.032, batch=8, seed=0, out=tmp_path, snapshot_kimg=1,
                  device="cpu", quiet=True)
     assert len(phases) >= 4 and len(calls) == len(phases)
+
+
+# ---- reuse_freed_memory: a feature pass reuses its freed blocks instead of faulting in new pages ------------
+
+LARGE_MB = 64                # above glibc's largest mmap threshold (32 MiB): a fresh mmap for every block
+
+
+def faults_for_large_block() -> int:
+    """Minor page faults (whole process) to allocate, touch and free one LARGE_MB tensor."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = torch.empty(LARGE_MB * 2 ** 20 // 4)
+    block.fill_(1.0)
+    del block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_large_blocks_are_reused_within_the_scope_and_faulted_in_again_after_it() -> None:
+    fresh = min(faults_for_large_block() for _ in range(3))
+    assert fresh > 0                                   # glibc's default: every large block is a new mapping
+    with heap.reuse_freed_memory() as active:
+        assert active and heap.reusing_freed_memory()
+        faults_for_large_block()                       # the first block is faulted in once ...
+        inside = max(faults_for_large_block() for _ in range(3))
+    assert inside <= fresh // 10                       # ... every later one reuses its pages
+    assert not heap.reusing_freed_memory()
+    assert min(faults_for_large_block() for _ in range(3)) > 10 * max(inside, 1)   # mmap again after the scope
+
+
+def test_leaving_the_scope_returns_the_reused_pages_to_the_os() -> None:
+    with heap.reuse_freed_memory():
+        blocks = [torch.ones(LARGE_MB * 2 ** 20 // 4) for _ in range(3)]
+        del blocks
+        held = rss_mb()
+    assert held - rss_mb() > 2 * LARGE_MB              # ~192 MB freed in the scope, trimmed on leaving it
+
+
+def test_nested_scopes_act_as_one() -> None:
+    with heap.reuse_freed_memory():
+        with heap.reuse_freed_memory():
+            pass
+        assert heap.reusing_freed_memory()             # the inner exit does not restore glibc's settings
+        faults_for_large_block()
+        assert faults_for_large_block() <= LARGE_MB * 256 // 10
+    assert not heap.reusing_freed_memory()
+
+
+def test_reuse_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANBENCH_REUSE_HEAP", "0")
+    with heap.reuse_freed_memory() as active:
+        assert not active and not heap.reusing_freed_memory()
+
+
+def test_a_metric_feature_pass_runs_inside_the_scope() -> None:
+    from ganbench.features import FeatureExtractor
+    from ganbench.metrics.context import MetricContext
+
+    seen: list[bool] = []
+
+    class Probe(FeatureExtractor):
+        name, feature_dim, weights_sha256 = "probe", 3, "0" * 64
+
+        def extract(self, images):
+            seen.append(heap.reusing_freed_memory())
+            return {"features": images.float().mean((2, 3))}
+
+    images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    ctx = MetricContext(generator=images, n_gen=10, extractor=Probe(), batch_size=4, cache_dir=False)
+    assert ctx.gen_outputs()["features"].shape == (10, 3)
+    assert seen == [True, True, True] and not heap.reusing_freed_memory()

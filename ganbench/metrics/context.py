@@ -33,6 +33,7 @@ import torch
 
 from ganbench.errors import ConfigError, DataError
 from ganbench.features import FeatureExtractor, get_extractor
+from ganbench.heap import reuse_freed_memory
 from ganbench.metrics._generator import measured_generator, require_finite
 
 ImageSource = Any  # an ImageDataset, a uint8 NCHW tensor / ndarray, or a dataset spec string (reals)
@@ -426,16 +427,17 @@ class MetricContext:
         s = so = None
         done = 0
         report = _progress(self.progress, stage, total)
-        for images in batches:
-            out = ext.extract(_three_channels(images).to(self.device))
-            require_finite(out["features"], f"{stage} features", "features")
-            for k, v in out.items():
-                chunks.setdefault(k, []).append(v.detach().float().cpu().numpy())
-            f64 = out["features"].detach().cpu().double()
-            s = f64.sum(0) if s is None else s + f64.sum(0)
-            so = f64.T @ f64 if so is None else so + f64.T @ f64
-            done += images.shape[0]
-            report(done)
+        with reuse_freed_memory():  # each batch reuses the last one's pages instead of faulting in new ones
+            for images in batches:
+                out = ext.extract(_three_channels(images).to(self.device))
+                require_finite(out["features"], f"{stage} features", "features")
+                for k, v in out.items():
+                    chunks.setdefault(k, []).append(v.detach().float().cpu().numpy())
+                f64 = out["features"].detach().cpu().double()
+                s = f64.sum(0) if s is None else s + f64.sum(0)
+                so = f64.T @ f64 if so is None else so + f64.T @ f64
+                done += images.shape[0]
+                report(done)
         if done == 0:
             if allow_empty:  # a rank whose shard is empty (fewer batches than processes)
                 return {}, Moments(n=0, total=np.zeros(0), outer=np.zeros((0, 0)))
