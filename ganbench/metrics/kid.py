@@ -28,14 +28,6 @@ def _cubic_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a @ b.T / a.shape[1] + 1) ** 3
 
 
-def _mmd2(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor, trace_xx: torch.Tensor,
-          trace_yy: torch.Tensor) -> float:
-    """Unbiased MMD² of one m-point subset pair from its kernel blocks and their traces."""
-    m = kxy.shape[0]
-    within = (kxx.sum() - trace_xx + kyy.sum() - trace_yy) / (m * (m - 1))
-    return float(within - 2 * kxy.sum() / (m * m))
-
-
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD² between two equal-size samples under the kernel (x·y/d + 1)³, in float64."""
     import torch
@@ -45,8 +37,9 @@ def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     if tuple(y.shape) != (m, d) or m < 2:
         raise GanbenchError(f"KID needs two equal-size samples of at least 2 points, got {tuple(x.shape)} and "
                             f"{tuple(y.shape)}")
-    kxx, kyy = _cubic_kernel(x, x), _cubic_kernel(y, y)
-    return _mmd2(kxx, kyy, _cubic_kernel(x, y), kxx.trace(), kyy.trace())
+    kxx, kyy, kxy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
+    within = (kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()) / (m * (m - 1))
+    return float(within - 2 * kxy.sum() / (m * m))
 
 
 def whole_kernels_pay(n_gen: int, n_real: int, m: int, num_subsets: int) -> bool:
@@ -62,8 +55,9 @@ def kernel_distance(gen: np.ndarray, real: np.ndarray, num_subsets: int = 100, m
                     seed: int = 0) -> tuple[float, float]:
     """(mean, std) of unbiased polynomial MMD² over random equal-size subsets drawn without replacement.
 
-    When the sets are not much larger than a subset (m = N at N <= 1000), each subset's kernel blocks are
-    gathered from the whole sets' kernels instead of recomputed: the same sums to float64 round-off."""
+    When the sets are not much larger than a subset (m = N at N <= 1000), each subset's kernel sums are
+    taken from the whole sets' kernels instead of recomputed (a subset of every point sums the whole
+    kernel, or its row or column sums): the same sums to float64 round-off."""
     import torch
 
     m = min(len(gen), len(real), max_subset_size)
@@ -76,12 +70,16 @@ def kernel_distance(gen: np.ndarray, real: np.ndarray, num_subsets: int = 100, m
         return float(np.mean(mmds)), float(np.std(mmds))
     x, y = torch.as_tensor(np.asarray(gen, np.float64)), torch.as_tensor(np.asarray(real, np.float64))
     kxx, kyy, kxy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
-    dxx, dyy = kxx.diagonal(), kyy.diagonal()
+    whole_x, whole_y = m == len(gen), m == len(real)   # a subset of every point: the block is the whole kernel
+    sum_xx, sum_yy, rows_xy, cols_xy = kxx.sum(), kyy.sum(), kxy.sum(1), kxy.sum(0)
     mmds = []
     for ix, iy in draws:
         ix, iy = torch.from_numpy(ix), torch.from_numpy(iy)
-        mmds.append(_mmd2(kxx[ix[:, None], ix], kyy[iy[:, None], iy], kxy[ix[:, None], iy],
-                          dxx[ix].sum(), dyy[iy].sum()))
+        xx = sum_xx if whole_x else kxx[ix[:, None], ix].sum()
+        yy = sum_yy if whole_y else kyy[iy[:, None], iy].sum()
+        xy = (cols_xy[iy].sum() if whole_x else rows_xy[ix].sum() if whole_y else kxy[ix[:, None], iy].sum())
+        within = (xx - kxx.diagonal()[ix].sum() + yy - kyy.diagonal()[iy].sum()) / (m * (m - 1))
+        mmds.append(float(within - 2 * xy / (m * m)))
     return float(np.mean(mmds)), float(np.std(mmds))
 
 
