@@ -218,7 +218,9 @@ def run_ganbench(extractor: Any, gen, real, batch: int) -> dict[str, Any]:
     def build() -> Any:
         from ganbench.features.inception import InceptionExtractor
 
-        return InceptionExtractor(mode=extractor[0], weights=extractor[1]) if isinstance(extractor, tuple) else extractor
+        if isinstance(extractor, tuple):
+            return InceptionExtractor(mode=extractor[0], weights=extractor[1])
+        return extractor
 
     build().extract(gen[:2])  # warm-up: one-time kernel selection is not part of the throughput
 

@@ -1,22 +1,23 @@
 """glibc heap policy: hand freed memory back between training phases; reuse it within a feature pass.
 
-Between training phases (`release_free_heap`): glibc keeps memory freed in the middle of its heap mapped, and its mmap threshold grows with every large
-block freed, so after a few steps most tensors of a large CPU model come from a heap that fragments: a
-StyleGAN3-R 64 px step at batch 4 peaked at 5.4 GB RSS for about 4.5 GB of live tensors (benchmarks/
-train_speed.py). `malloc_trim(0)` returns every free page, but the next phase then faults those pages in
-again, which cost 15-20 % on a tiny model's 50 ms steps; so the trim runs only when the heap holds at least
-`min_free` bytes of free memory, which only large models reach. Elsewhere (macOS, musl) nothing happens,
-and GANBENCH_TRIM_HEAP=0 turns it off (benchmarks/train_speed.py --heap both measures the two side by side).
+Between training phases (`release_free_heap`): glibc keeps memory freed in the middle of its heap mapped,
+and its mmap threshold grows with every large block freed, so after a few steps most tensors of a large
+CPU model come from a heap that fragments: a StyleGAN3-R 64 px step at batch 4 peaked at 5.4 GB RSS for
+about 4.5 GB of live tensors (benchmarks/train_speed.py). `malloc_trim(0)` returns every free page, but the
+next phase then faults those pages in again, which cost 15-20 % on a tiny model's 50 ms steps; so the trim
+runs only when the heap holds at least `min_free` bytes of free memory, which only large models reach.
+Elsewhere (macOS, musl) nothing happens, and GANBENCH_TRIM_HEAP=0 turns it off (benchmarks/train_speed.py
+--heap both measures the two side by side).
 
-Feature passes (`reuse_freed_memory`): glibc serves every block above its mmap threshold (at most 32 MiB)
-with a fresh mmap and unmaps it on free, so each Inception batch faults its large activations in page by
-page (a 299 px batch of 32 allocates several blocks of 100-180 MB). On a 2-core Zen 4 VM that first touch
-ran at ~5 GB/s against ~22 GB/s for a copy into memory already mapped, and it cost a sixth of the pass: 14.5
-against 17.5 images/s (benchmarks/metric_speed.py, rows with and without). Within the scope, mmap is off and
-the heap is never trimmed, so every batch after the first reuses the pages of the one before; on leaving
-it, glibc gets fixed thresholds (32 MiB mmap, 64 MiB trim: what its own dynamic rule settles at once large
-tensors have been freed, which setting any threshold turns off) and the free pages go back to the OS.
-GANBENCH_REUSE_HEAP=0 turns it off.
+Within a feature pass (`reuse_freed_memory`): glibc serves every block above its mmap threshold (at most
+32 MiB) with a fresh mmap and unmaps it on free, so each Inception batch of 32 at 299 px faulted in its
+100-180 MB activations page by page, ~265k page faults (1 GB) per batch. On a 2-core Zen 4 VM first touch
+ran at ~5 GB/s against ~22 GB/s for a copy into memory already mapped; the pass ran at 14.6-15.0 images/s
+against 17.0-17.3 with the scope (benchmarks/metric_speed.py, "glibc default heap" row). Within the scope
+mmap is off and the heap is never trimmed, so from the third batch on a pass faults in no page at all. On
+leaving it glibc gets fixed thresholds (32 MiB mmap, 64 MiB trim: where its own dynamic rule settles once
+large tensors have been freed; setting any threshold turns that rule off) and the free pages go back to
+the OS. GANBENCH_REUSE_HEAP=0 turns it off.
 """
 
 from __future__ import annotations

@@ -135,7 +135,8 @@ def test_kid_from_the_whole_sets_kernels_equals_the_per_subset_kernels(n_gen, n_
     import ganbench.metrics.kid as kid
 
     rng = np.random.default_rng(3)
-    gen, real = rng.normal(size=(n_gen, 32)).astype(np.float32), rng.normal(0.2, 1, size=(n_real, 32)).astype(np.float32)
+    gen = rng.normal(size=(n_gen, 32)).astype(np.float32)
+    real = rng.normal(0.2, 1, size=(n_real, 32)).astype(np.float32)
     assert kid.whole_kernels_pay(n_gen, n_real, min(n_gen, n_real, m), 20)
     whole = kernel_distance(gen, real, num_subsets=20, max_subset_size=m, seed=5)
     monkeypatch.setattr(kid, "whole_kernels_pay", lambda *a: False)
