@@ -81,6 +81,7 @@ def filtered_mean(dist: np.ndarray) -> float:
 
 
 @torch.no_grad()
+@reuse_freed_memory()  # each batch reuses the last one's pages instead of faulting in new ones (LPIPS at 256 px: ~30 %)
 def path_lengths(G: Any, distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, space: str = "z",
                  sampling: str = "full", epsilon: float = 1e-4, crop: bool = False, batch_size: int = 16,
                  seed: int = 0, device: str | torch.device = "cpu",
@@ -185,9 +186,8 @@ class PPL(Metric):  # registered below once per (space, sampling)
                                 f"{type(G).__name__} has none (use ppl_z{self.sampling})")
         dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
         n = self.n_gen or ctx.num_gen()
-        with reuse_freed_memory():  # each batch reuses the last one's pages (LPIPS at 256 px: ~30 % faster)
-            values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,
-                                  ctx.seed, ctx.device, label_sampler(ctx, G), progress_reporter(ctx, self.key, n))
+        values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,
+                              ctx.seed, ctx.device, label_sampler(ctx, G), progress_reporter(ctx, self.key, n))
         return {self.key: filtered_mean(values)}
 
 
