@@ -114,6 +114,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -177,15 +178,13 @@ def feature_pass(extractor: Any, images, batch: int, gflop: float) -> dict[str, 
                                                   "matmul_gflops_max": max(bursts), "inception_gflop": gflop}}
 
 
-def default_heap_pass(weights: Path, images, batch: int, gflop: float) -> dict[str, Any]:
-    """feature_pass of the torch_fidelity trunk with GANBENCH_REUSE_HEAP=0 (run in a fresh process):
-    every large activation a fresh mmap, faulted in page by page, as before ganbench.heap's scope."""
+def default_heap_pass(make_extractor: Callable[[], Any], images, batch: int, gflop: float) -> dict[str, Any]:
+    """feature_pass with GANBENCH_REUSE_HEAP=0 (run in a fresh process): every large activation a fresh
+    mmap, faulted in page by page, as before ganbench.heap's scope."""
     import os
 
-    from ganbench.features.inception import InceptionExtractor
-
     os.environ["GANBENCH_REUSE_HEAP"] = "0"
-    ext = InceptionExtractor(mode="torch_fidelity", weights=weights)
+    ext = make_extractor()
     ext.extract(images[:2])
     return feature_pass(ext, images, batch, gflop)
 
@@ -207,26 +206,19 @@ def shapes_images(n: int, resolution: int, seed: int, shapes: tuple[str, ...] | 
     return torch.from_numpy(np.stack([ds.image(i) for i in range(n)]))
 
 
-def run_ganbench(extractor: Any, gen, real, batch: int) -> dict[str, Any]:
+def run_ganbench(make_extractor: Callable[[], Any], gen, real, batch: int) -> dict[str, Any]:
     """Our shared pass (gen + real) then FID/KID/IS/PR from the memoised outputs.
 
-    `extractor` is an extractor, or (mode, weights) to build one inside the timing, as torch-fidelity's
-    calculate_metrics builds its network inside its own (after a warm-up build and 2-image pass)."""
+    The extractor is built inside the timing, as torch-fidelity's calculate_metrics builds its network
+    inside its own (after a warm-up build and 2-image pass)."""
     from ganbench.metrics import get_metric
     from ganbench.metrics.context import MetricContext
 
-    def build() -> Any:
-        from ganbench.features.inception import InceptionExtractor
-
-        if isinstance(extractor, tuple):
-            return InceptionExtractor(mode=extractor[0], weights=extractor[1])
-        return extractor
-
-    build().extract(gen[:2])  # warm-up: one-time kernel selection is not part of the throughput
+    make_extractor().extract(gen[:2])  # warm-up: one-time kernel selection is not part of the throughput
 
     def passes() -> MetricContext:
-        ctx = MetricContext(generator=gen, real=real, n_gen=len(gen), extractor=build(), batch_size=batch,
-                            cache_dir=False)
+        ctx = MetricContext(generator=gen, real=real, n_gen=len(gen), extractor=make_extractor(),
+                            batch_size=batch, cache_dir=False)
         ctx.gen_outputs(), ctx.real_outputs()
         return ctx
 
@@ -370,9 +362,10 @@ def main() -> None:
         torchscript = write_torchscript_inception(tmp / "ts" / "inception-2015-12-05.pt", seed=0)
 
         add("ganbench", "shapes-net", "fid,kid,is,pr",
-            run_ganbench(get_extractor("shapes-net"), gen_all, real_all, args.batch), n=args.n)
-        ext_tf = InceptionExtractor(mode="torch_fidelity", weights=state_dict)
-        ext_clean = InceptionExtractor(mode="clean", weights=torchscript)
+            run_ganbench(partial(get_extractor, "shapes-net"), gen_all, real_all, args.batch), n=args.n)
+        make_tf = partial(InceptionExtractor, mode="torch_fidelity", weights=state_dict)
+        make_clean = partial(InceptionExtractor, mode="clean", weights=torchscript)
+        ext_tf, ext_clean = make_tf(), make_clean()
         gflop = inception_gflop(ext_tf)
         print(f"Inception trunk: {gflop:.2f} GFLOP per 299 px image", flush=True)
         for mode, ext in (("torch_fidelity", ext_tf), ("clean", ext_clean)):
@@ -380,7 +373,7 @@ def main() -> None:
             add("ganbench", f"inception {mode}", "feature pass", feature_pass(ext, both, args.batch, gflop),
                 images=len(both))
         add("ganbench", "inception torch_fidelity, glibc default heap", "feature pass",
-            in_fresh_process(args.threads, default_heap_pass, state_dict, both, args.batch, gflop), images=len(both))
+            in_fresh_process(args.threads, default_heap_pass, make_tf, both, args.batch, gflop), images=len(both))
         if args.compile:
             compiled = InceptionExtractor(mode="torch_fidelity", weights=state_dict, compile=True)
             first = both[:args.batch]
@@ -390,14 +383,13 @@ def main() -> None:
             add("ganbench", "inception torch_fidelity compile", "feature pass",
                 feature_pass(compiled, both, args.batch, gflop), images=len(both))
         ours_tf = add("ganbench", "inception torch_fidelity", "fid,kid,is,pr",
-                      in_fresh_process(args.threads, run_ganbench, ("torch_fidelity", state_dict), gen, real,
-                                       args.batch))
+                      in_fresh_process(args.threads, run_ganbench, make_tf, gen, real, args.batch))
         if "torch-fidelity" not in skip:
             peer = add("torch-fidelity 0.4.0", "inception-v3-compat", "fid,kid,is,pr",
                        in_fresh_process(args.threads, run_torch_fidelity, state_dict, gen, real, args.batch))
             ours_tf["speedup_vs_peer"] = round(peer["total_s"] / ours_tf["total_s"], 2)
         ours_clean = add("ganbench", "inception clean", "fid,kid,is,pr",
-                         in_fresh_process(args.threads, run_ganbench, ("clean", torchscript), gen, real, args.batch))
+                         in_fresh_process(args.threads, run_ganbench, make_clean, gen, real, args.batch))
         if "clean-fid" not in skip:
             peer = add("clean-fid", "inception clean", "fid,kid",
                        in_fresh_process(args.threads, run_clean_fid, torchscript, gen, real, args.batch, tmp))

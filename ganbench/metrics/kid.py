@@ -28,6 +28,11 @@ def _cubic_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a @ b.T / a.shape[1] + 1) ** 3
 
 
+def _mmd2(xx: torch.Tensor, yy: torch.Tensor, xy: torch.Tensor, m: int) -> float:
+    """Unbiased MMD² of m-point samples from their kernel sums: xx and yy without their diagonals."""
+    return float((xx + yy) / (m * (m - 1)) - 2 * xy / (m * m))
+
+
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD² between two equal-size samples under the kernel (x·y/d + 1)³, in float64."""
     import torch
@@ -37,9 +42,8 @@ def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     if tuple(y.shape) != (m, d) or m < 2:
         raise GanbenchError(f"KID needs two equal-size samples of at least 2 points, got {tuple(x.shape)} and "
                             f"{tuple(y.shape)}")
-    kxx, kyy, kxy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
-    within = (kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()) / (m * (m - 1))
-    return float(within - 2 * kxy.sum() / (m * m))
+    kxx, kyy = _cubic_kernel(x, x), _cubic_kernel(y, y)
+    return _mmd2(kxx.sum() - kxx.trace(), kyy.sum() - kyy.trace(), _cubic_kernel(x, y).sum(), m)
 
 
 def whole_kernels_pay(n_gen: int, n_real: int, m: int, num_subsets: int) -> bool:
@@ -78,8 +82,7 @@ def kernel_distance(gen: np.ndarray, real: np.ndarray, num_subsets: int = 100, m
         xx = sum_xx if whole_x else kxx[ix[:, None], ix].sum()
         yy = sum_yy if whole_y else kyy[iy[:, None], iy].sum()
         xy = (cols_xy[iy].sum() if whole_x else rows_xy[ix].sum() if whole_y else kxy[ix[:, None], iy].sum())
-        within = (xx - kxx.diagonal()[ix].sum() + yy - kyy.diagonal()[iy].sum()) / (m * (m - 1))
-        mmds.append(float(within - 2 * xy / (m * m)))
+        mmds.append(_mmd2(xx - kxx.diagonal()[ix].sum(), yy - kyy.diagonal()[iy].sum(), xy, m))
     return float(np.mean(mmds)), float(np.std(mmds))
 
 
