@@ -105,6 +105,23 @@ def test_torch_fidelity_state_dict_mode(weights):
     assert float(out["features"].std()) > 1e-2  # Kaiming init: not the ~1e-8 of PyTorch's default init
 
 
+def test_torch_fidelity_module_is_built_without_a_random_init(weights, tmp_path, monkeypatch):
+    """Its layers are made on the meta device and take the loaded tensors: no CPU tensor is filled at
+    random first (a third of the extractor's build), and a file whose tensors do not fit still fails."""
+    filled: list[str] = []
+    real_uniform = torch.Tensor.uniform_
+    monkeypatch.setattr(torch.Tensor, "uniform_", lambda t, *a, **k: filled.append(t.device.type) or real_uniform(t, *a, **k))
+    ext = get_extractor("inception", mode="torch_fidelity", weights=weights["state_dict"])
+    assert filled and set(filled) == {"meta"}
+    assert all(p.device.type == "cpu" and not p.requires_grad for p in ext.net.parameters())
+    state = torch.load(weights["state_dict"], weights_only=True)
+    torch.testing.assert_close(ext.net.fc.weight, state["fc.weight"], rtol=0, atol=0)
+    state["fc.weight"] = state["fc.weight"][:, :100]
+    torch.save(state, tmp_path / "narrow.pth")
+    with pytest.raises(AssetError, match="narrow.pth"):
+        get_extractor("inception", mode="torch_fidelity", weights=tmp_path / "narrow.pth")
+
+
 def test_unsafe_or_corrupt_weight_files_are_refused(tmp_path):
     pickled = tmp_path / "evil.pth"
     torch.save({"w": torch.zeros(1), "obj": np.dtype("float32")}, pickled)  # a non-tensor object: needs full unpickling

@@ -209,15 +209,20 @@ _FUSED_CONV_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mk
 
 
 def _fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
-    """Replace every eval-mode `conv` + `bn` (+ ReLU) block (torch-fidelity's BasicConv2d) by one fused conv."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    """Replace every eval-mode `conv` + `bn` (+ ReLU) block (torch-fidelity's BasicConv2d) by one fused conv.
+
+    The folded weights are torch's own `fuse_conv_bn_weights`, written into the block's conv (no copy of
+    the module, which took a sixth of the extractor's build)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
 
     for parent in list(module.modules()):
         for name, block in list(parent.named_children()):
             conv, bn = getattr(block, "conv", None), getattr(block, "bn", None)
             if type(block).__name__ == "BasicConv2d" and isinstance(conv, torch.nn.Conv2d) \
-                    and isinstance(bn, torch.nn.BatchNorm2d):
-                setattr(parent, name, _ConvReLU(fuse_conv_bn_eval(conv, bn)))
+                    and isinstance(bn, torch.nn.BatchNorm2d) and not bn.training:
+                conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean,
+                                                              bn.running_var, bn.eps, bn.weight, bn.bias)
+                setattr(parent, name, _ConvReLU(conv))
     return module
 
 
@@ -236,16 +241,20 @@ def _freeze(layers: torch.nn.Module) -> torch.nn.Module:
 def _load_torch_fidelity(path: Path) -> torch.nn.Module:
     """torch-fidelity's Inception module with a state dict read by torch.load(weights_only=True).
 
-    torch-fidelity itself would unpickle the file unrestricted; it is handed an in-memory copy that
-    holds nothing but the tensors we already loaded safely.
+    torch-fidelity itself would unpickle the file unrestricted and fill its layers with a random init
+    first. It is built on the meta device instead, handed an in-memory file of tensor shapes only, and
+    then given the tensors we already loaded safely (`assign=True`: no copy).
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError("expected a flat state dict of tensors")
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                       feature_extractor_weights_path=buf)
+    shapes = io.BytesIO()
+    torch.save({k: v.to("meta") for k, v in state.items()}, shapes)
+    shapes.seek(0)
+    with torch.device("meta"):
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                          feature_extractor_weights_path=shapes)
+    net.load_state_dict(state, assign=True)
+    return net.to(torch.float32)
