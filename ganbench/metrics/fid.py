@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganbench.errors import ConfigError, GanbenchError
+from ganbench.heap import numpy_small_pages
 from ganbench.metrics.base import METRICS, Metric, register_variant
 
 SQRTM_EPS = 1e-6
@@ -150,6 +151,7 @@ class FID(Metric):
             raise ConfigError(f"{self.name}: covariance must be 'biased' (NVlabs, ÷N) or 'unbiased' (÷(N-1)), "
                               f"got {self.covariance!r}")
 
+    @numpy_small_pages()  # a dozen 32 MiB float64 arrays: huge pages cost far more to fault in than they save
     def compute(self, ctx) -> dict[str, float]:
         gen = ctx.moments("gen", self.extractor, self.n_gen)
         real = ctx.moments("real", self.extractor, self.n_real)
