@@ -164,11 +164,13 @@ def run_config(model: str, res: int, args: argparse.Namespace, heap: str = "trim
     """Run `child` for one config in a fresh interpreter; a crash or memory failure becomes a status.
 
     heap: `trim` (the trainer's default: free heap pages returned between phases once 256 MB sit free,
-    ganbench.heap) or `keep` (GANBENCH_TRIM_HEAP=0, glibc as is)."""
+    ganbench.heap), `keep` (GANBENCH_TRIM_HEAP=0, glibc as is) or `reuse` (GANBENCH_TRAIN_REUSE_HEAP=1:
+    each phase reuses its freed blocks, no mmap inside it; the free heap goes back to the OS after it)."""
     cmd = [sys.executable, __file__, "--child", "--model", model, "--resolution", str(res), "--batch",
            str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads), "--mem-limit-gb",
            str(args.mem_limit_gb), "--device", args.device] + (["--preset", args.preset] if args.preset else [])
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "GANBENCH_TRIM_HEAP": "0" if heap == "keep" else "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "GANBENCH_TRIM_HEAP": "0" if heap == "keep" else "1",
+           "GANBENCH_TRAIN_REUSE_HEAP": "1" if heap == "reuse" else "0"}
     base = {"model": model, "resolution": res, "batch": args.batch, "preset": args.preset or "",
             "device": args.device, "threads": args.threads, "heap": heap}
     try:
@@ -200,8 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mem-limit-gb", type=float, default=12.0, help="address-space cap per config (0 = none)")
     ap.add_argument("--timeout", type=int, default=1800)
-    ap.add_argument("--heap", default="trim", choices=["trim", "keep", "both"],
-                    help="heap trimming between phases (ganbench.heap): the default trim, keep (off), or both")
+    ap.add_argument("--heap", default="trim", choices=["trim", "keep", "reuse", "both", "all"],
+                    help="heap policy (ganbench.heap): the default trim between phases, keep (off), reuse within "
+                         "each phase (opt-in), both (trim, keep) or all three")
     ap.add_argument("--csv", default="reports/train_speed.csv")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="", help=argparse.SUPPRESS)
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = [(m, r) for r in resolutions for m in models]
     configs.sort(key=lambda mr: (mr == ("stylegan3-r", max(resolutions)), mr[1]))   # heaviest last
     rows = []
-    heaps = ["trim", "keep"] if args.heap == "both" else [args.heap]
+    heaps = {"both": ["trim", "keep"], "all": ["trim", "keep", "reuse"]}.get(args.heap, [args.heap])
     header = (f"{'model':14} {'res':>4} {'heap':5} {'status':10} {'s/kimg':>8} {'step_s':>8} {'cpu_s':>8} {'all_ph_s':>9} "
               f"{'rss_MB':>8}")
     print(header)

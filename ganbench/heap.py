@@ -19,6 +19,12 @@ leaving it glibc gets fixed thresholds (32 MiB mmap, 64 MiB trim: where its own 
 large tensors have been freed; setting any threshold turns that rule off) and the free pages go back to
 the OS. GANBENCH_REUSE_HEAP=0 turns it off.
 
+Training phases may run in the same scope (`training_heap_scope`), but only when asked for with
+GANBENCH_TRAIN_REUSE_HEAP=1: on a Zen 4 VM, paper networks at 64 px, batch 4 (benchmarks/train_speed.py
+--heap reuse), StyleGAN3-R went from 44.5 to 38.4 s per step and StyleGAN3-T from 42.4 to 39.2, StyleGAN2
+stayed at 12.0, but the peaks grew by 8-17 % (StyleGAN3-R 4028 -> 4708 MiB, at the edge of its 5 GB
+budget), so it is not the default.
+
 Around FID's float64 algebra (`numpy_small_pages`): numpy advises transparent huge pages
 (MADV_HUGEPAGE) for every array of 4 MiB or more, and FID makes a dozen 2048² float64 arrays (32 MiB
 each). On the Zen 4 VM each 2 MiB page cost ~60 us of kernel time to fault in (zeroing, compaction after
@@ -33,7 +39,7 @@ import ctypes.util
 import os
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -155,3 +161,12 @@ def numpy_small_pages() -> Iterator[bool]:
             _pages_depth -= 1
             if _pages_depth == 0:
                 switch(_pages_before)
+
+
+def training_heap_scope(device: Any) -> Any:
+    """`reuse_freed_memory` around one training phase on CPU when GANBENCH_TRAIN_REUSE_HEAP=1, else a no-op."""
+    import torch
+
+    if torch.device(device).type == "cpu" and os.environ.get("GANBENCH_TRAIN_REUSE_HEAP", "0") == "1":
+        return reuse_freed_memory()
+    return nullcontext(False)

@@ -76,6 +76,30 @@ def test_cpu_training_releases_the_heap_before_every_phase(monkeypatch: pytest.M
     assert len(phases) >= 4 and len(calls) == len(phases)
 
 
+@pytest.mark.parametrize("opt_in", ["0", "1"])
+def test_training_phases_reuse_the_heap_only_when_asked(opt_in: str, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """GANBENCH_TRAIN_REUSE_HEAP=1: each phase (loss, backward, optimizer step) runs in the reuse scope."""
+    model_zoo.list_models()
+    monkeypatch.setitem(model_zoo.MODELS._items, "toy", build_toy)
+    monkeypatch.setenv("GANBENCH_TRAIN_REUSE_HEAP", opt_in)
+    seen: list[bool] = []
+    real = loop.Trainer._run_phases
+
+    def probe(self, work, *a):
+        step = self.loss.accumulate_gradients
+        monkeypatch.setattr(self.loss, "accumulate_gradients",
+                            lambda *b, **k: seen.append(heap.reusing_freed_memory()) or step(*b, **k))
+        return real(self, work, *a)
+
+    monkeypatch.setattr(loop.Trainer, "_run_phases", probe)
+    run_training("toy", "shapes:16", 8, kimg=0.032, batch=8, seed=0, out=tmp_path, snapshot_kimg=1,
+                 device="cpu", quiet=True)
+    if opt_in == "1" and heap._glibc() is None:
+        pytest.skip("no glibc: the scope has nothing to do")
+    assert len(seen) >= 4 and set(seen) == {opt_in == "1"} and not heap.reusing_freed_memory()
+
+
 # ---- reuse_freed_memory: a feature pass reuses its freed blocks instead of faulting in new pages ------------
 
 def faults_for_batch() -> int:
