@@ -90,6 +90,22 @@ before / packed / before / packed (09:23-09:36):
     stylegan3-t   32   17.0, 17.7         16.8, 16.3        33.0, 34.7      33.2, 32.3
     stylegan3-r   32   19.3, 19.1         18.2, 18.1        36.4, 36.6      35.1, 35.4
 Packing costs a few ms per layer (numpy's packbits / unpackbits); fewer pages to fault in pays for it.
+
+Heap reuse within each phase (2026-12-04 13:50-14:12, idle Zen 4 box as above, paper networks, batch 4,
+`--models stylegan3-r,stylegan3-t,stylegan2 --resolutions 64 --steps 1`, run once with the default heap and
+once with GANBENCH_TRAIN_REUSE_HEAP=1, what `--heap reuse` sets; a third run kept blocks above 64 MiB on mmap):
+    model        res  heap                s/kimg  step_s  cpu_s  all_phases_s  peak RSS
+    stylegan3-t   64  trim (default)       10602    42.4   83.1          52.5  3730 MiB
+    stylegan3-t   64  reuse                 9792    39.2   76.4          46.9  4205 MiB
+    stylegan3-t   64  reuse, mmap > 64 MiB  9216    36.9   71.7          44.1  4255 MiB
+    stylegan3-r   64  trim (default)       11124    44.5   86.3          55.4  4028 MiB
+    stylegan3-r   64  reuse                 9606    38.4   73.8          40.7  4708 MiB
+    stylegan3-r   64  reuse, mmap > 64 MiB 10556    42.2   81.3          48.0  4607 MiB
+    stylegan2     64  trim (default)        2995    12.0   23.6          23.1  2645 MiB
+    stylegan2     64  reuse                 2984    11.9   23.5          22.5  2852 MiB
+Reuse is 8-14 % faster on StyleGAN3 (27 % on R's all-phases step), no faster on StyleGAN2, and the peaks grow
+8-17 %: R's 4708 MiB is 4.94e9 bytes, at the edge of its 5 GB budget, so it stays opt-in. Keeping the largest
+blocks on mmap did not bound the peak clearly (one run each; this box varies ~5-10 % between runs).
 """
 
 from __future__ import annotations
