@@ -89,13 +89,37 @@ def release_free_heap(min_free: int = MIN_FREE) -> bool:
     return True
 
 
-_reuse_lock = threading.Lock()
-_reuse_depth = 0
+class _ProcessSetting:
+    """A process-wide setting that nested scopes share: the first scope in applies it, the last one out
+    restores what `apply` returned (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: Any = None
+
+    @contextmanager
+    def scope(self, apply: Any, restore: Any) -> Iterator[bool]:
+        with self.lock:
+            if self.depth == 0:
+                self.saved = apply()
+            self.depth += 1
+        try:
+            yield True
+        finally:
+            with self.lock:
+                self.depth -= 1
+                if self.depth == 0:
+                    restore(self.saved)
+
+
+_REUSE = _ProcessSetting()
+_SMALL_PAGES = _ProcessSetting()
 
 
 def reusing_freed_memory() -> bool:
     """Whether a `reuse_freed_memory` scope is open (and in effect) in this process."""
-    return _reuse_depth > 0
+    return _REUSE.depth > 0
 
 
 @contextmanager
@@ -104,31 +128,23 @@ def reuse_freed_memory() -> Iterator[bool]:
 
     Nested scopes are one scope: only the outermost sets and restores. Yields whether it is in effect
     (False off glibc or with GANBENCH_REUSE_HEAP=0)."""
-    global _reuse_depth
     libc = _glibc()
     if libc is None or os.environ.get("GANBENCH_REUSE_HEAP", "1") == "0":
         yield False
         return
-    with _reuse_lock:
-        if _reuse_depth == 0:
-            libc.mallopt(M_MMAP_MAX, 0)
-            libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)
-        _reuse_depth += 1
-    try:
-        yield True
-    finally:
-        with _reuse_lock:
-            _reuse_depth -= 1
-            if _reuse_depth == 0:
-                libc.mallopt(M_MMAP_THRESHOLD, AFTER_MMAP_THRESHOLD)
-                libc.mallopt(M_TRIM_THRESHOLD, AFTER_TRIM_THRESHOLD)
-                libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
-                libc.malloc_trim(0)
 
+    def apply() -> None:
+        libc.mallopt(M_MMAP_MAX, 0)
+        libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)
 
-_pages_lock = threading.Lock()
-_pages_depth = 0
-_pages_before = True
+    def restore(_: None) -> None:
+        libc.mallopt(M_MMAP_THRESHOLD, AFTER_MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, AFTER_TRIM_THRESHOLD)
+        libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+        libc.malloc_trim(0)
+
+    with _REUSE.scope(apply, restore) as on:
+        yield on
 
 
 def _numpy_hugepage_switch() -> Any:
@@ -145,22 +161,12 @@ def numpy_small_pages() -> Iterator[bool]:
 
     Nested scopes are one scope; the outermost restores numpy's previous setting. Yields whether it is
     in effect (False when numpy has no such switch)."""
-    global _pages_depth, _pages_before
     switch = _numpy_hugepage_switch()
     if switch is None:
         yield False
         return
-    with _pages_lock:
-        if _pages_depth == 0:
-            _pages_before = bool(switch(False))
-        _pages_depth += 1
-    try:
-        yield True
-    finally:
-        with _pages_lock:
-            _pages_depth -= 1
-            if _pages_depth == 0:
-                switch(_pages_before)
+    with _SMALL_PAGES.scope(lambda: bool(switch(False)), switch) as on:
+        yield on
 
 
 def training_heap_scope(device: Any) -> Any:
