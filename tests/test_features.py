@@ -110,7 +110,8 @@ def test_torch_fidelity_module_is_built_without_a_random_init(weights, tmp_path,
     random first (a third of the extractor's build), and a file whose tensors do not fit still fails."""
     filled: list[str] = []
     real_uniform = torch.Tensor.uniform_
-    monkeypatch.setattr(torch.Tensor, "uniform_", lambda t, *a, **k: filled.append(t.device.type) or real_uniform(t, *a, **k))
+    monkeypatch.setattr(torch.Tensor, "uniform_",
+                        lambda t, *a, **k: filled.append(t.device.type) or real_uniform(t, *a, **k))
     ext = get_extractor("inception", mode="torch_fidelity", weights=weights["state_dict"])
     assert filled and set(filled) == {"meta"}
     assert all(p.device.type == "cpu" and not p.requires_grad for p in ext.net.parameters())

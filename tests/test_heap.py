@@ -222,6 +222,7 @@ def test_fid_algebra_runs_without_huge_page_advice(monkeypatch: pytest.MonkeyPat
             return {"features": images.float().mean((2, 3))}
 
     seen: list[bool] = []
+    before = _numpy_advises_huge_pages()
     real_frechet = fid.frechet_distance
     monkeypatch.setattr(fid, "frechet_distance",
                         lambda *a: seen.append(_numpy_advises_huge_pages()) or real_frechet(*a))
@@ -229,4 +230,4 @@ def test_fid_algebra_runs_without_huge_page_advice(monkeypatch: pytest.MonkeyPat
     real = torch.randint(0, 256, (12, 3, 4, 4), dtype=torch.uint8)
     ctx = MetricContext(generator=gen, real=real, n_gen=12, extractor=Means(), batch_size=6, cache_dir=False)
     assert fid.FID(extractor="means").compute(ctx)["fid"] > 0
-    assert seen == [False] and _numpy_advises_huge_pages()
+    assert seen == [False] and _numpy_advises_huge_pages() is before
