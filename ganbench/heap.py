@@ -19,7 +19,7 @@ leaving it glibc gets fixed thresholds (32 MiB mmap, 64 MiB trim: where its own 
 large tensors have been freed; setting any threshold turns that rule off) and the free pages go back to
 the OS. GANBENCH_REUSE_HEAP=0 turns it off.
 
-Training phases may run in the same scope (`training_heap_scope`), but only when asked for with
+Training phases may run in the same scope (`training_phase`), but only when asked for with
 GANBENCH_TRAIN_REUSE_HEAP=1: on a Zen 4 VM, paper networks at 64 px, batch 4 (benchmarks/train_speed.py
 --heap reuse), StyleGAN3-R went from 44.5 to 38.4 s per step and StyleGAN3-T from 42.4 to 39.2, StyleGAN2
 stayed at 12.0, but the peaks grew by 8-17 % (StyleGAN3-R 4028 -> 4708 MiB, at the edge of its 5 GB
@@ -39,7 +39,7 @@ import ctypes.util
 import os
 import sys
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -169,10 +169,19 @@ def numpy_small_pages() -> Iterator[bool]:
         yield on
 
 
-def training_heap_scope(device: Any) -> Any:
-    """`reuse_freed_memory` around one training phase on CPU when GANBENCH_TRAIN_REUSE_HEAP=1, else a no-op."""
+@contextmanager
+def training_phase(device: Any) -> Iterator[bool]:
+    """The heap policy around one training phase on CPU (elsewhere nothing): the free heap goes back to the
+    OS first (`release_free_heap`), and with GANBENCH_TRAIN_REUSE_HEAP=1 the phase runs in
+    `reuse_freed_memory`. Yields whether the reuse is in effect."""
     import torch
 
-    if torch.device(device).type == "cpu" and os.environ.get("GANBENCH_TRAIN_REUSE_HEAP", "0") == "1":
-        return reuse_freed_memory()
-    return nullcontext(False)
+    if torch.device(device).type != "cpu":
+        yield False
+        return
+    release_free_heap()     # large models: the phase's peak no longer sits on the last one's holes
+    if os.environ.get("GANBENCH_TRAIN_REUSE_HEAP", "0") != "1":
+        yield False
+        return
+    with reuse_freed_memory() as on:
+        yield on

@@ -62,7 +62,7 @@ def test_cpu_training_releases_the_heap_before_every_phase(monkeypatch: pytest.M
     model_zoo.list_models()
     monkeypatch.setitem(model_zoo.MODELS._items, "toy", build_toy)
     calls: list[int] = []
-    monkeypatch.setattr(loop, "release_free_heap", lambda: calls.append(1) or False)
+    monkeypatch.setattr(heap, "release_free_heap", lambda: calls.append(1) or False)
     phases: list[str] = []
     real = loop.Trainer._run_phases
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
 from ganbench.errors import CheckpointError, ConfigError
-from ganbench.heap import release_free_heap, training_heap_scope
+from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
@@ -565,9 +565,7 @@ class Trainer:
                 continue
             self.G.requires_grad_(phase.module is self.G)
             self.D.requires_grad_(phase.module is self.D)
-            if self.device.type == "cpu":
-                release_free_heap()     # large models: the phase's peak no longer sits on the last one's holes
-            with training_heap_scope(self.device):  # opt-in: GANBENCH_TRAIN_REUSE_HEAP=1 (see ganbench.heap)
+            with training_phase(self.device):  # CPU: free heap returned first; opt-in reuse (ganbench.heap)
                 stats.update(self.loss.accumulate_gradients(phase.name, real, real_c, gen_z, gen_c,
                                                             gain=float(phase.interval)))
                 self.dist.all_reduce_grads(phase.module)
