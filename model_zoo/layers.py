@@ -17,6 +17,21 @@ import torch.nn.functional as F
 from torch import nn
 
 # --------------------------------------------------------------------------------------------------------------
+# Mixed precision.
+
+HALF_PRECISION_DEVICES = {"cuda"}  # device types where fp16 blocks compute in float16 (NVlabs: CUDA only)
+
+
+def block_dtype(use_fp16: bool, x: torch.Tensor | None, force_fp32: bool = False) -> torch.dtype:
+    """float16 for an fp16 block whose input lies on a device type in HALF_PRECISION_DEVICES, else float32.
+
+    NVlabs' networks run fp16 blocks in float16 on CUDA only (CPU half convolutions are slow). Tests add
+    "cpu" to the set so that the mixed-precision path runs without a GPU."""
+    on_half_device = x is not None and x.device.type in HALF_PRECISION_DEVICES
+    return torch.float16 if use_fp16 and on_half_device and not force_fp32 else torch.float32
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Argument parsing helpers.
 
 Padding = int | Sequence[int]

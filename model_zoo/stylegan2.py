@@ -16,16 +16,10 @@ from torch import nn
 from model_zoo import ModelSpec, register
 from model_zoo._options import Family, build_spec
 from model_zoo.layers import (ACTIVATIONS, Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer,
-                              bias_act, check_images, check_noise_mode, downsample2d, modulated_conv2d, setup_filter,
-                              upsample2d)
+                              bias_act, block_dtype, check_images, check_noise_mode, downsample2d, modulated_conv2d,
+                              setup_filter, upsample2d)
 
 SQRT_HALF = math.sqrt(0.5)
-
-
-def _block_dtype(use_fp16: bool, x: torch.Tensor | None, force_fp32: bool) -> torch.dtype:
-    """float16 only for fp16 blocks on CUDA; CPU half convolutions are slow or unsupported."""
-    on_cuda = x is not None and x.device.type == "cuda"
-    return torch.float16 if use_fp16 and on_cuda and not force_fp32 else torch.float32
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -118,7 +112,7 @@ class SynthesisBlock(nn.Module):
                 noise_mode: str = "random", force_fp32: bool = False,
                 fused_modconv: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
-        dtype = _block_dtype(self.use_fp16, ws, force_fp32)
+        dtype = block_dtype(self.use_fp16, ws, force_fp32)
         if fused_modconv is None:
             fused_modconv = (not self.training) and (dtype == torch.float32 or ws.shape[0] == 1)
         if self.in_channels == 0:
@@ -239,7 +233,7 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
                 force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = _block_dtype(self.use_fp16, img if img is not None else x, force_fp32)
+        dtype = block_dtype(self.use_fp16, img if img is not None else x, force_fp32)
         if x is not None:
             x = x.to(dtype)
         if self.in_channels == 0 or self.architecture == "skip":

@@ -29,7 +29,7 @@ from model_zoo import ModelSpec, register
 from model_zoo import stylegan2
 from model_zoo._options import Family, build_spec
 from model_zoo.filtered_lrelu import design_lowpass_filter, filtered_lrelu
-from model_zoo.layers import FullyConnectedLayer, check_images, check_noise_mode, filter2d, modulated_conv2d
+from model_zoo.layers import FullyConnectedLayer, block_dtype, check_images, check_noise_mode, filter2d, modulated_conv2d
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -170,8 +170,7 @@ class SynthesisLayer(nn.Module):
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * self.conv_kernel ** 2))
 
-        on_cuda = x.device.type == "cuda"
-        dtype = torch.float16 if self.use_fp16 and on_cuda and not force_fp32 else torch.float32
+        dtype = block_dtype(self.use_fp16, x, force_fp32)
         if fused_modconv is None:
             # Measured on CPU (benchmarks/sg3_memory.py): one grouped conv is faster and keeps less for backward
             # with 1x1 kernels (config R); for 3x3 kernels scaling the activations is faster.

@@ -23,7 +23,11 @@ def suite(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("part", ["train", "inception", "metric"])
-def test_gpu_suite_cpu_tiny_path_runs(suite, tmp_path, part):
+def test_gpu_suite_cpu_tiny_path_runs(suite, tmp_path, part, monkeypatch):
+    import model_zoo.layers
+
+    # the "mixed" rows run the fp16 blocks in float16 here as they would on CUDA (see test_mixed_precision.py)
+    monkeypatch.setattr(model_zoo.layers, "HALF_PRECISION_DEVICES", {"cuda", "cpu"})
     out = tmp_path / "suite.csv"
     args = ["--device", "cpu", "--tiny", "--parts", part, "--csv", str(out)]
     if part == "train":
