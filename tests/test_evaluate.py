@@ -81,6 +81,17 @@ def test_two_checkpoints_give_expected_rows_and_rerun_adds_none(tmp_path):
     assert values(reseeded.added) != values(summary.added)
 
 
+def test_each_extractor_is_built_once_per_evaluation_not_per_checkpoint(tmp_path, monkeypatch):
+    import ganbench.metrics.context as context
+
+    built = []
+    real_get = context.get_extractor
+    monkeypatch.setattr(context, "get_extractor", lambda name, **kw: built.append(name) or real_get(name, **kw))
+    run = make_run(tmp_path / "runA", kimgs=(1, 2, 3))
+    summary = evaluate([run], options())
+    assert len(summary.added) == 3 * 3 and built == ["toy-pixels"]  # Inception takes ~0.3 s, VGG16 ~0.8 s
+
+
 def test_rerun_against_other_real_data_computes_instead_of_skipping(tmp_path):
     """Issue 15: the same checkpoint measured against other reals (or fewer of them) is another number, not a
     computation already done; a rerun with the same reals still skips."""

@@ -175,14 +175,16 @@ class MetricContext:
     `timings` accumulates seconds: 'real_images' (computing real outputs; 0 when they come from the
     cache), 'generation' (inside the generator), 'gen_features' (the generated pass, generation included).
     `real_file` (a stats_files.RealStatsFile) replaces `real` with stored statistics or features; `z_dim` is
-    the latent size of a plain generator function.
+    the latent size of a plain generator function. `extractors` is a dict of built extractors by name that
+    the context uses and fills (eval passes one dict to every checkpoint's context, so each extractor is
+    built once per evaluation, not once per checkpoint).
     """
 
     def __init__(self, generator: Any = None, real: ImageSource = None, n_gen: int = 10000,
                  n_real: int | None = None, extractor: str | FeatureExtractor = "shapes-net", seed: int = 0,
                  batch_size: int = 64, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None | bool = None,
                  progress: Any = None, prefetch: bool | None = None, real_file: Any = None,
-                 z_dim: int | None = None) -> None:
+                 z_dim: int | None = None, extractors: dict[str, FeatureExtractor] | None = None) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
         if real is not None and real_file is not None:
@@ -214,7 +216,7 @@ class MetricContext:
             cache_dir = cache_root() / "stats"
         self.cache_dir = Path(cache_dir) if cache_dir is not False else None
         self.progress = progress
-        self._extractors: dict[str, FeatureExtractor] = {}
+        self._extractors: dict[str, FeatureExtractor] = extractors if extractors is not None else {}
         if isinstance(extractor, FeatureExtractor):
             self._extractors[extractor.name] = extractor
         self._outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
