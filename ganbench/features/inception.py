@@ -190,7 +190,8 @@ class _ConvReLU(torch.nn.Module):
     """A BasicConv2d with its eval-mode batch norm folded in: conv + bias + ReLU as one oneDNN call on CPU.
 
     relu(conv(x)) to float round-off (oneDNN may pick another kernel than the eager conv: ~1e-6 on the
-    2048-d features), 3-5 % faster on the whole trunk; other devices, dtypes and torch.compile run the pair."""
+    2048-d features), 3-5 % faster on the whole trunk; other devices, dtypes, autocast and torch.compile run
+    the pair."""
 
     def __init__(self, conv: torch.nn.Conv2d) -> None:
         super().__init__()
@@ -199,6 +200,7 @@ class _ConvReLU(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
         if (_FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+                and not torch.is_autocast_enabled("cpu")  # autocast applies to the eager conv, not to this op
                 and not torch.compiler.is_compiling()):  # torch.compile fuses the eager pair itself
             return torch.ops.mkldnn._convolution_pointwise(x, c.weight, c.bias, list(c.padding), list(c.stride),
                                                           list(c.dilation), c.groups, "relu", [], "")
