@@ -47,13 +47,14 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
                 gain: float = 1.0) -> torch.Tensor:
         styles = self.affine(w)
+        # Noise, weights and styles stay float32 as in NVlabs' code (the same random draws, the demodulation
+        # computed in float32); modulated_conv2d casts them to an fp16 block's dtype at the convolution.
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
-                                dtype=x.dtype) * self.noise_strength.to(x.dtype)
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
-            noise = self.noise_const.to(x.dtype) * self.noise_strength.to(x.dtype)
-        x = modulated_conv2d(x, self.weight.to(x.dtype), styles.to(x.dtype), noise=noise, up=self.up,
+            noise = self.noise_const * self.noise_strength
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up,
                              padding=self.padding, resample_filter=self.resample_filter,
                              flip_weight=(self.up == 1), fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -74,7 +75,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight.to(x.dtype), styles.to(x.dtype), demodulate=False,
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False,
                              fused_modconv=fused_modconv)
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 

@@ -175,7 +175,7 @@ class SynthesisLayer(nn.Module):
             # Measured on CPU (benchmarks/sg3_memory.py): one grouped conv is faster and keeps less for backward
             # with 1x1 kernels (config R); for 3x3 kernels scaling the activations is faster.
             fused_modconv = self.conv_kernel == 1
-        x = modulated_conv2d(x.to(dtype), self.weight.to(dtype), styles.to(dtype), padding=self.conv_kernel - 1,
+        x = modulated_conv2d(x.to(dtype), self.weight, styles, padding=self.conv_kernel - 1,  # fp32 demodulation
                              demodulate=not self.is_torgb, input_gain=input_gain, fused_modconv=fused_modconv)
         gain = 1 if self.is_torgb else np.sqrt(2)
         slope = 1 if self.is_torgb else 0.2

@@ -98,3 +98,45 @@ def test_training_step_with_fp16_blocks_matches_fp32(name, half_on_cpu):
     assert losses[True].keys() == losses[False].keys() and losses[True] != losses[False]  # half really ran
     for key, ref in losses[False].items():
         assert losses[True][key] == pytest.approx(ref, rel=2e-2, abs=2e-3), key
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_fp16_blocks_pass_float32_weights_styles_and_noise_like_nvlabs(name, half_on_cpu, monkeypatch):
+    """NVlabs' layers hand float32 weights, styles and noise to modulated_conv2d, which computes the
+    demodulation in float32 and casts at the convolution; casting them to float16 first loses ~1e-3 in
+    the demodulation coefficients and draws other random noise."""
+    import model_zoo.stylegan2 as sg2
+    import model_zoo.stylegan3 as sg3
+
+    calls = []
+
+    def spy(x, weight, styles, noise=None, **kw):
+        calls.append((x.dtype, weight.dtype, styles.dtype, None if noise is None else noise.dtype))
+        return layers.modulated_conv2d(x, weight, styles, noise=noise, **kw)
+
+    monkeypatch.setattr(sg2, "modulated_conv2d", spy)
+    monkeypatch.setattr(sg3, "modulated_conv2d", spy)
+    half_on_cpu(True)
+    torch.manual_seed(0)
+    G = model_zoo.build(name, 32, preset="tiny", **_mixed(name)).G.eval()
+    with torch.no_grad():
+        G(torch.randn([2, G.z_dim]), torch.zeros([2, G.c_dim]), noise_mode="random")
+    half = [c for c in calls if c[0] == torch.float16]
+    assert half and all(c[1:3] == (torch.float32, torch.float32) and c[3] in (None, torch.float32) for c in half)
+
+
+def test_modulated_conv2d_on_half_input_demodulates_in_float32():
+    """The fused fp16 path against NVlabs' formula written out: pre-normalise, modulate and demodulate in
+    float32, cast the weights to float16 for the grouped convolution."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn([2, 16, 8, 8], generator=g).half()
+    weight = torch.randn([8, 16, 3, 3], generator=g) * 1e-2
+    styles = torch.randn([2, 16], generator=g)
+    w = weight * (1 / (16 * 9) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+    s = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    w = w.unsqueeze(0) * s.reshape(2, 1, -1, 1, 1)
+    w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(2, -1, 1, 1, 1)
+    ref = torch.nn.functional.conv2d(x.reshape(1, -1, 8, 8), w.reshape(-1, 16, 3, 3).half(), padding=1, groups=2)
+    ours = layers.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=True)
+    assert ours.dtype == torch.float16
+    torch.testing.assert_close(ours, ref.reshape(2, 8, 8, 8), rtol=0, atol=0)

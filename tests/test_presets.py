@@ -18,7 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 import model_zoo
-import model_zoo.stylegan2 as stylegan2_module
+import model_zoo.layers
 from ganbench.cli import app
 from ganbench.errors import ConfigError
 
@@ -318,8 +318,7 @@ def _cpu_half_conv_works() -> bool:
 def test_fp16_path_dtypes_when_forced_on_cpu(name, monkeypatch):
     """With the CUDA-only switch forced on, the top num_fp16_res blocks compute in float16 and hand float32 images
     and logits back; force_fp32 turns it off again (PPL, equivariance metrics)."""
-    monkeypatch.setattr(stylegan2_module, "_block_dtype",
-                        lambda use_fp16, x, force_fp32: torch.float16 if use_fp16 and not force_fp32 else torch.float32)
+    monkeypatch.setattr(model_zoo.layers, "HALF_PRECISION_DEVICES", {"cuda", "cpu"})
     torch.manual_seed(0)
     res = 32
     spec = model_zoo.build(name, res, preset="tiny")
