@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ganbench.errors import ConfigError
@@ -37,3 +38,21 @@ def resolve_device(spec: Any = "auto") -> Any:
     elif device.type != "cpu":
         raise ConfigError(f"--device {text}: {device.type} devices are not supported; use {DEVICE_HELP}")
     return device
+
+
+def use_exact_fp32(device: Any) -> bool:
+    """On CUDA, turn TensorFloat-32 off for convolutions and matmuls, as NVlabs' training loop and
+    calc_metrics.py do; True when it did. Returns False elsewhere (CPU has no TF32).
+
+    PyTorch lets cuDNN convolutions use TF32 on Ampere and newer GPUs by default (10-bit mantissa inputs):
+    training would then not follow NVIDIA's recipe, and an "fp32" Inception pass would drift from the
+    numbers published with NVlabs' code. Process-wide, as in NVlabs' scripts; GANBENCH_ALLOW_TF32=1 keeps
+    PyTorch's default for a user who wants the speed and says so.
+    """
+    import torch
+
+    if torch.device(device).type != "cuda" or os.environ.get("GANBENCH_ALLOW_TF32", "0") == "1":
+        return False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return True

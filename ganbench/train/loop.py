@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
+from ganbench.devices import use_exact_fp32
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
@@ -341,6 +342,7 @@ class Trainer:
         if dev == "cuda" and self.dist.world > 1:
             dev = f"cuda:{self.dist.local_rank}"
         self.device = torch.device(dev)
+        use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' training loop
         if opts.batch < 1 or opts.batch % self.dist.world:
             raise ConfigError(f"--batch {opts.batch} must be a positive multiple of the process count "
                               f"{self.dist.world}")

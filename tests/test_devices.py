@@ -1,0 +1,48 @@
+"""ganbench.devices.use_exact_fp32: on CUDA no TensorFloat-32, as NVlabs' training loop and calc_metrics.py.
+
+No GPU is needed: the backend flags can be set without one, and the test checks that training and metric
+contexts ask for it with their device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganbench import devices
+
+
+@pytest.fixture
+def tf32_on(monkeypatch):
+    """PyTorch's defaults on a GPU machine (cuDNN TF32 on), put back after the test."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    monkeypatch.delenv("GANBENCH_ALLOW_TF32", raising=False)
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_cuda_turns_tf32_off_for_convolutions_and_matmuls(tf32_on):
+    assert devices.use_exact_fp32(torch.device("cuda")) is True
+    assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
+
+
+def test_cpu_leaves_the_flags_and_the_user_can_keep_tf32(tf32_on, monkeypatch):
+    assert devices.use_exact_fp32("cpu") is False
+    assert torch.backends.cudnn.allow_tf32 is True
+    monkeypatch.setenv("GANBENCH_ALLOW_TF32", "1")
+    assert devices.use_exact_fp32("cuda:0") is False
+    assert torch.backends.cudnn.allow_tf32 is True and torch.backends.cuda.matmul.allow_tf32 is True
+
+
+def test_trainer_and_metric_context_ask_for_it_with_their_device(tmp_path, monkeypatch):
+    import ganbench.metrics.context as context
+    import ganbench.train.loop as loop
+    from ganbench.train import Trainer, TrainOptions
+
+    asked = []
+    monkeypatch.setattr(loop, "use_exact_fp32", lambda d: asked.append(("train", torch.device(d).type)))
+    monkeypatch.setattr(context, "use_exact_fp32", lambda d: asked.append(("metrics", torch.device(d).type)))
+    Trainer(TrainOptions(model="stylegan2", data="shapes:8", resolution=16, kimg=1, batch=2, seed=0, out=tmp_path / "run",
+                         preset="tiny", device="cpu", quiet=True))
+    context.MetricContext(generator=torch.zeros([2, 3, 8, 8], dtype=torch.uint8), device="cpu", cache_dir=False)
+    assert asked == [("train", "cpu"), ("metrics", "cpu")]
