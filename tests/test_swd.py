@@ -233,3 +233,25 @@ def test_metric_through_compute_ranks_generators():
     bad = compute("swd", noise, real=real, cache_dir=False)
     assert set(good) == {"swd32", "swd16", "swd_avg"}
     assert good["swd_avg"] < bad["swd_avg"] / 3, (good, bad)
+
+
+def test_images_on_a_gpu_are_moved_to_the_cpu_before_any_numpy_work():
+    """The descriptors are numpy arrays: a batch from a CUDA generator must reach them through .cpu() (it
+    crashed on CUDA with "can't convert cuda:0 device type tensor to numpy"). A stand-in for a CUDA tensor
+    offers only .shape and .cpu()."""
+    from ganbench.metrics.swd import PyramidDescriptors
+
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    class OnGpu:
+        shape = images.shape
+
+        def cpu(self):
+            return images
+
+    on_gpu, on_cpu = PyramidDescriptors(seed=1), PyramidDescriptors(seed=1)
+    on_gpu.add(OnGpu())
+    on_cpu.add(images)
+    assert on_gpu.count == on_cpu.count == 2
+    for a, b in zip(on_gpu.levels, on_cpu.levels):
+        assert np.array_equal(a.s1, b.s1) and np.array_equal(a.s2, b.s2)

@@ -208,7 +208,8 @@ class PyramidDescriptors:
                 raise ConfigError(f"SWD needs a width divisible by {h // self.resolutions[-1]}, got {h}x{w}")
         elif h != self.resolutions[0]:
             raise ConfigError(f"SWD got images of height {h} after images of height {self.resolutions[0]}")
-        levels = laplacian_pyramid(images, len(self.resolutions))
+        # The descriptors are numpy work on the CPU (and ProGAN's pyramid ran there): images on a GPU move first.
+        levels = laplacian_pyramid(images.cpu(), len(self.resolutions))
         shapes = [(lvl.shape[2], lvl.shape[3]) for lvl in levels]
         centres = [patch_centres(self.seed, self.count + i, shapes, self.per_image, self.patch_size, self.stream)
                    for i in range(images.shape[0])]
