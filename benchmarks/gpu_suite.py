@@ -5,8 +5,10 @@
 
 Rows (all written to one CSV, default reports/gpu_suite.csv):
 - train: sec/kimg of `Trainer.step` for stylegan2, stylegan3-t, stylegan3-r at `--resolution` (256), in
-  fp32, mixed precision (num_fp16_res=4, conv_clamp=256, as NVlabs) and mixed precision with every
-  network converted to channels_last; peak GPU memory per row.
+  fp32 (NVlabs' `--fp32`: num_fp16_res=0, conv_clamp=None in G and D), mixed precision (num_fp16_res=4,
+  conv_clamp=256, NVlabs' defaults) and mixed precision with every network converted to channels_last;
+  16 timed steps, so R1 and path-length phases run in proportion; peak GPU memory per row; `note` counts
+  the fp16 layers of G and D.
 - inception: feature pass images/s in fp32 and under fp16 autocast on the same images, and the FID of
   two image sets computed from each (the fp16 - fp32 difference is the cost of half precision).
   Without `--inception-weights` a random-weight (Kaiming) file in torch-fidelity's format is used, so the
@@ -15,7 +17,10 @@ Rows (all written to one CSV, default reports/gpu_suite.csv):
   default vgg16; PPL with LPIPS when its weights are present, else shapes-net distance: see ppl.py).
   A metric whose weights cannot be resolved offline is a row with status 'skipped: ...', not a crash.
 
-Peak memory: torch.cuda.max_memory_allocated per row on CUDA; on CPU the process's max RSS so far.
+Peak memory: torch.cuda.max_memory_allocated per row on CUDA (after collecting what earlier rows left);
+on CPU the process's max RSS so far. fp32 means IEEE fp32: TF32 is off (ganbench.devices.use_exact_fp32),
+as in NVlabs' training loop and calc_metrics.py. A row whose weights cannot be resolved is 'skipped: ...';
+any other error is 'failed: ...' with its traceback on stderr, and the remaining rows still run.
 
 No GPU was available when this script was written (2026-12-03): no CUDA table yet. Only the CPU path
 (`--device cpu --tiny`) has been run, by tests/test_gpu_suite.py; put the first CUDA table here.
@@ -27,14 +32,28 @@ import argparse
 import resource
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 from _table import emit
+from ganbench.devices import use_exact_fp32
 
 FIELDS = ["part", "name", "variant", "resolution", "batch", "n", "status", "seconds", "sec_per_kimg",
           "images_per_s", "peak_mem_mb", "value", "note"]
-PRECISIONS = {"fp32": {}, "mixed": {"num_fp16_res": 4, "conv_clamp": 256}}
+# Network settings per precision, as NVlabs' train.py: the families' defaults are mixed precision, and
+# `--fp32` sets num_fp16_res=0 and conv_clamp=None for G and D.
+PRECISIONS = {
+    "stylegan2": {"fp32": {"num_fp16_res": 0, "conv_clamp": None},
+                  "mixed": {"num_fp16_res": 4, "conv_clamp": 256}},
+    "stylegan3": {"fp32": {"num_fp16_res": 0, "conv_clamp": None, "d_num_fp16_res": 0, "d_conv_clamp": None},
+                  "mixed": {"num_fp16_res": 4, "conv_clamp": 256, "d_num_fp16_res": 4, "d_conv_clamp": 256}},
+}
+
+
+def precision(model: str, variant: str) -> dict[str, Any]:
+    """The network settings of `model` ('stylegan2', 'stylegan3-t', ...) for 'fp32' or 'mixed'."""
+    return dict(PRECISIONS["stylegan3" if model.startswith("stylegan3") else "stylegan2"][variant])
 
 
 def sync(device) -> None:
@@ -45,9 +64,14 @@ def sync(device) -> None:
 
 
 def reset_peak(device) -> None:
+    """Free what earlier rows left (a Trainer lives in reference cycles until collected), then reset."""
+    import gc
+
     import torch
 
+    gc.collect()
     if device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -68,12 +92,19 @@ def timed(device, fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def guarded(row: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """row updated by fn(); a failure (missing weights, out of memory) becomes the row's status."""
+    """row updated by fn(); missing weights make the row 'skipped', any other error 'failed' (traceback
+    on stderr): a benchmark row, not a crash, so the remaining rows still run."""
+    from ganbench.errors import AssetError
+
     try:
         row.update(status="ok", **fn())
-    except Exception as exc:  # a benchmark row, not a crash: the remaining rows still run
-        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        row["status"] = f"skipped: {text}"
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        if isinstance(exc, AssetError):
+            row["status"] = f"skipped: {text}"
+        else:
+            traceback.print_exc()
+            row["status"] = f"failed: {type(exc).__name__}: {text}"
     print(f"done: {row['part']} {row['name']} {row['variant']}: {row['status']}", flush=True)
     return row
 
@@ -91,10 +122,7 @@ def train_rows(args: argparse.Namespace, device) -> list[dict[str, Any]]:
                    "batch": args.batch}
 
             def run() -> dict[str, Any]:
-                precision = PRECISIONS["fp32" if variant == "fp32" else "mixed"]
-                network = dict(precision)
-                if model.startswith("stylegan3") and precision:
-                    network = {"num_fp16_res": 4, "d_num_fp16_res": 4}
+                network = precision(model, "fp32" if variant == "fp32" else "mixed")
                 with tempfile.TemporaryDirectory() as tmp:
                     trainer = Trainer(TrainOptions(
                         model=model, data=f"shapes:{max(64, args.batch)}", resolution=args.resolution, kimg=1000,
@@ -104,12 +132,15 @@ def train_rows(args: argparse.Namespace, device) -> list[dict[str, Any]]:
                         for net in (trainer.G, trainer.D, getattr(trainer, "G_ema", None)):
                             if net is not None:
                                 net.to(memory_format=torch.channels_last)
+                    fp16 = [sum(bool(getattr(m, "use_fp16", False)) for m in net.modules()) for net in (trainer.G, trainer.D)]
                     trainer.step()  # first step: every phase, allocation, kernel selection
                     reset_peak(device)
                     _, wall = timed(device, lambda: [trainer.step() for _ in range(args.steps)])
+                    peak = peak_mb(device)
                 step = wall / args.steps
                 return {"seconds": round(step, 4), "sec_per_kimg": round(step / args.batch * 1000, 2),
-                        "images_per_s": round(args.batch / step, 2), "peak_mem_mb": peak_mb(device)}
+                        "images_per_s": round(args.batch / step, 2), "peak_mem_mb": peak,
+                        "note": f"fp16 layers G {fp16[0]} D {fp16[1]}"}
 
             rows.append(guarded(row, run))
     return rows
@@ -147,7 +178,7 @@ def inception_rows(args: argparse.Namespace, device) -> list[dict[str, Any]]:
                     return out
 
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=variant != "fp32"):
-                    ext.extract(gen[:2])  # warm-up
+                    ext.extract(gen[:args.inception_batch])  # warm-up at the timed batch size (cuDNN autotuning)
                 reset_peak(device)
                 out, wall = timed(device, passes)
                 feats[variant] = out
@@ -174,7 +205,8 @@ def metric_rows(args: argparse.Namespace, device) -> list[dict[str, Any]]:
     from ganbench.metrics import get_metric
     from ganbench.metrics.context import MetricContext
 
-    G = model_zoo.build("stylegan2", args.image_resolution, preset="tiny" if args.tiny else None).G.to(device).eval()
+    G = model_zoo.build("stylegan2", args.image_resolution, preset="tiny" if args.tiny else None,
+                        **precision("stylegan2", "fp32")).G.to(device).eval()
     specs = {"swd": get_metric("swd", n_gen=args.metric_n),
              "pr": get_metric("pr", n_gen=args.metric_n, n_real=args.metric_n, extractor=args.pr_extractor),
              "ppl_wend": get_metric("ppl_wend", n_gen=args.metric_n)}
@@ -203,7 +235,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default="stylegan2,stylegan3-t,stylegan3-r")
     parser.add_argument("--resolution", type=int, default=None, help="training resolution (default 256; tiny 16)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default 32; tiny 2)")
-    parser.add_argument("--steps", type=int, default=None, help="timed training steps (default 10; tiny 1)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed training steps (default 16: every lazy-regularisation phase in proportion; tiny 1)")
     parser.add_argument("--inception-n", type=int, default=None, help="images per set (default 2048; tiny 2)")
     parser.add_argument("--inception-batch", type=int, default=None, help="default 128; tiny 2")
     parser.add_argument("--inception-weights", default=None, help="torch-fidelity format Inception file")
@@ -213,7 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--csv", default="reports/gpu_suite.csv")
     args = parser.parse_args(argv)
     tiny = args.tiny
-    defaults = {"resolution": (256, 16), "batch": (32, 2), "steps": (10, 1), "inception_n": (2048, 2),
+    defaults = {"resolution": (256, 16), "batch": (32, 2), "steps": (16, 1), "inception_n": (2048, 2),
                 "inception_batch": (128, 2), "metric_n": (10000, 8), "pr_extractor": ("vgg16", "shapes-net")}
     for key, (full, small) in defaults.items():
         if getattr(args, key) is None:
@@ -230,7 +263,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but this machine has no CUDA device (use --device cpu --tiny to smoke-test)")
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True  # as NVlabs' training loop
+    use_exact_fp32(device)  # "fp32" rows are IEEE fp32 (no TF32), as NVlabs' training loop and calc_metrics
     rows: list[dict[str, Any]] = []
     parts = set(args.parts.split(","))
     if "train" in parts:

@@ -41,6 +41,10 @@ def test_gpu_suite_cpu_tiny_path_runs(suite, tmp_path, part, monkeypatch):
     if part == "train":
         assert {r["variant"] for r in written} == {"fp32", "mixed", "mixed+channels_last"}
         assert all(float(r["sec_per_kimg"]) > 0 for r in written)
+        # fp32 rows are NVlabs' --fp32 (the families' defaults are mixed precision), mixed rows have fp16 layers
+        for r in written:
+            counts = [int(v) for v in r["note"].split()[3::2]]  # "fp16 layers G a D b"
+            assert (sum(counts) == 0) == (r["variant"] == "fp32") and len(counts) == 2, r
     if part == "inception":
         diff = [r for r in written if r["name"] == "fid half - fp32"]
         assert len(diff) == 1 and abs(float(diff[0]["value"])) < 1e3
@@ -53,3 +57,19 @@ def test_gpu_suite_refuses_cuda_without_a_device(suite, tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(SystemExit, match="no CUDA device"):
         suite.main(["--device", "cuda", "--csv", str(tmp_path / "x.csv")])
+
+
+def test_a_row_that_breaks_is_failed_with_its_traceback_and_missing_weights_are_skipped(suite, capsys):
+    from ganbench.errors import AssetError
+
+    def broken():
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+
+    def missing():
+        raise AssetError("vgg16 weights not found")
+
+    failed = suite.guarded({"part": "metric", "name": "swd", "variant": "fp32"}, broken)
+    skipped = suite.guarded({"part": "metric", "name": "pr", "variant": "fp32"}, missing)
+    assert failed["status"] == "failed: RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert skipped["status"] == "skipped: vgg16 weights not found"
+    assert "Traceback" in capsys.readouterr().err
