@@ -201,7 +201,12 @@ def _activate(u: torch.Tensor, slope: float, clamp: float | None,
     if slope != 1:
         F.leaky_relu_(u, slope)
     clamped = None
-    if clamp is not None:
+    if clamp is not None and not _clamp_only_when_needed(u):
+        # On a GPU, asking first would wait for every queued kernel (a host sync per layer): clamp always.
+        if want_masks:
+            clamped = u.abs() > clamp
+        u.clamp_(-clamp, clamp)
+    elif clamp is not None:
         # One pass without a temporary over the storage order (aminmax would copy a channels-last tensor).
         lo, hi = torch.aminmax(u.permute(0, 2, 3, 1).reshape(-1) if u.is_contiguous(memory_format=_CL) else u)
         if bool(lo < -clamp) or bool(hi > clamp):
@@ -209,6 +214,11 @@ def _activate(u: torch.Tensor, slope: float, clamp: float | None,
                 clamped = u.abs() > clamp  # torch.clamp passes gradient where |v| <= clamp
             u.clamp_(-clamp, clamp)
     return u, positive, clamped
+
+
+def _clamp_only_when_needed(u: torch.Tensor) -> bool:
+    """On the CPU, checking the range first saves the clamp and its mask when nothing exceeds it (the usual case)."""
+    return u.device.type == "cpu"
 
 
 def _pack_mask(mask: torch.Tensor | None) -> torch.Tensor | None:

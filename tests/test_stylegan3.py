@@ -97,6 +97,29 @@ def test_filtered_lrelu_double_backward_matches_reference() -> None:
     torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("clamp", [1.5, 1e9])  # active on these inputs / never reached
+def test_filtered_lrelu_gpu_path_clamps_without_asking_and_matches_reference(clamp, monkeypatch) -> None:
+    """Off the CPU the clamp runs unconditionally (asking first would be a host sync per layer on a GPU):
+    output, gradient and double backward equal the reference, and no range check is made."""
+    import model_zoo.filtered_lrelu as fl
+
+    monkeypatch.setattr(fl, "_clamp_only_when_needed", lambda u: False)
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: pytest.fail("range checked on the GPU path"))
+    torch.manual_seed(0)
+    fu = design_lowpass_filter(12, 2.5, 3.0, 16).double()
+    fd = design_lowpass_filter(12, 3.0, 2.0, 16.0, radial=True).double()
+    x = torch.randn(2, 3, 12, 13, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    args = (fu, fd, b, 2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, clamp)
+    ref, out = reference_filtered_lrelu(x, *args), filtered_lrelu(x, *args)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    gy = torch.randn(ref.shape, dtype=torch.float64, requires_grad=True)
+    grads = [torch.autograd.grad(y, x, gy, create_graph=True)[0] for y in (ref, out)]
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-12)
+    second = [torch.autograd.grad(g.sum(), gy, retain_graph=True)[0] for g in grads]
+    torch.testing.assert_close(second[1], second[0], rtol=0, atol=1e-12)
+
+
 def test_filtered_lrelu_float32_with_stylegan3_filters() -> None:
     """A real T layer (up 2, Kaiser filters, clamp 256) in float32: within 1e-5 of the float64 reference."""
     torch.manual_seed(1)
