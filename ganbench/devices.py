@@ -56,3 +56,25 @@ def use_exact_fp32(device: Any) -> bool:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     return True
+
+
+def process_device(device: Any) -> Any:
+    """The device this process computes on, with an explicit CUDA index.
+
+    A bare `cuda` means the current device, but PyTorch keeps the current device per thread: a background
+    thread (eval's generation prefetch) would put its tensors on cuda:0 while the networks sit on
+    cuda:LOCAL_RANK. Under torchrun (WORLD_SIZE > 1) every process computes on cuda:LOCAL_RANK; another
+    explicit index would put every rank on one GPU, so it is a ConfigError.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.index is not None and device.index != local:
+            raise ConfigError(f"--device {device}: under torchrun each process computes on cuda:LOCAL_RANK "
+                              f"(this one on cuda:{local}); pass --device cuda")
+        return torch.device("cuda", local)
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())

@@ -46,3 +46,39 @@ def test_trainer_and_metric_context_ask_for_it_with_their_device(tmp_path, monke
                          preset="tiny", device="cpu", quiet=True))
     context.MetricContext(generator=torch.zeros([2, 3, 8, 8], dtype=torch.uint8), device="cpu", cache_dir=False)
     assert asked == [("train", "cpu"), ("metrics", "cpu")]
+
+
+@pytest.mark.parametrize("spec,env,current,expected", [
+    ("cpu", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 0, "cpu"),
+    ("cuda", {}, 3, "cuda:3"),                                   # the current device, named
+    ("cuda:2", {}, 0, "cuda:2"),
+    ("cuda", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 0, "cuda:1"),  # torchrun: the local rank's GPU
+    ("cuda:1", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 0, "cuda:1"),
+])
+def test_process_device_names_the_cuda_index_every_thread_must_use(spec, env, current, expected, monkeypatch):
+    """A bare `cuda` in a background thread is cuda:0 (PyTorch's current device is per thread)."""
+    for key in ("WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+    assert devices.process_device(spec) == torch.device(expected)
+
+
+def test_another_gpu_than_the_local_rank_under_torchrun_is_refused(monkeypatch):
+    from ganbench.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ConfigError, match=r"--device cuda:0: under torchrun .* cuda:1"):
+        devices.process_device("cuda:0")
+
+
+def test_metric_context_computes_on_the_named_index(monkeypatch):
+    import ganbench.metrics.context as context
+
+    monkeypatch.setattr(context, "process_device", lambda d: torch.device("cuda", 2) if str(d) == "cuda" else d)
+    monkeypatch.setattr(context, "use_exact_fp32", lambda d: False)
+    ctx = context.MetricContext(generator=torch.zeros([2, 3, 8, 8], dtype=torch.uint8), device="cuda",
+                                cache_dir=False)
+    assert ctx.device == torch.device("cuda", 2)

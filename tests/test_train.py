@@ -474,3 +474,39 @@ def test_batch_defaults_to_the_presets_published_batch(tmp_path: Path) -> None:
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
     assert f"batch {tiny} " in result.output.splitlines()[0]
+
+
+def test_cuda_rng_is_saved_and_restored_by_training_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saved by position (get_rng_state_all), a resume on another index or with fewer GPUs visible restored
+    another GPU's generator or failed; now the training device's generator goes to the training device.
+    CUDA's RNG calls are stand-ins here (no GPU)."""
+    from ganbench.train import loop
+
+    states = {i: torch.tensor([10 + i], dtype=torch.uint8) for i in range(2)}
+    written = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: states[torch.device(device).index])
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: written.append((int(state[0]), device)))
+    saved = loop.rng_state(torch.device("cuda", 1))
+    assert int(saved["cuda_device"][0]) == 11 and "cuda" not in saved
+    loop.set_rng_state(saved, torch.device("cuda", 0))          # resumed on another GPU
+    assert written == [(11, torch.device("cuda", 0))]
+    older = {k: v for k, v in saved.items() if k != "cuda_device"} | {"cuda": [states[0], states[1]]}
+    loop.set_rng_state(older, torch.device("cuda", 1))          # an older snapshot: by position
+    loop.set_rng_state(older, torch.device("cuda", 5))          # fewer GPUs saved than this index: left alone
+    loop.set_rng_state(saved, torch.device("cpu"))
+    assert written == [(11, torch.device("cuda", 0)), (11, torch.device("cuda", 1))]
+
+
+def test_resume_reads_the_snapshot_onto_the_cpu(toy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """map_location=device put the numpy RNG keys on CUDA (.numpy() then failed) and Adam's step counts on
+    the GPU; load_state_dict moves weights and moments to the parameters' device itself."""
+    from ganbench.train import loop
+
+    run_training(toy, "shapes:16", 8, out=tmp_path, kimg=0.008, batch=4, seed=0, snapshot_kimg=0.004, device="cpu")
+    seen = []
+    real_load = loop.load_checkpoint
+    monkeypatch.setattr(loop, "load_checkpoint", lambda path, **kw: seen.append(kw) or real_load(path, **kw))
+    run_training(toy, "shapes:16", 8, out=tmp_path, kimg=0.012, batch=4, seed=0, snapshot_kimg=0.004, device="cpu")
+    assert seen and all(kw.get("map_location") == "cpu" for kw in seen)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ganbench.devices import use_exact_fp32
+from ganbench.devices import process_device, use_exact_fp32
 from ganbench.errors import ConfigError, DataError
 from ganbench.features import FeatureExtractor, get_extractor
 from ganbench.heap import reuse_freed_memory
@@ -210,7 +210,7 @@ class MetricContext:
         self.default_extractor = extractor.name if isinstance(extractor, FeatureExtractor) else extractor
         self.seed = int(seed)
         self.batch_size = int(batch_size)
-        self.device = torch.device(device)
+        self.device = process_device(device)  # an explicit CUDA index: the prefetch thread must agree
         use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' calc_metrics (published numbers are fp32)
         if cache_dir is None or cache_dir is True:
             from ganbench.assets import cache_root

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
-from ganbench.devices import use_exact_fp32
+from ganbench.devices import process_device, use_exact_fp32
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
@@ -143,8 +143,9 @@ def grid_png(images: torch.Tensor, grid_w: int) -> Callable[[Any], None]:
     return lambda f: img.save(f, format="PNG")
 
 
-def rng_state() -> dict[str, Any]:
-    """Every RNG this process uses, as tensors and plain data (loadable with weights_only)."""
+def rng_state(device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+    """Every RNG this process uses, as tensors and plain data (loadable with weights_only); on CUDA the
+    generator of the training device (saved by device, not by position among the visible GPUs)."""
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -152,21 +153,28 @@ def rng_state() -> dict[str, Any]:
                   "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
         "python": random.getstate(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_device"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state` captured."""
+def set_rng_state(state: dict[str, Any], device: torch.device = torch.device("cpu")) -> None:
+    """Restore what `rng_state` captured; the CUDA generator goes to the training `device` (a run may resume
+    on another index, or with fewer GPUs visible)."""
     torch.set_rng_state(state["torch"].cpu())
     npst = state["numpy"]
-    np.random.set_state(("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+    np.random.set_state(("MT19937", npst["keys"].cpu().numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
                          npst["cached_gaussian"]))
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return
+    cuda = state.get("cuda_device")
+    if cuda is None and state.get("cuda"):  # older snapshots: every visible GPU's state by position
+        old = state["cuda"]
+        cuda = old[device.index or 0] if (device.index or 0) < len(old) else None
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda.cpu(), device)
 
 
 def seed_everything(seed: int) -> None:
@@ -338,10 +346,8 @@ class Trainer:
             raise ConfigError(f"--device {dev}: CUDA is not available on this machine")
         if dev not in ("cpu",) and not dev.startswith("cuda"):
             raise ConfigError(f"--device must be cpu or cuda, got {dev!r}")
-        self.dist = Dist.from_env("cuda" if dev.startswith("cuda") else "cpu")
-        if dev == "cuda" and self.dist.world > 1:
-            dev = f"cuda:{self.dist.local_rank}"
-        self.device = torch.device(dev)
+        self.device = process_device(dev)  # cuda -> cuda:LOCAL_RANK under torchrun, else the current index
+        self.dist = Dist.from_env(self.device.type)
         use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' training loop
         if opts.batch < 1 or opts.batch % self.dist.world:
             raise ConfigError(f"--batch {opts.batch} must be a positive multiple of the process count "
@@ -467,7 +473,7 @@ class Trainer:
 
     def local_state(self) -> dict[str, Any]:
         """What differs between processes: RNGs, data order, ADA statistics, loss running values."""
-        return {"rng": rng_state(), "data_order": self.stream.state_dict(),
+        return {"rng": rng_state(self.device), "data_order": self.stream.state_dict(),
                 "ada": self.ada.state_dict() if self.ada is not None else None, "loss": self.loss.state_dict()}
 
     def state(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -483,7 +489,9 @@ class Trainer:
         }
 
     def _restore(self, path: Path) -> None:
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # On the CPU: load_state_dict moves weights and Adam's moments to the parameters' device, and the
+        # RNG states and Adam's step counts must stay CPU tensors (as in a fresh run).
+        ckpt = load_checkpoint(path, map_location="cpu")
         meta = ckpt.metadata
         if meta.get("arch") != self.opts.model or meta.get("resolution") != self.opts.resolution:
             raise CheckpointError(f"{path} is a {meta.get('arch')} run at {meta.get('resolution')}px, not "
@@ -526,7 +534,7 @@ class Trainer:
         if self.schedule is not None and self.batch_idx % self.sched_repeats != 0:
             self._apply_level(reset=False)    # resumed inside a group of minibatches: its settings, no reset
         if same_world:
-            set_rng_state(st["rng"][self.dist.rank])
+            set_rng_state(st["rng"][self.dist.rank], self.device)
             self.stream.load_state_dict(st["data_order"][self.dist.rank])
         else:   # different process count: continue deterministically, but not identically
             seed_everything(self.opts.seed * self.dist.world + self.dist.rank + self.cur_nimg)
