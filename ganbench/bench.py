@@ -8,6 +8,7 @@ Every step resumes: finished runs are not retrained and evaluated rows are not r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 from ganbench.checkpoint import snapshot_name
 from ganbench.config import ModelEntry, Suite
+from ganbench.devices import resolve_device
 from ganbench.errors import ConfigError
 from ganbench.regress import CheckReport
 
@@ -108,6 +110,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     from ganbench.results import read_results
 
     validate_suite(suite)
+    suite = dataclasses.replace(suite, device=str(resolve_device(suite.device)))  # auto: CUDA when present
     out = Path(out_dir)
     runs = []
     for entry in suite.models:

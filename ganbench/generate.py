@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganbench.devices import resolve_device, use_exact_fp32
 from ganbench.errors import ConfigError
 
 NOISE_MODES = ("const", "random", "none")
@@ -138,7 +139,8 @@ def generate_files(path: str | Path, seeds: Sequence[int], outdir: str | Path | 
         raise ConfigError("--seeds names no seeds")
     if grid is not None and Path(grid).suffix.lower() != ".png":
         raise ConfigError(f"--grid {grid}: the grid is written as PNG; name it *.png")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)  # None / auto: CUDA when present
+    use_exact_fp32(device)  # the same pixels eval generates for these latents (no TF32 on CUDA)
     G = model_zoo.load(path, which=which, device=device)
     written: list[Path] = []
     images = []

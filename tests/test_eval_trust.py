@@ -5,6 +5,7 @@ Each test is named after the case it pins; each fails on the code before the fix
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -256,6 +257,50 @@ def test_device_defaults_to_auto(tmp_path, monkeypatch):
 
     from ganbench.cli.eval_cmd import eval_
     assert inspect.signature(eval_).parameters["device"].default.default == "auto"
+
+
+@pytest.mark.parametrize("command", ["train", "generate"])
+def test_train_and_generate_take_the_same_devices_as_eval(tmp_path, monkeypatch, command):
+    """`--device auto` (eval's default, in README) was refused by train ('must be cpu or cuda') and crashed
+    generate with a torch RuntimeError; a device this machine lacks is one line before any work."""
+    import inspect
+
+    from ganbench.cli.generate_cmd import generate
+    from ganbench.cli.train_cmd import train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inspect.signature({"train": train, "generate": generate}[command]).parameters["device"].default.default \
+        == "auto"
+    train_args = ["train", "--model", "stylegan2", "--preset", "tiny", "--data", "shapes:8", "--resolution", "16",
+                  "--kimg", "0.004", "--batch", "4", "--quiet"]
+    args = {"train": train_args + ["--out", str(tmp_path / "t")],
+            "generate": ["generate", str(tmp_path / "run" / "network-snapshot-000000.pt"), "--seeds", "0",
+                         "--outdir", str(tmp_path / "g")]}
+    if command == "generate":
+        assert runner.invoke(app, train_args + ["--out", str(tmp_path / "run"), "--device", "cpu"]).exit_code == 0
+    ok = runner.invoke(app, args[command] + ["--device", "auto"])
+    assert ok.exit_code == 0, ok.output
+    line = assert_one_line_error(runner.invoke(app, args[command] + ["--device", "cuda:1"]),
+                                 "--device cuda:1", "CUDA is not available")
+    assert "generating" not in line
+
+
+def test_bench_suite_device_auto_is_resolved_before_training(tmp_path, monkeypatch):
+    import ganbench.bench as bench
+    from ganbench.config import load_suites
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    seen = []
+
+    def stop(suite, *args, **kwargs):
+        seen.append(suite.device)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(bench, "train_model", stop)
+    suite = next(iter(load_suites(Path(__file__).resolve().parents[1] / "benchmarks.toml").values()))
+    with pytest.raises(ConfigError, match="stop here"):
+        bench.run_suite(dataclasses.replace(suite, device="auto"), tmp_path / "out")
+    assert seen == ["cpu"]
 
 
 # ---- 11. user strings reach rich escaped, emoji codes stay text -----------------------------------------------

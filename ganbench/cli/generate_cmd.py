@@ -9,6 +9,7 @@ import typer
 
 from ganbench.cli import app
 from ganbench.cli.common import console, handle_errors, progress_bar, warnings_as_lines
+from ganbench.devices import DEVICE_HELP
 
 
 @app.command("generate")
@@ -26,12 +27,15 @@ def generate(
     translate: str = typer.Option("0,0", "--translate", help="StyleGAN3: translate the output by X,Y (image units)."),
     rotate: float = typer.Option(0.0, "--rotate", help="StyleGAN3: rotate the output by this many degrees."),
     network: str = typer.Option("G_ema", "--network", help="Which generator: G_ema or G."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: str = typer.Option("auto", "--device", help=f"Device: {DEVICE_HELP}."),
 ) -> None:
     """Generate images by seed (NVlabs gen_images.py semantics: the same seed gives the same picture)."""
     from ganbench.generate import generate_files, parse_seeds, parse_vec2
 
+    from ganbench.devices import resolve_device
+
     seed_list = parse_seeds(seeds)
+    device = str(resolve_device(device))  # a device this machine lacks: one line before any progress bar
     with warnings_as_lines(), progress_bar("generating", len(seed_list)) as advance:
         written = generate_files(path, seed_list, outdir=outdir, grid=grid, truncation_psi=trunc,
                                  class_idx=class_idx, noise_mode=noise_mode, translate=parse_vec2(translate),

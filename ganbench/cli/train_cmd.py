@@ -15,6 +15,7 @@ import typer
 
 from ganbench.cli import app
 from ganbench.cli.common import handle_errors
+from ganbench.devices import DEVICE_HELP
 from ganbench.errors import ConfigError
 
 
@@ -59,7 +60,7 @@ def train(
                                            help="Force ADA on (family pipeline or bgc) or off; default: family's."),
     augpipe: Optional[str] = typer.Option(None, "--augpipe", help="ADA pipeline: blit, geom, color, filter, noise, "
                                                                    "cutout, bg, bgc, bgcf, bgcfn, bgcfnc."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: str = typer.Option("auto", "--device", help=f"Device: {DEVICE_HELP}."),
     overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE training or network option, e.g. "
                                                            "--set r1_gamma=1 --set channel_base=4096 (repeatable)."),
     mirror: bool = typer.Option(False, "--mirror", help="Also train on every image flipped left-right "

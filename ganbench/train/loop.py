@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
-from ganbench.devices import process_device, use_exact_fp32
+from ganbench.devices import process_device, resolve_device, use_exact_fp32
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
@@ -341,11 +341,9 @@ class Trainer:
             opts = dataclasses.replace(opts, batch=model_zoo.default_batch(opts.model, opts.resolution, opts.preset))
         self.opts = opts
         self.out = Path(opts.out)
-        dev = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {dev}: CUDA is not available on this machine")
-        if dev not in ("cpu",) and not dev.startswith("cuda"):
-            raise ConfigError(f"--device must be cpu or cuda, got {dev!r}")
+        dev = resolve_device(opts.device)  # None / auto: CUDA when present; a device this machine lacks is refused
+        if dev.type not in ("cpu", "cuda"):
+            raise ConfigError(f"--device {opts.device}: training runs on cpu or cuda")
         self.device = process_device(dev)  # cuda -> cuda:LOCAL_RANK under torchrun, else the current index
         self.dist = Dist.from_env(self.device.type)
         use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' training loop
