@@ -82,3 +82,37 @@ def test_metric_context_computes_on_the_named_index(monkeypatch):
     ctx = context.MetricContext(generator=torch.zeros([2, 3, 8, 8], dtype=torch.uint8), device="cuda",
                                 cache_dir=False)
     assert ctx.device == torch.device("cuda", 2)
+
+
+def test_a_generator_function_is_probed_on_the_context_device():
+    """The size probe called a function that wraps a CUDA model with a CPU latent; it now gets the context's
+    device like every later call ('meta' stands in for a GPU: a device that is not the CPU)."""
+    from ganbench.metrics.context import MetricContext
+
+    seen = []
+
+    def fn(z):
+        seen.append(z.device.type)
+        return torch.zeros([z.shape[0], 3, 16, 16], device=z.device)
+
+    ctx = MetricContext(generator=fn, z_dim=4, real="shapes:4", device="meta", cache_dir=False)
+    assert ctx.generator.img_resolution == 16 and seen == ["meta"]
+
+
+def test_real_statistics_computed_with_tf32_are_cached_apart(tmp_path):
+    """With GANBENCH_ALLOW_TF32=1 a CUDA pass is not fp32: its real statistics must not be reused by exact runs."""
+    from ganbench.metrics.context import MetricContext
+
+    ctx = MetricContext(generator=torch.zeros([2, 3, 16, 16], dtype=torch.uint8), real="shapes:4",
+                        cache_dir=tmp_path)
+    cpu = ctx.real_cache_path()
+    saved = torch.backends.cudnn.allow_tf32
+    try:
+        ctx.device = torch.device("cuda", 0)  # only the cache key reads it here
+        torch.backends.cudnn.allow_tf32 = False
+        assert ctx.real_cache_path() == cpu    # exact fp32 on CUDA shares the CPU's statistics
+        torch.backends.cudnn.allow_tf32 = True
+        tf32 = ctx.real_cache_path()
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    assert tf32 != cpu and "-tf32-" in tf32.name and "tf32" not in cpu.name

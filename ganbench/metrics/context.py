@@ -86,7 +86,7 @@ class _Images:
     def identity(self) -> str:
         if self.dataset is not None:
             return self.dataset.identity
-        h = hashlib.sha256(self.array.contiguous().numpy().tobytes()).hexdigest()[:16]
+        h = hashlib.sha256(self.array.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
         return f"array-{tuple(self.array.shape)}-{h}"
 
     @property
@@ -126,6 +126,7 @@ class CallableGenerator(torch.nn.Module):
             raise ConfigError("a generator function needs its latent size: pass z_dim (or give it a z_dim attribute)")
         self.fn = fn
         self.z_dim = int(z_dim)
+        self.device = torch.device("cpu")  # where the probe's latent goes; MetricContext sets its own
         self._resolution: int | None = None
         self.train(False)
 
@@ -134,7 +135,7 @@ class CallableGenerator(torch.nn.Module):
         """Width of the function's images (one call on a zero latent, remembered)."""
         if self._resolution is None:
             with torch.no_grad():
-                self._resolution = int(self(torch.zeros([1, self.z_dim])).shape[-1])
+                self._resolution = int(self(torch.zeros([1, self.z_dim], device=self.device)).shape[-1])
         return self._resolution
 
     def forward(self, z: torch.Tensor, c: Any = None, truncation_psi: float = 1.0, noise_mode: str = "random"
@@ -191,7 +192,11 @@ class MetricContext:
         if real is not None and real_file is not None:
             raise ConfigError("give real images or a statistics/features file, not both")
         self.real_file = real_file
+        self.device = process_device(device)  # an explicit CUDA index: the prefetch thread must agree
+        use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' calc_metrics (published numbers are fp32)
         generator = as_generator(generator, z_dim)
+        if isinstance(generator, CallableGenerator):
+            generator.device = self.device  # its latents come on this device, the size probe's too
         if isinstance(real, str):  # a spec: open it at the generator's resolution so reals match fakes
             from ganbench.data import open_dataset
 
@@ -210,8 +215,6 @@ class MetricContext:
         self.default_extractor = extractor.name if isinstance(extractor, FeatureExtractor) else extractor
         self.seed = int(seed)
         self.batch_size = int(batch_size)
-        self.device = process_device(device)  # an explicit CUDA index: the prefetch thread must agree
-        use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' calc_metrics (published numbers are fp32)
         if cache_dir is None or cache_dir is True:
             from ganbench.assets import cache_root
 
@@ -377,8 +380,10 @@ class MetricContext:
         key = {"dataset": self._real.identity, "resolution": self._real.resolution, "extractor": ext.name,
                "weights_sha256": ext.weights_sha256, "resize_mode": ext.resize_mode, "n": n, "format": 2,
                "extractor_version": getattr(ext, "version", 0)}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         readable = f"{self._real.name}-r{self._real.resolution}-{ext.name}-{ext.resize_mode}-n{n}"
+        if self.device.type == "cuda" and torch.backends.cudnn.allow_tf32:  # GANBENCH_ALLOW_TF32=1: not fp32
+            key["tf32"], readable = True, readable + "-tf32"
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_dir / f"{readable}-{digest}.npz"
 
     def _ensure(self, source: str, extractor: str | None) -> tuple[dict[str, np.ndarray], Moments]:
