@@ -132,7 +132,8 @@ def train_rows(args: argparse.Namespace, device) -> list[dict[str, Any]]:
                         for net in (trainer.G, trainer.D, getattr(trainer, "G_ema", None)):
                             if net is not None:
                                 net.to(memory_format=torch.channels_last)
-                    fp16 = [sum(bool(getattr(m, "use_fp16", False)) for m in net.modules()) for net in (trainer.G, trainer.D)]
+                    fp16 = [sum(bool(getattr(m, "use_fp16", False)) for m in net.modules())
+                            for net in (trainer.G, trainer.D)]
                     trainer.step()  # first step: every phase, allocation, kernel selection
                     reset_peak(device)
                     _, wall = timed(device, lambda: [trainer.step() for _ in range(args.steps)])

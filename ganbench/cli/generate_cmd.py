@@ -9,7 +9,7 @@ import typer
 
 from ganbench.cli import app
 from ganbench.cli.common import console, handle_errors, progress_bar, warnings_as_lines
-from ganbench.devices import DEVICE_HELP
+from ganbench.devices import DEVICE_HELP, resolve_device
 
 
 @app.command("generate")
@@ -31,8 +31,6 @@ def generate(
 ) -> None:
     """Generate images by seed (NVlabs gen_images.py semantics: the same seed gives the same picture)."""
     from ganbench.generate import generate_files, parse_seeds, parse_vec2
-
-    from ganbench.devices import resolve_device
 
     seed_list = parse_seeds(seeds)
     device = str(resolve_device(device))  # a device this machine lacks: one line before any progress bar
