@@ -29,7 +29,8 @@ from model_zoo import ModelSpec, register
 from model_zoo import stylegan2
 from model_zoo._options import Family, build_spec
 from model_zoo.filtered_lrelu import design_lowpass_filter, filtered_lrelu
-from model_zoo.layers import FullyConnectedLayer, block_dtype, check_images, check_noise_mode, filter2d, modulated_conv2d
+from model_zoo.layers import (FullyConnectedLayer, block_dtype, check_images, check_noise_mode, filter2d,
+                              modulated_conv2d)
 
 
 # --------------------------------------------------------------------------------------------------------------

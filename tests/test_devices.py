@@ -42,8 +42,8 @@ def test_trainer_and_metric_context_ask_for_it_with_their_device(tmp_path, monke
     asked = []
     monkeypatch.setattr(loop, "use_exact_fp32", lambda d: asked.append(("train", torch.device(d).type)))
     monkeypatch.setattr(context, "use_exact_fp32", lambda d: asked.append(("metrics", torch.device(d).type)))
-    Trainer(TrainOptions(model="stylegan2", data="shapes:8", resolution=16, kimg=1, batch=2, seed=0, out=tmp_path / "run",
-                         preset="tiny", device="cpu", quiet=True))
+    Trainer(TrainOptions(model="stylegan2", data="shapes:8", resolution=16, kimg=1, batch=2, seed=0,
+                         out=tmp_path / "run", preset="tiny", device="cpu", quiet=True))
     context.MetricContext(generator=torch.zeros([2, 3, 8, 8], dtype=torch.uint8), device="cpu", cache_dir=False)
     assert asked == [("train", "cpu"), ("metrics", "cpu")]
 
