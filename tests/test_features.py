@@ -195,3 +195,19 @@ def test_autocast_reaches_the_fused_convolutions(weights):
         half = ext.extract(x)["features"]
     relative = float((half - fp32).norm() / fp32.norm())
     assert 1e-4 < relative < 5e-2  # bfloat16 keeps 8 significant bits; measured 5.1e-3
+
+
+@pytest.mark.parametrize("mode,package", [("torch_fidelity", "torch-fidelity"), ("clean", "clean-fid")])
+def test_a_missing_package_is_named_not_blamed_on_the_weight_file(weights, monkeypatch, mode, package):
+    """torch-fidelity is not a core dependency: without it the torch_fidelity mode said the weight file was
+    not usable. The error names the package and how to install it."""
+    import sys
+
+    module = {"torch-fidelity": "torch_fidelity", "clean-fid": "cleanfid"}[package]
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as when not installed
+    file = weights["state_dict" if mode == "torch_fidelity" else "torchscript"]
+    with pytest.raises(ConfigError, match=rf"mode '{mode}' runs the {package} package.*pip install {package}") as err:
+        get_extractor("inception", mode=mode, weights=file)
+    assert str(file) not in str(err.value)

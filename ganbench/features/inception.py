@@ -98,6 +98,7 @@ class InceptionExtractor(FeatureExtractor):
         self.compile = _as_bool(compile, "compile")
         self._pool = None
         self._matrices: dict[int, torch.Tensor] = {}
+        _require_package(mode)  # before the weights: a missing package is not the file's fault
         if mode == "torch_fidelity":  # pytorch-fid's file is the same weights under another name
             path = assets.resolve_any(["inception-torch-fidelity", "inception-pytorch-fid"], weights)
         else:
@@ -173,6 +174,25 @@ class InceptionExtractor(FeatureExtractor):
 
             self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
         return list(self._pool.map(self.resizer, hwc))
+
+
+MODE_PACKAGES = {mode: ("torch_fidelity", "torch-fidelity") if mode == "torch_fidelity" else ("cleanfid", "clean-fid")
+                 for mode in MODES}
+"""The package whose network module each mode runs: (import name, pip name)."""
+
+
+def _require_package(mode: str) -> None:
+    """A ConfigError naming the package `mode` needs and how to install it, when it cannot be imported."""
+    import importlib.util
+
+    module, pip_name = MODE_PACKAGES[mode]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken install
+        found = False
+    if not found:
+        raise ConfigError(f"inception mode {mode!r} runs the {pip_name} package's network, which is not "
+                          f"installed: pip install {pip_name}")
 
 
 def _as_bool(value: bool | str, what: str) -> bool:
