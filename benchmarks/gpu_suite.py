@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _table import emit
-from ganbench.devices import use_exact_fp32
+from ganbench.devices import autotune_convolutions, use_exact_fp32
 
 FIELDS = ["part", "name", "variant", "resolution", "batch", "n", "status", "seconds", "sec_per_kimg",
           "images_per_s", "peak_mem_mb", "value", "note"]
@@ -263,8 +263,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but this machine has no CUDA device (use --device cpu --tiny to smoke-test)")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as NVlabs' training loop
+    autotune_convolutions(device)  # cudnn.benchmark on CUDA, as NVlabs' training loop
     use_exact_fp32(device)  # "fp32" rows are IEEE fp32 (no TF32), as NVlabs' training loop and calc_metrics
     rows: list[dict[str, Any]] = []
     parts = set(args.parts.split(","))

@@ -78,3 +78,16 @@ def process_device(device: Any) -> Any:
                               f"(this one on cuda:{local}); pass --device cuda")
         return torch.device("cuda", local)
     return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def autotune_convolutions(device: Any) -> bool:
+    """On CUDA, let cuDNN time its convolution algorithms once per shape and keep the fastest
+    (`cudnn.benchmark`), as NVlabs' training loop does (cudnn_benchmark=True); True when it did.
+
+    Training repeats the same shapes every step, so the one-time search pays for itself at once."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return False
+    torch.backends.cudnn.benchmark = True
+    return True

@@ -41,11 +41,22 @@ def test_trainer_and_metric_context_ask_for_it_with_their_device(tmp_path, monke
 
     asked = []
     monkeypatch.setattr(loop, "use_exact_fp32", lambda d: asked.append(("train", torch.device(d).type)))
+    monkeypatch.setattr(loop, "autotune_convolutions", lambda d: asked.append(("autotune", torch.device(d).type)))
     monkeypatch.setattr(context, "use_exact_fp32", lambda d: asked.append(("metrics", torch.device(d).type)))
     Trainer(TrainOptions(model="stylegan2", data="shapes:8", resolution=16, kimg=1, batch=2, seed=0,
                          out=tmp_path / "run", preset="tiny", device="cpu", quiet=True))
     context.MetricContext(generator=torch.zeros([2, 3, 8, 8], dtype=torch.uint8), device="cpu", cache_dir=False)
-    assert asked == [("train", "cpu"), ("metrics", "cpu")]
+    assert asked == [("train", "cpu"), ("autotune", "cpu"), ("metrics", "cpu")]
+
+
+def test_convolution_autotuning_is_switched_on_for_cuda_only():
+    saved = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        assert devices.autotune_convolutions("cpu") is False and torch.backends.cudnn.benchmark is False
+        assert devices.autotune_convolutions("cuda:0") is True and torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 @pytest.mark.parametrize("spec,env,current,expected", [

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
-from ganbench.devices import process_device, resolve_device, use_exact_fp32
+from ganbench.devices import autotune_convolutions, process_device, resolve_device, use_exact_fp32
 from ganbench.errors import CheckpointError, ConfigError
 from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
@@ -347,6 +347,7 @@ class Trainer:
         self.device = process_device(dev)  # cuda -> cuda:LOCAL_RANK under torchrun, else the current index
         self.dist = Dist.from_env(self.device.type)
         use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' training loop
+        autotune_convolutions(self.device)  # CUDA: cudnn.benchmark, as NVlabs' training loop
         if opts.batch < 1 or opts.batch % self.dist.world:
             raise ConfigError(f"--batch {opts.batch} must be a positive multiple of the process count "
                               f"{self.dist.world}")
