@@ -201,10 +201,10 @@ def _activate(u: torch.Tensor, slope: float, clamp: float | None,
     if slope != 1:
         F.leaky_relu_(u, slope)
     clamped = None
-    if clamp is not None and not _clamp_only_when_needed(u):
-        # On a GPU, asking first would wait for every queued kernel (a host sync per layer): clamp always.
-        if want_masks:
-            clamped = u.abs() > clamp
+    if clamp is not None and not want_masks and not _clamp_only_when_needed(u):
+        # Inference on a GPU: asking first would wait for every queued kernel (a host sync per layer), so
+        # clamp always. Training still asks, so that its clamp mask (a byte per sample on a GPU) exists only
+        # when something was clamped.
         u.clamp_(-clamp, clamp)
     elif clamp is not None:
         # One pass without a temporary over the storage order (aminmax would copy a channels-last tensor).
@@ -217,7 +217,7 @@ def _activate(u: torch.Tensor, slope: float, clamp: float | None,
 
 
 def _clamp_only_when_needed(u: torch.Tensor) -> bool:
-    """On the CPU, checking the range first saves the clamp and its mask when nothing exceeds it (the usual case)."""
+    """On the CPU, checking the range first saves the clamp when nothing exceeds it (the usual case)."""
     return u.device.type == "cpu"
 
 
