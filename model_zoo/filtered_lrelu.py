@@ -15,9 +15,9 @@ activated maps and keeps all of them for backward):
 - both run in channels-last layout, where oneDNN's depthwise kernels are 2-3x faster on CPU; the result
   goes back to NCHW, where the next modulated conv's weight gradient is ~2x faster;
 - autograd keeps one bit per upsampled sample (the sign; a clamp mask only if something was clamped)
-  instead of float maps: on CPU the masks are packed 8 to a byte (numpy's packbits, a few ms per layer),
-  which took a StyleGAN3-R 64 px batch-4 step's saved masks from 1.0 GB to 125 MB; elsewhere they stay
-  one bool per sample. Backward applies the adjoints (conv <-> transposed conv) of the two resampling
+  instead of float maps: the masks are packed 8 to a byte (on CPU numpy's packbits, a few ms per layer,
+  which took a StyleGAN3-R 64 px batch-4 step's saved masks from 1.0 GB to 125 MB; on a GPU the same
+  bytes from torch's bit operations, where a bool per sample cost as much as a float32 activation). Backward applies the adjoints (conv <-> transposed conv) of the two resampling
   steps, so it costs about as much as forward and its temporaries are per sample. The gradient is the
   same, bit for bit, as from unpacked masks.
 A separable (1-D) filter is applied as its 2-D outer product: with oneDNN's depthwise kernels in
@@ -222,11 +222,23 @@ def _clamp_only_when_needed(u: torch.Tensor) -> bool:
 
 
 def _pack_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
-    """A bool [N,C,H,W] mask as uint8 [N, ceil(C*H*W / 8)] bits (channel-fastest order) on CPU, else as is."""
-    if mask is None or mask.device.type != "cpu":
-        return mask
+    """A bool [N,C,H,W] mask as uint8 [N, ceil(C*H*W / 8)] bits, channel-fastest, little bit order: numpy's
+    packbits on the CPU, torch ops (the same bytes) on other devices."""
+    if mask is None:
+        return None
     flat = mask.permute(0, 2, 3, 1).reshape(mask.shape[0], -1)  # a view for channels-last masks
-    return torch.from_numpy(np.packbits(flat.numpy(), axis=1, bitorder="little"))
+    if _packs_with_numpy(mask):
+        return torch.from_numpy(np.packbits(flat.numpy(), axis=1, bitorder="little"))
+    flat = F.pad(flat.to(torch.uint8), (0, -flat.shape[1] % 8)).view(flat.shape[0], -1, 8)
+    return (flat << _BIT_SHIFTS.to(flat.device)).sum(dim=-1, dtype=torch.uint8)
+
+
+def _packs_with_numpy(mask: torch.Tensor) -> bool:
+    """numpy's packbits on CPU masks (faster there); torch's bit operations on a GPU's, where they stay."""
+    return mask.device.type == "cpu"
+
+
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
 
 
 def _mask_sample(mask: torch.Tensor, i: int, shape: Sequence[int]) -> torch.Tensor:
@@ -234,8 +246,11 @@ def _mask_sample(mask: torch.Tensor, i: int, shape: Sequence[int]) -> torch.Tens
     if mask.dtype == torch.bool:
         return mask[i]
     c, h, w = (int(s) for s in shape[1:])
-    bits = np.unpackbits(mask[i].numpy(), count=c * h * w, bitorder="little")  # one uint8 0/1 per sample
-    return torch.from_numpy(bits).view(torch.bool).view(h, w, c).permute(2, 0, 1)
+    if _packs_with_numpy(mask):
+        bits = torch.from_numpy(np.unpackbits(mask[i].numpy(), count=c * h * w, bitorder="little"))
+    else:
+        bits = ((mask[i].unsqueeze(-1) >> _BIT_SHIFTS.to(mask.device)) & 1).reshape(-1)[:c * h * w]
+    return bits.view(torch.bool).view(h, w, c).permute(2, 0, 1)  # one uint8 0/1 per sample, viewed as bool
 
 
 def _mask_full(mask: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:

@@ -136,9 +136,14 @@ def test_filtered_lrelu_float32_with_stylegan3_filters() -> None:
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
 
 
-def test_filtered_lrelu_keeps_one_bit_per_upsampled_sample_for_backward(monkeypatch) -> None:
-    """On CPU autograd keeps the sign and clamp masks packed 8 to a byte; the gradient equals the bool masks'."""
+@pytest.mark.parametrize("packer", ["numpy", "torch"])  # torch: what a GPU runs, forced here on the CPU
+def test_filtered_lrelu_keeps_one_bit_per_upsampled_sample_for_backward(monkeypatch, packer) -> None:
+    """Autograd keeps the sign and clamp masks packed 8 to a byte (numpy on CPU, torch's bit operations on a
+    GPU, which kept a bool per sample before); the gradient equals the bool masks'."""
     import model_zoo.filtered_lrelu as flr
+
+    if packer == "torch":
+        monkeypatch.setattr(flr, "_packs_with_numpy", lambda mask: False)
 
     torch.manual_seed(5)
     fu = design_lowpass_filter(12, 2.5, 3.0, 16)
@@ -161,6 +166,20 @@ def test_filtered_lrelu_keeps_one_bit_per_upsampled_sample_for_backward(monkeypa
     bool_grads, bool_bytes = grads_and_saved_bytes()
     assert bool_bytes == 2 * 2 * per_sample
     assert all(torch.equal(g, h) for g, h in zip(grads, bool_grads))
+
+
+def test_torch_bit_packing_writes_numpy_packbits_bytes(monkeypatch) -> None:
+    """One format on every device: a GPU's masks (packed by torch) hold the bytes numpy's packbits writes
+    (little bit order, channel-fastest), for NCHW and channels-last masks and a size not divisible by 8."""
+    import model_zoo.filtered_lrelu as flr
+
+    mask = torch.rand(3, 5, 7, 9, generator=torch.Generator().manual_seed(0)) > 0.5
+    by_numpy = flr._pack_mask(mask)
+    monkeypatch.setattr(flr, "_packs_with_numpy", lambda m: False)
+    for m in (mask, mask.contiguous(memory_format=torch.channels_last)):
+        by_torch = flr._pack_mask(m)
+        assert by_torch.dtype == torch.uint8 and torch.equal(by_torch, by_numpy)
+        assert all(torch.equal(flr._mask_sample(by_torch, i, m.shape), m[i]) for i in range(3))
 
 
 def test_filtered_lrelu_identity_path_is_bias_and_clamp() -> None:
