@@ -203,8 +203,8 @@ def _activate(u: torch.Tensor, slope: float, clamp: float | None,
     clamped = None
     if clamp is not None and not want_masks and not _clamp_only_when_needed(u):
         # Inference on a GPU: asking first would wait for every queued kernel (a host sync per layer), so
-        # clamp always. Training still asks, so that its clamp mask (a byte per sample on a GPU) exists only
-        # when something was clamped.
+        # clamp always. Training still asks, so that its clamp mask (built, packed and kept for backward)
+        # exists only when something was clamped, which is rare.
         u.clamp_(-clamp, clamp)
     elif clamp is not None:
         # One pass without a temporary over the storage order (aminmax would copy a channels-last tensor).

@@ -100,8 +100,8 @@ def test_filtered_lrelu_double_backward_matches_reference() -> None:
 @pytest.mark.parametrize("clamp", [1.5, 1e9])  # active on these inputs / never reached
 def test_filtered_lrelu_gpu_inference_clamps_without_asking_and_matches_reference(clamp, monkeypatch) -> None:
     """Off the CPU, inference clamps unconditionally (asking first is a host sync per layer on a GPU): the
-    output equals the reference and no range check is made. Training still asks (its clamp mask costs a
-    byte per sample there), so gradients take the tested path."""
+    output equals the reference and no range check is made. Training still asks (its clamp mask is built
+    and kept only when something was clamped), so gradients take the tested path."""
     import model_zoo.filtered_lrelu as fl
 
     torch.manual_seed(0)
