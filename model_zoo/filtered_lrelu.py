@@ -230,7 +230,7 @@ def _pack_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     if _packs_with_numpy(mask):
         return torch.from_numpy(np.packbits(flat.numpy(), axis=1, bitorder="little"))
     flat = F.pad(flat.to(torch.uint8), (0, -flat.shape[1] % 8)).view(flat.shape[0], -1, 8)
-    return (flat << _BIT_SHIFTS.to(flat.device)).sum(dim=-1, dtype=torch.uint8)
+    return (flat << _bit_shifts(flat.device)).sum(dim=-1, dtype=torch.uint8)
 
 
 def _packs_with_numpy(mask: torch.Tensor) -> bool:
@@ -238,7 +238,9 @@ def _packs_with_numpy(mask: torch.Tensor) -> bool:
     return mask.device.type == "cpu"
 
 
-_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+def _bit_shifts(device: torch.device) -> torch.Tensor:
+    """0..7 as uint8, made on `device` (copying a CPU tensor to a GPU would wait for its queued kernels)."""
+    return torch.arange(8, dtype=torch.uint8, device=device)
 
 
 def _mask_sample(mask: torch.Tensor, i: int, shape: Sequence[int]) -> torch.Tensor:
@@ -249,7 +251,7 @@ def _mask_sample(mask: torch.Tensor, i: int, shape: Sequence[int]) -> torch.Tens
     if _packs_with_numpy(mask):
         bits = torch.from_numpy(np.unpackbits(mask[i].numpy(), count=c * h * w, bitorder="little"))
     else:
-        bits = ((mask[i].unsqueeze(-1) >> _BIT_SHIFTS.to(mask.device)) & 1).reshape(-1)[:c * h * w]
+        bits = ((mask[i].unsqueeze(-1) >> _bit_shifts(mask.device)) & 1).reshape(-1)[:c * h * w]
     return bits.view(torch.bool).view(h, w, c).permute(2, 0, 1)  # one uint8 0/1 per sample, viewed as bool
 
 
