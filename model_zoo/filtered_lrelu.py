@@ -17,9 +17,10 @@ activated maps and keeps all of them for backward):
 - autograd keeps one bit per upsampled sample (the sign; a clamp mask only if something was clamped)
   instead of float maps: the masks are packed 8 to a byte (on CPU numpy's packbits, a few ms per layer,
   which took a StyleGAN3-R 64 px batch-4 step's saved masks from 1.0 GB to 125 MB; on a GPU the same
-  bytes from torch's bit operations, where a bool per sample cost as much as a float32 activation). Backward applies the adjoints (conv <-> transposed conv) of the two resampling
-  steps, so it costs about as much as forward and its temporaries are per sample. The gradient is the
-  same, bit for bit, as from unpacked masks.
+  bytes from torch's bit operations, where a bool per sample cost as much as a float32 activation).
+  Backward applies the adjoints (conv <-> transposed conv) of the two resampling steps, so it costs about
+  as much as forward and its temporaries are per sample. The gradient is the same, bit for bit, as from
+  unpacked masks.
 A separable (1-D) filter is applied as its 2-D outer product: with oneDNN's depthwise kernels in
 channels-last layout that measured as fast as or faster than two 1-D passes on CPU, in one pass over memory.
 Radially symmetric (jinc) filters are not separable; the strided 2-D convolution is their polyphase form.

@@ -176,8 +176,8 @@ class InceptionExtractor(FeatureExtractor):
         return list(self._pool.map(self.resizer, hwc))
 
 
-MODE_PACKAGES = {mode: ("torch_fidelity", "torch-fidelity") if mode == "torch_fidelity" else ("cleanfid", "clean-fid")
-                 for mode in MODES}
+MODE_PACKAGES = {"torch_fidelity": ("torch_fidelity", "torch-fidelity"),
+                 **{mode: ("cleanfid", "clean-fid") for mode in TORCHSCRIPT_MODES}}
 """The package whose network module each mode runs: (import name, pip name)."""
 
 
