@@ -450,8 +450,12 @@ class _Plan:
 
     @classmethod
     def make(cls, options: EvalOptions) -> "_Plan":
+        from ganbench.devices import tf32_allowed
+
         metrics, n_ctx = configure_metrics(options)
-        how = {name: (_json(m.params()), metric_extractor(m, options), metric_n(m, n_ctx)) for name, m in metrics.items()}
+        tf32 = {"tf32": True} if tf32_allowed(options.device) else {}  # not fp32 numbers: never compared with them
+        how = {name: (_json({**m.params(), **tf32}), metric_extractor(m, options), metric_n(m, n_ctx))
+               for name, m in metrics.items()}
         return cls(metrics=metrics, n_ctx=n_ctx, how=how)
 
     def work(self, todo: Sequence[str]) -> dict[str, float]:

@@ -127,3 +127,25 @@ def test_real_statistics_computed_with_tf32_are_cached_apart(tmp_path):
     finally:
         torch.backends.cudnn.allow_tf32 = saved
     assert tf32 != cpu and "-tf32-" in tf32.name and "tf32" not in cpu.name
+
+
+def test_eval_rows_made_with_tf32_carry_it_in_their_parameters(monkeypatch):
+    """With GANBENCH_ALLOW_TF32=1 on CUDA the numbers are not fp32 ones: each row's `params` says tf32, so its
+    identity (rerun skipping) and its comparable group (check, report) differ from exact rows'. Exact rows, and
+    any row on the CPU, keep the parameters they always had."""
+    import json
+
+    from ganbench.evaluate import EvalOptions, _Plan
+
+    def params(device):
+        plan = _Plan.make(EvalOptions(metrics=["fid", "kid"], device=device))
+        return {name: json.loads(how[0]) for name, how in plan.how.items()}
+
+    monkeypatch.delenv("GANBENCH_ALLOW_TF32", raising=False)
+    exact = params("cuda:0")   # the plan only reads the device's type: no GPU is needed
+    assert exact == params("cpu") and not any("tf32" in p for p in exact.values())
+    monkeypatch.setenv("GANBENCH_ALLOW_TF32", "1")
+    assert params("cpu") == exact   # a CPU has no TF32
+    tf32 = params("cuda")
+    assert {name: {k: v for k, v in p.items() if k != "tf32"} for name, p in tf32.items()} == exact
+    assert all(p["tf32"] is True for p in tf32.values())
