@@ -10,6 +10,7 @@ Two formats, chosen by the file name:
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -88,9 +89,12 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]
     """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`.
 
     Readers see either the old file or the complete new one; on any error the temp file is removed
-    and the old file is left as it was.
+    and the old file is left as it was. A symbolic link is written through (its target gets the new file, the
+    link stays); a path that exists and is not a regular file (a fifo, a device) is an OSError, never replaced.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

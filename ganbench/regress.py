@@ -48,6 +48,12 @@ class CheckReport:
         failing = [s for s in FAILING if not (self.allow_missing and s == "not comparable")]
         return self.table[self.table["status"].isin(failing)]
 
+    @property
+    def judged(self) -> int:
+        """Groups that were measured against a margin (ok, improved, regressed). A check that judged none has
+        verified nothing (every group new, informational or allowed to be missing) and does not pass."""
+        return int(self.table["status"].isin(JUDGED).sum())
+
 
 # ---- groups and baselines ----------------------------------------------------------------------------------------
 
@@ -114,12 +120,38 @@ def write_baseline(path: str | os.PathLike, results: pd.DataFrame) -> pd.DataFra
     if normalise(results).empty:
         raise ConfigError("the results have no rows to make a baseline from")
     base = summarize(results)
+    _refuse_non_finite(base)
     data = csv_bytes(base)
     try:
         atomic_write_bytes(path, lambda f: f.write(data))
     except OSError as exc:
         raise ConfigError(f"cannot write baseline {path} ({exc.strerror or type(exc).__name__})") from None
     return base
+
+
+def _refuse_non_finite(base: pd.DataFrame) -> None:
+    """A baseline group with a direction must hold a finite number: a NaN, infinite or diverged one could never be
+    compared with, so every later check would fail on it (or, worse, let anything pass)."""
+    bad = base[base["direction"].isin(["lower", "higher"])
+               & ~base["mean"].map(lambda v: math.isfinite(float(v)))]
+    if not bad.empty:
+        b = bad.iloc[0]
+        what = "diverged (NaN)" if b["flag"] == DIVERGED else f"is {float(b['mean'])!r}"
+        raise ConfigError(f"cannot make a baseline: {b['run']} {b['metric']} at kimg {b['kimg']:g} {what}"
+                          f"{f' (and {len(bad) - 1} more group(s))' if len(bad) > 1 else ''}; a baseline holds "
+                          "finite numbers only (rerun that evaluation, or leave that run out)")
+
+
+def refuse_same_file(baseline: str | os.PathLike, results: list[str | os.PathLike]) -> None:
+    """The baseline may not be one of the results files: `--update-baseline` would replace the results with
+    their summary, and a check would compare the file with itself."""
+    base = Path(baseline)
+    for path in results:
+        same = (base.exists() and Path(path).exists() and os.path.samefile(base, path)) \
+            or base.resolve() == Path(path).resolve()
+        if same:
+            raise ConfigError(f"baseline {baseline} is the results file {path}; give the baseline its own file "
+                              "(e.g. baseline.csv)")
 
 
 # ---- tolerances ----------------------------------------------------------------------------------------------------
@@ -224,15 +256,23 @@ def _difference(base: pd.Series, others: pd.DataFrame) -> str:
     return "results differ: " + "; ".join(best)
 
 
+def _unchecked_note(group: pd.Series) -> str:
+    """Why a group has no verdict: the registry knows the key and gives it no better direction, or does not know it
+    (a key from another tool or a renamed metric; a direction column in the file is never trusted)."""
+    from ganbench.results import registry_direction
+
+    if registry_direction(str(group["metric"]), str(group["metric_group"])) is None:
+        return f"{group['metric']} is not in the metric registry"
+    return "informational (no better direction)"
+
+
 def _verdict(direction: str, base: float, cur: float, allowed: float, diverged: bool) -> str:
     if direction not in ("lower", "higher"):
         return "unchecked"
     if diverged:
         return "diverged"
-    if math.isnan(cur):
+    if not (math.isfinite(cur) and math.isfinite(base)):
         return "not a number"
-    if math.isnan(base):
-        return "new"
     worsening = (cur - base) if direction == "lower" else (base - cur)
     noise = FLOAT_NOISE * max(1.0, abs(base))
     if worsening > allowed + noise:
@@ -265,7 +305,7 @@ def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
             same = cur[(cur["run"] == b["run"]) & (cur["metric"] == b["metric"])]
             checked = direction in ("lower", "higher")
             rows.append({**row, "status": "not comparable" if checked else "unchecked",
-                         "note": _difference(b, same) + ("" if checked else " (informational)")})
+                         "note": _difference(b, same) + ("" if checked else f" ({_unchecked_note(b)})")})
             continue
         i = cur_index[key]
         matched.add(i)
@@ -276,11 +316,13 @@ def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
         if status == "diverged":
             note = "the generator diverged (NaN)"
         elif status == "not a number":
-            note = "the current value is NaN"
+            side, value = ("current", float(c["mean"])) if not math.isfinite(float(c["mean"])) else \
+                ("baseline", float(b["mean"]))
+            note = f"the {side} value is {value!r}" + (" (rewrite the baseline)" if side == "baseline" else "")
+            if side == "baseline" and b["flag"] == DIVERGED:
+                note = "the baseline's generator diverged (NaN); rewrite the baseline"
         elif status == "unchecked":
-            note = "informational (no better direction)" if direction == "" else "not in the metric registry"
-        elif status == "new":
-            note = "the baseline value is not a number"
+            note = _unchecked_note(b)
         rows.append({**row, "current": c["mean"], "current_std": c["std"], "current_count": c["count"],
                      "delta": c["mean"] - b["mean"], "margin": allowed if status in JUDGED else math.nan,
                      "margin_from": why if status in JUDGED else "", "status": status, "note": note})
@@ -297,7 +339,7 @@ def compare(results: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table = table.sort_values(["run", "metric", "settings", "kimg"], kind="stable", ignore_index=True)
     report = CheckReport(table=table, passed=True, allow_missing=allow_missing)
-    report.passed = report.failures().empty
+    report.passed = report.failures().empty and report.judged > 0
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -166,8 +167,13 @@ def test_baseline_without_a_comparable_group_is_not_comparable_and_fails(tmp_pat
     assert r.exit_code == 1, r.output
     assert "not comparable" in r.output and "n_samples" in r.output and "128" in r.output and "32" in r.output
     r = check_cli(tmp_path, None, None, "--tolerance", "fid=+0.5", "--allow-missing")
-    assert r.exit_code == 0, r.output
-    assert "not comparable" in r.output
+    assert r.exit_code == 1, r.output   # allowed to be missing, but then nothing at all was compared
+    assert "not comparable" in r.output and "no group was compared" in r.output
+    both = pd.concat([rows([20.0]), rows([7.0], run="b")])
+    r = check_cli(tmp_path, pd.concat([rows([20.1]), rows([5.0], run="b", n_samples=32)]), both,
+                  "--tolerance", "fid=+0.5", "--allow-missing")
+    assert r.exit_code == 0, r.output   # one group compared (ok), the other allowed to be missing
+    assert "not comparable, allowed by --allow-missing" in r.output
 
 
 def test_direction_comes_from_the_metric_registry_not_the_file(tmp_path):
@@ -291,3 +297,78 @@ def test_baseline_without_its_settings_is_an_error(tmp_path):
     r = check_cli(tmp_path, rows([20.0]), None)
     assert r.exit_code == 2 and "lacks column(s)" in r.output and "n_real" in r.output, r.output
     assert "--update-baseline" in r.output
+
+
+def test_a_check_that_compares_no_group_fails(tmp_path):
+    """A gate that verified nothing must not pass: results of another run only (every group new), keys the registry
+    does not know (from another tool: no direction, so unchecked), or a baseline of informational keys only."""
+    r = check_cli(tmp_path, rows([20.0], run="other"), rows([20.0]), "--tolerance", "fid=+0.5", "--allow-missing")
+    assert r.exit_code == 1 and "no group was compared" in r.output, r.output
+    foreign = dict(metric="FID", metric_group="FID", direction="lower")   # the file's direction is not trusted
+    r = check_cli(tmp_path, rows([60.0], **foreign), rows([20.0], **foreign))
+    assert r.exit_code == 1 and "no group was compared" in r.output, r.output
+    assert "FID is not in the metric registry" in r.output   # not "informational": the registry does not know it
+    std = dict(metric="is_std", metric_group="is", direction="")
+    r = check_cli(tmp_path, rows([3.0], **std), rows([0.1], **std))
+    assert r.exit_code == 1 and "informational (no better direction)" in r.output, r.output
+
+
+def test_non_finite_values_fail_on_either_side(tmp_path):
+    """inf is not a better FID than 20 (nor inf a better IS): a non-finite current or baseline value is 'not a
+    number', which fails; before, a NaN baseline made any result 'new' (passing) and -inf FID 'improved'."""
+    for cur, base in [(-math.inf, 20.0), (math.inf, 20.0), (20.0, math.inf), (20.0, math.nan)]:
+        report = compare(rows([cur]), rows([base]), parse_tolerances("fid=+0.5"))
+        assert not report.passed and list(report.table["status"]) == ["not a number"], (cur, base, report.table)
+    is_rows = dict(metric="is_mean", metric_group="is", direction="higher")
+    report = compare(rows([math.inf], **is_rows), rows([5.0], **is_rows), {})
+    assert not report.passed and list(report.table["status"]) == ["not a number"]
+    diverged = rows([math.nan]).assign(flag="diverged")
+    report = compare(rows([20.0]), diverged, {})
+    assert not report.passed and "diverged" in report.table["note"].iloc[0]
+
+
+def test_update_baseline_refuses_non_finite_groups(tmp_path):
+    """A baseline holds finite numbers: a NaN, infinite or diverged group is one line (exit 2), the old baseline
+    unchanged. Informational groups (is_std) may be anything."""
+    base = tmp_path / "baseline.csv"
+    assert check_cli(tmp_path, rows([20.0]), None, "--update-baseline").exit_code == 0
+    before = base.read_bytes()
+    for bad in (rows([math.nan]), rows([math.inf]), rows([math.nan]).assign(flag="diverged")):
+        r = check_cli(tmp_path, pd.concat([bad, rows([1.0], run="b")]), None, "--update-baseline")
+        assert r.exit_code == 2 and "cannot make a baseline: a fid at kimg 20" in r.output, r.output
+        assert base.read_bytes() == before
+    std = rows([math.nan], metric="is_std", metric_group="is", direction="")
+    assert check_cli(tmp_path, pd.concat([rows([20.0]), std]), None, "--update-baseline").exit_code == 0
+
+
+def test_baseline_may_not_be_a_results_file(tmp_path):
+    """`check r.csv -b r.csv --update-baseline` replaced the results with their summary; without the flag it
+    compared the file with itself and passed. Both are one line, exit 2, the file untouched (also via ./)."""
+    res = tmp_path / "results.csv"
+    write_results(res, rows([20.0, 21.0]))
+    before = res.read_bytes()
+    for args in (["--update-baseline"], []):
+        for base in (str(res), str(tmp_path / "." / "results.csv")):
+            r = CliRunner().invoke(app, ["check", str(res), "--baseline", base, *args])
+            assert r.exit_code == 2 and "is the results file" in r.output, r.output
+            assert res.read_bytes() == before
+
+
+def test_update_baseline_writes_through_a_link_and_refuses_a_fifo(tmp_path):
+    """A baseline that is a symbolic link (kept in a shared folder) is updated at its target, the link kept; a fifo
+    or device is never replaced by a regular file."""
+    import os
+
+    target = tmp_path / "shared" / "base.csv"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "baseline.csv"
+    link.symlink_to(target)
+    assert check_cli(tmp_path, rows([20.0]), None, "--update-baseline").exit_code == 0
+    assert link.is_symlink() and "fid" in target.read_text()
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    write_results(tmp_path / "results.csv", rows([20.0]))
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "results.csv"), "-b", str(fifo), "--update-baseline"])
+    assert r.exit_code == 2 and "not a regular file" in r.output, r.output
+    assert fifo.is_fifo()

@@ -81,11 +81,12 @@ def check(
 ) -> None:
     """Compare RESULTS with a baseline group by group (same run, snapshot, metric and settings; seeds averaged).
 
-    Exit 0: no group worse than its margin; 1: a regression, a diverged or non-numeric value, or a baseline
-    group with no comparable results; 2: bad input (unreadable or empty files, unknown tolerance keys).
+    Exit 0: no group worse than its margin; 1: a regression, a diverged or non-numeric value, a baseline
+    group with no comparable results, or no group compared at all; 2: bad input (unreadable or empty files,
+    unknown tolerance keys, the baseline being a results file).
     """
     from ganbench.config import load_check_settings, load_suite, parse_tolerances
-    from ganbench.regress import check_files, validate_tolerance_names, write_baseline
+    from ganbench.regress import check_files, refuse_same_file, validate_tolerance_names, write_baseline
     from ganbench.results import read_many
 
     # Every option is validated before any file is read.
@@ -95,6 +96,7 @@ def check(
     cli_tolerances = parse_tolerances(tolerance)
     validate_tolerance_names(cli_tolerances, "--tolerance")
     settings = settings.overridden(cli_tolerances, k)
+    refuse_same_file(baseline, results)
     if update_baseline:
         written = write_baseline(baseline, read_many(results))
         typer.echo(f"wrote baseline {baseline} ({len(written)} group(s) from {len(results)} results file(s))")
@@ -104,7 +106,7 @@ def check(
     counts = t["status"].value_counts().to_dict()
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if verbose or not report.passed:
-        print_check_table(t, only_failures=not verbose, allow_missing=allow_missing)
+        print_check_table(t, only_failures=not verbose and report.judged > 0, allow_missing=allow_missing)
     if not verbose:
         new = t[(t["status"] == "new") & (t["note"] == "not in the baseline")]
         if len(new):
@@ -117,5 +119,9 @@ def check(
     if report.passed:
         typer.echo(f"check passed: {summary}")
         return
-    typer.echo(f"check FAILED: {summary}")
+    if report.judged == 0:
+        typer.echo(f"check FAILED: no group was compared with the baseline ({summary}): the results and the "
+                   "baseline share no run, snapshot, metric and settings with a better direction")
+    else:
+        typer.echo(f"check FAILED: {summary}")
     raise typer.Exit(1)
