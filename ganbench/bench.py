@@ -107,7 +107,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     from ganbench.evaluate import EvalOptions, evaluate, not_applicable_line
     from ganbench.regress import compare, read_baseline, write_baseline
     from ganbench.report import find_run_dirs, write_report
-    from ganbench.results import read_results
+    from ganbench.results import identity_key, read_results
 
     validate_suite(suite)
     suite = dataclasses.replace(suite, device=str(resolve_device(suite.device)))  # auto: CUDA when present
@@ -123,14 +123,16 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
                           metric_params=suite.metric_params, skip_unknown=suite.skip_unknown)
     log(f"evaluate {len(runs)} run(s) on {', '.join(suite.metrics)}")
     if progress is None:
-        evaluate(runs, options, out=results_path)
+        summary = evaluate(runs, options, out=results_path)
     else:
         with progress() as bar:
             summary = evaluate(runs, options, out=results_path, progress=bar)
-        if summary.not_computed:  # expected (EQ needs StyleGAN3, W-space PPL a W space): one quiet line
-            log(not_applicable_line(summary.not_computed))
+    if summary.not_computed:  # expected (EQ needs StyleGAN3, W-space PPL a W space): one quiet line
+        log(not_applicable_line(summary.not_computed))
     table = read_results(results_path)
-    table = table[table["run"].isin([r.name for r in runs])]
+    # Only this evaluation's rows: the table keeps rows of earlier settings (another n, extractor or metric
+    # parameters), which would otherwise be reported and checked as if they were today's numbers.
+    table = table[[identity_key(row) in summary.identities for row in table.to_dict("records")]]
     files = write_report(table, out, run_dirs=find_run_dirs(table), title=f"ganbench {suite.name} suite",
                          sources=[str(results_path)])
     baseline = suite.baseline_path(out)

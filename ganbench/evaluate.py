@@ -108,6 +108,9 @@ class EvalSummary:
     not_computed: list[tuple[str, str, str, str]] = field(default_factory=list)  # (run, checkpoint, metric, why)
     diverged: list[tuple[str, str, str]] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)  # the metrics asked for, in order (tables follow it)
+    # Identity (results.identity_key) of every computation this evaluation stands for, computed now or found done:
+    # the rows of its settings, told apart from rows an earlier evaluation with other settings left in the table.
+    identities: set[tuple] = field(default_factory=set)
     # seconds spent on: real_images (0 when cached), generation, gen_features (pass incl. generation), metrics (rest)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -582,7 +585,9 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         path = Path(out) if out is not None else default_output(ref)
         real = reals.identity(ref)
         mine = plans.of(ref)
-        todo = [n for n in mine.metrics if _identity(ref, n, mine.how[n], options, real) not in done[path]]
+        keys = {n: _identity(ref, n, mine.how[n], options, real) for n in mine.metrics}
+        summary.identities.update(keys.values())
+        todo = [n for n in mine.metrics if keys[n] not in done[path]]
         summary.skipped += len(mine.metrics) - len(todo)
         jobs.append((ref, path, todo, mine.work(todo), real))
     progress.begin(sum(sum(job[3].values()) for job in jobs), sum(len(job[2]) for job in jobs))

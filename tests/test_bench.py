@@ -224,3 +224,26 @@ def test_bench_skip_unknown_ignores_a_license_file_in_the_dataset_folder(tmp_pat
     toml.write_text(toml.read_text().replace("[suites.tiny]\n", "[suites.tiny]\nskip_unknown = true\n"))
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0 and "check passed" in r.output, r.output
+
+
+def test_bench_checks_only_the_rows_of_the_suites_current_settings(tmp_path, monkeypatch):
+    """results-<suite>.csv keeps rows of earlier settings. After `n` changed, bench compared those stale rows with
+    the baseline and passed, while the new rows went unchecked into the leaderboard. Now only this evaluation's
+    rows are reported and checked: the baseline made at the old n has no partner, so the check fails and says how
+    to accept the new settings."""
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    toml = tmp_path / "bench.toml"
+    toml.write_text(TINY.format(baseline="base.csv").replace("seeds = [0, 1]", "seeds = [0]")
+                    .replace("kimg = 2", "kimg = 1"))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
+    assert r.exit_code == 0 and "baseline: created" in r.output, r.output
+    toml.write_text(toml.read_text().replace("n = 48", "n = 40"))
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
+    assert r.exit_code == 1 and "not comparable" in r.output and "check FAILED" in r.output, r.output
+    assert "delete" in r.output and "base.csv" in r.output
+    assert set(read_results(out / "results-tiny.csv")["n_samples"]) == {40.0, 48.0}   # both kept in the table
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert any("n=40" in c for c in board.columns) and not any("n=48" in c for c in board.columns), board.columns

@@ -27,7 +27,7 @@ def bench(
 ) -> None:
     """Run a named suite end to end; exit 1 when a metric regressed beyond the suite's tolerances."""
     from ganbench.bench import run_suite
-    from ganbench.cli.check_cmd import print_check_table
+    from ganbench.cli.check_cmd import print_check_table, print_unchecked
     from ganbench.cli.eval_cmd import progress_bar
     from ganbench.config import default_benchmarks_path, load_suite, load_suites
 
@@ -48,9 +48,14 @@ def bench(
         typer.echo(f"baseline: created {result.baseline} (later runs are checked against it)")
         return
     assert result.check is not None
+    table = result.check.table
     if result.check.passed:
+        print_unchecked(table)
         typer.echo(f"check passed against {result.baseline}")
         return
-    print_check_table(result.check.table, only_failures=True)
+    print_check_table(table, only_failures=result.check.judged > 0)
+    if (table["status"] == "not comparable").any():
+        typer.echo(f"the baseline was made with other settings (see the notes): to accept this suite's settings, "
+                   f"delete {result.baseline} and run the suite again")
     typer.echo(f"check FAILED against {result.baseline}")
     raise typer.Exit(1)

@@ -58,6 +58,16 @@ def _keys(rows: pd.DataFrame) -> str:
     return ", ".join(f"{r.run}/{r.metric}@{_kimg(r.kimg)} [{r.settings}]" for r in rows.itertuples())
 
 
+def print_unchecked(table: pd.DataFrame, allow_missing: bool = False) -> None:
+    """One line each for the groups a passing check did not judge: new ones, and missing ones it was allowed."""
+    new = table[(table["status"] == "new") & (table["note"] == "not in the baseline")]
+    if len(new):
+        typer.echo(f"not in the baseline (not checked): {_keys(new)}")
+    missing = table[table["status"] == "not comparable"]
+    if allow_missing and len(missing):
+        typer.echo(f"not comparable, allowed by --allow-missing: {_keys(missing)}")
+
+
 @app.command("check")
 @handle_errors
 def check(
@@ -108,12 +118,7 @@ def check(
     if verbose or not report.passed:
         print_check_table(t, only_failures=not verbose and report.judged > 0, allow_missing=allow_missing)
     if not verbose:
-        new = t[(t["status"] == "new") & (t["note"] == "not in the baseline")]
-        if len(new):
-            typer.echo(f"not in the baseline (not checked): {_keys(new)}")
-        missing = t[t["status"] == "not comparable"]
-        if allow_missing and len(missing):
-            typer.echo(f"not comparable, allowed by --allow-missing: {_keys(missing)}")
+        print_unchecked(t, allow_missing)
     typer.echo(f"margin = max(tolerance, {settings.k:g} x combined seed std)"
                + (f"; settings from {settings.source}" if settings.source else ""))
     if report.passed:
