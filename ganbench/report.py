@@ -241,7 +241,8 @@ def build_leaderboard(df: pd.DataFrame) -> Leaderboard:
     rows = []
     for run, sub in groups.groupby("run", sort=False):
         sub = sub.sort_values("kimg", kind="stable")
-        best = sub[(sub["_col"] == primary.key) & sub["mean"].notna()] if primary is not None else sub.iloc[:0]
+        finite = sub["mean"].map(lambda v: math.isfinite(float(v)))   # an edited inf is never the best snapshot
+        best = sub[(sub["_col"] == primary.key) & finite] if primary is not None else sub.iloc[:0]
         if len(best):
             pick = best.loc[(best["mean"] * _better(primary.direction)).idxmin()]
             kimg, ckpt = pick["kimg"], pick["checkpoint"]
@@ -256,7 +257,7 @@ def build_leaderboard(df: pd.DataFrame) -> Leaderboard:
 
     def order(r: RunRow) -> tuple[int, float, str]:
         cell = r.cells.get(primary.key) if primary is not None else None
-        if cell is None or math.isnan(cell.mean):
+        if cell is None or not math.isfinite(cell.mean):
             return (1, 0.0, r.run)
         return (0, cell.mean * _better(primary.direction), r.run)
 
@@ -429,7 +430,7 @@ def _best_values(board: Leaderboard) -> dict[str, float]:
         if col.direction not in ("lower", "higher"):
             continue
         vals = [r.cells[col.key].mean for r in board.rows if col.key in r.cells
-                and not math.isnan(r.cells[col.key].mean)]
+                and math.isfinite(r.cells[col.key].mean)]
         if len(vals) > 1:
             out[col.key] = min(vals) if col.direction == "lower" else max(vals)
     return out

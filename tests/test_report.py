@@ -254,3 +254,29 @@ def test_fakes_grid_name_of_a_snapshot():
     assert fakes_name("network-snapshot-000000.250.pt", 0.25) == "fakes000000.250.png"
     assert fakes_name("network-snapshot-000040.pkl", 40.0) == "fakes000040.png"     # NVlabs' own runs
     assert fakes_name("", 3.0) == "fakes000003.png"
+
+
+def test_an_infinite_value_is_never_the_best_snapshot_nor_ranks_first():
+    """An edited -inf FID (or +inf IS) won the leaderboard; a non-finite value is not a measurement: the run's best
+    snapshot is its best finite one, and a run whose shown value is not finite ranks after every measured run."""
+    df = results()
+    df.loc[(df["run"] == "b") & (df["metric"] == "fid") & (df["kimg"] == 10), "value"] = -np.inf
+    board = leaderboard(df).set_index("run")
+    assert board.loc["b", "kimg"] == 30 and board.loc["a", "rank"] == 1   # b's best finite FID is 15 (a: 10)
+    df.loc[(df["run"] == "b") & (df["metric"] == "fid"), "value"] = -np.inf
+    assert list(leaderboard(df)["run"]) == ["a", "b"]
+    html = render_html(df)
+    assert html.count('class="best"') >= 1
+
+
+def test_report_of_a_header_only_table_keeps_the_leaderboard(tmp_path):
+    """`report header-only.csv --out rep` replaced rep's leaderboard with an empty one (exit 0): one line, exit 2,
+    the leaderboard left as it was."""
+    write_results(tmp_path / "r.csv", results())
+    rep = tmp_path / "rep"
+    assert CliRunner().invoke(app, ["report", str(tmp_path / "r.csv"), "--out", str(rep)]).exit_code == 0
+    before = (rep / "leaderboard.csv").read_bytes(), (rep / "leaderboard.html").read_bytes()
+    (tmp_path / "hdr.csv").write_text("run,kimg,metric,value\n")
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "hdr.csv"), "--out", str(rep)])
+    assert r.exit_code == 2 and "hdr.csv" in r.output and "no rows" in r.output, r.output
+    assert ((rep / "leaderboard.csv").read_bytes(), (rep / "leaderboard.html").read_bytes()) == before

@@ -8,6 +8,7 @@ import typer
 
 from ganbench.cli import app
 from ganbench.cli.common import handle_errors
+from ganbench.errors import ConfigError
 
 
 @app.command("report")
@@ -23,6 +24,9 @@ def report(
     from ganbench.results import read_many
 
     df = read_many(results)
+    if df.empty:   # a header-only table would replace a leaderboard with an empty one
+        raise ConfigError(f"the results ({', '.join(str(p) for p in results)}) have no rows; nothing was written "
+                          f"to {out}")
     files = write_report(df, out, run_dirs=find_run_dirs(df, results), title=title,
                          sources=[str(p) for p in results])
     typer.echo(f"wrote {files.csv} and {files.html} ({df['run'].nunique()} runs, {df['metric'].nunique()} metric keys)")
