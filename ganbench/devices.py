@@ -64,7 +64,8 @@ def tf32_allowed(device: Any) -> bool:
     exact ones."""
     import torch
 
-    return torch.device(device).type == "cuda" and os.environ.get("GANBENCH_ALLOW_TF32", "0") == "1"
+    device = resolve_device(device) if str(device) == "auto" else torch.device(device)
+    return device.type == "cuda" and os.environ.get("GANBENCH_ALLOW_TF32", "0") == "1"
 
 
 def process_device(device: Any) -> Any:

@@ -168,9 +168,10 @@ def find_checkpoints(targets: Sequence[str | os.PathLike], skip_unknown: bool = 
             continue
         if target.is_file():
             kimg = snapshot_kimg(target.name)
-            if kimg is None:
-                kimg = _kimg_from_metadata(target)
-            found.append(CheckpointRef(run=target.resolve().parent.name, path=target, kimg=kimg))
+            run = target.resolve().parent.name
+            if kimg is None:   # a model file of its own (stylegan2-ffhq-1024x1024.pkl, best.pt): its own run
+                kimg, run = _kimg_from_metadata(target), target.stem
+            found.append(CheckpointRef(run=run, path=target, kimg=kimg))
             continue
         if not target.is_dir():
             raise ConfigError(f"{target} does not exist")
@@ -188,7 +189,7 @@ def find_checkpoints(targets: Sequence[str | os.PathLike], skip_unknown: bool = 
         if ref.is_image_set:
             continue   # told apart by their content hash; the same images anywhere are the same set
         if runs.setdefault(ref.run, ref.run_dir.resolve()) != ref.run_dir.resolve():
-            raise ConfigError(f"two run folders share the name {ref.run!r} ({runs[ref.run]} and {ref.run_dir}); "
+            raise ConfigError(f"two runs share the name {ref.run!r} (in {runs[ref.run]} and {ref.run_dir}); "
                               "rename one so their rows can be told apart")
     order = list(dict.fromkeys(ref.run for ref in found))
     return sorted(unique.values(), key=lambda r: (order.index(r.run), 0.0 if r.content else r.kimg, r.path.name))

@@ -588,12 +588,12 @@ def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, run_dirs: dict[st
                  title: str = "ganbench leaderboard", sources: Sequence[str] = ()) -> "ReportFiles":
     """Write leaderboard.csv and leaderboard.html into `out_dir` (atomically)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = leaderboard(df)
+    frame = leaderboard(df)   # both made before anything is written: a table that cannot be reported changes nothing
     frame["kimg"] = [_kimg_text(k) for k in frame["kimg"]]
     csv_bytes = frame.to_csv(index=False, float_format="%.10g").encode("utf-8")
-    atomic_write_bytes(out / "leaderboard.csv", lambda f: f.write(csv_bytes))
     page = render_html(df, run_dirs, title=title, sources=sources).encode("utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "leaderboard.csv", lambda f: f.write(csv_bytes))
     atomic_write_bytes(out / "leaderboard.html", lambda f: f.write(page))
     return ReportFiles(csv=out / "leaderboard.csv", html=out / "leaderboard.html")
 

@@ -310,6 +310,34 @@ def check_directions(df: pd.DataFrame, path: str | os.PathLike, what: str = "res
                               f"(for {metric}, {says}); directions come from the registry, so fix or empty that column")
 
 
+def _one_model_per_group(df: pd.DataFrame) -> pd.DataFrame:
+    """Seeds are repeats of one model: a comparable group whose rows come from two checkpoint files is two models
+    under one run name and snapshot (two pickles in one folder, a `final.pkl` beside the snapshot of its kimg),
+    which must never be averaged, so it is a ConfigError naming them. An image set is the exception: its name
+    stands for the folder's current images, so rows of older contents (another `images-<hash>`) give way to the
+    newest."""
+    keys = pd.Series(["\x1f".join(k) for k in canonical(df, COMPARABLE)], index=df.index)
+    counts = df.groupby(keys)["checkpoint"].nunique()
+    mixed = counts[counts > 1].index
+    if len(mixed) == 0:
+        return df
+    drop = pd.Series(False, index=df.index)
+    for key in mixed:
+        rows = df[keys == key]
+        if rows["kimg"].isna().all() and rows["checkpoint"].str.startswith("images-").all():
+            newest = rows.sort_values("timestamp", kind="stable")["checkpoint"].iloc[-1]
+            drop |= (keys == key) & (df["checkpoint"] != newest)
+            continue
+        first = rows.iloc[0]
+        names = ", ".join(sorted(rows["checkpoint"].unique()))
+        kimg = "" if pd.isna(first["kimg"]) else f" at kimg {_number_text(first['kimg'])}"
+        raise ConfigError(f"run {first['run']!r}{kimg} has {first['metric']} rows of {rows['checkpoint'].nunique()} "
+                          f"different checkpoints ({names}): different models under one run name are never averaged "
+                          "as seeds; evaluate each under its own name (a file not named network-snapshot-* is "
+                          "its own run) or keep their rows in separate tables")
+    return df[~drop]
+
+
 def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
     """One row per comparable group (COMPARABLE): mean, std (ddof 1) and count of its seeds, never across settings.
 
@@ -320,6 +348,7 @@ def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
     out_cols = [*COMPARABLE, "direction", "mean", "std", "count", "seeds", "flag", "checkpoint"]
     if df.empty:
         return pd.DataFrame(columns=out_cols)
+    df = _one_model_per_group(df)
     df = df.assign(_nan=df["value"].isna(), _div=df["flag"] == DIVERGED,
                    _seed=[_number_text(v) for v in df["seed"]])
     grouped = df.groupby(COMPARABLE, sort=False, dropna=False)

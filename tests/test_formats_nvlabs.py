@@ -374,9 +374,9 @@ def test_eval_scores_nvlabs_pickles_files_and_run_folders(tmp_path):
     for kimg in (40, 120):
         write_pickle(run / f"network-snapshot-{kimg:06d}.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
     single = write_pickle(tmp_path / "stylegan2-ffhq-16x16.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
-    assert [(r.path.name, r.kimg) for r in find_checkpoints([run, single])] == [
-        ("network-snapshot-000040.pkl", 40.0), ("network-snapshot-000120.pkl", 120.0),
-        ("stylegan2-ffhq-16x16.pkl", 0.0)]
+    assert [(r.run, r.path.name, r.kimg) for r in find_checkpoints([run, single])] == [
+        ("00003-ada-run", "network-snapshot-000040.pkl", 40.0), ("00003-ada-run", "network-snapshot-000120.pkl", 120.0),
+        ("stylegan2-ffhq-16x16", "stylegan2-ffhq-16x16.pkl", 0.0)]   # a model file of its own is its own run
     opts = EvalOptions(metrics=["toy-stat"], real="shapes:16", n=8, extractor="toy-pixels", batch_size=8)
     rows = evaluate([run], opts, out=tmp_path / "results.csv").added
     assert list(rows["checkpoint"]) == ["network-snapshot-000040.pkl"] * 2 + ["network-snapshot-000120.pkl"] * 2

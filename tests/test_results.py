@@ -45,6 +45,39 @@ def test_rows_made_with_different_settings_are_never_averaged():
             "params"} <= set(SETTINGS) and "seed" not in SETTINGS
 
 
+def test_two_checkpoints_under_one_run_and_snapshot_are_never_averaged_as_seeds(tmp_path):
+    """Two pickles of one folder (both run = folder, kimg 0), or a final.pkl beside the snapshot of its kimg, were
+    averaged as seeds (FID 76 +- 18 from 88.7 and 63.5; `check` passed on the mean). Seeds are repeats of ONE model:
+    rows of two checkpoint files in one group are a ConfigError naming both, in report and check alike."""
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    two = pd.DataFrame([row(checkpoint="sg2.pkl", kimg=0.0, value=88.7), row(checkpoint="sg2c.pkl", kimg=0.0,
+                                                                              value=63.5, seed=1)])
+    with pytest.raises(ConfigError, match=r"'a' at kimg 0 has fid rows of 2 different checkpoints \(sg2.pkl, sg2c.pkl\)"):
+        repeat_groups(two)
+    write_results(tmp_path / "two.csv", two)
+    for args in (["report", str(tmp_path / "two.csv"), "--out", str(tmp_path / "rep")],
+                 ["check", str(tmp_path / "two.csv"), "-b", str(tmp_path / "two.csv")],
+                 ["check", str(tmp_path / "two.csv"), "-b", str(tmp_path / "base.csv"), "--update-baseline"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and ("2 different checkpoints" in r.output or "is the results file" in r.output), \
+            (args, r.output)
+    assert not (tmp_path / "rep").exists() and not (tmp_path / "base.csv").exists()
+    seeds = pd.DataFrame([row(seed=0, value=10.0), row(seed=1, value=12.0)])   # one checkpoint: seed repeats
+    assert repeat_groups(seeds)["count"].tolist() == [2]
+
+
+def test_an_image_set_name_stands_for_its_newest_contents():
+    """`eval samples/` after the samples were regenerated adds rows of new contents (another images-<hash>) under
+    the same name: the newest contents' rows are the set's numbers, never averaged with the old ones."""
+    old = row(checkpoint="images-aaaa", kimg=float("nan"), value=50.0, timestamp="2026-01-01T00:00:00+00:00")
+    new = row(checkpoint="images-bbbb", kimg=float("nan"), value=30.0, timestamp="2026-02-01T00:00:00+00:00")
+    groups = repeat_groups(pd.DataFrame([new, old, {**old, "seed": 1, "value": 52.0}]))
+    assert groups[["checkpoint", "mean", "count"]].values.tolist() == [["images-bbbb", 30.0, 1]]
+
+
 def test_results_csv_keeps_integer_columns_integer(tmp_path):
     """Issue 11: n_samples, n_real, seed and whole kimg are written as integers; values round-trip exactly."""
     path = tmp_path / "results.csv"
