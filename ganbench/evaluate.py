@@ -74,6 +74,9 @@ class CheckpointRef:
         return f"{self.run} ({self.name})" if self.content else f"{self.run} @ {self.kimg:g} kimg"
 
 
+DEFAULT_BATCH_SIZE = 64
+
+
 @dataclass
 class EvalOptions:
     """What to measure and how: metric names (+ parameters), real data, sample count, extractor, seed."""
@@ -85,7 +88,7 @@ class EvalOptions:
     extractor: str = "shapes-net"
     seed: int = 0
     device: str = "auto"                  # auto: CUDA when present, else CPU
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE  # latents and noise are drawn per batch: another size, other images
     metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache_dir: str | os.PathLike | None = None
     keep_going: bool = False              # non-finite output: write NaN rows flagged 'diverged' and go on
@@ -111,6 +114,7 @@ class EvalSummary:
     # Identity (results.identity_key) of every computation this evaluation stands for, computed now or found done:
     # the rows of its settings, told apart from rows an earlier evaluation with other settings left in the table.
     identities: set[tuple] = field(default_factory=set)
+    kimgs: dict[tuple[str, str], float] = field(default_factory=dict)   # (run, checkpoint) -> recorded kimg
     # seconds spent on: real_images (0 when cached), generation, gen_features (pass incl. generation), metrics (rest)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -457,8 +461,13 @@ class _Plan:
         from ganbench.devices import tf32_allowed
 
         metrics, n_ctx = configure_metrics(options)
-        tf32 = {"tf32": True} if tf32_allowed(options.device) else {}  # not fp32 numbers: never compared with them
-        how = {name: (_json({**m.params(), **tf32}), metric_extractor(m, options), metric_n(m, n_ctx))
+        # Settings of the whole evaluation that change its numbers, recorded only where they differ from the
+        # default so rows written before they were recorded keep their identity: TF32 (not fp32 numbers), and a
+        # batch size other than 64 (latents and noise are drawn per batch, so the generated images differ).
+        extra: dict[str, Any] = {"tf32": True} if tf32_allowed(options.device) else {}
+        if options.batch_size != DEFAULT_BATCH_SIZE:
+            extra["batch_size"] = int(options.batch_size)
+        how = {name: (_json({**m.params(), **extra}), metric_extractor(m, options), metric_n(m, n_ctx))
                for name, m in metrics.items()}
         return cls(metrics=metrics, n_ctx=n_ctx, how=how)
 
@@ -611,6 +620,10 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     if world > 1:
         torch.distributed.barrier()
     summary.added = pd.DataFrame(added)
+    if not added and not summary.skipped and summary.not_computed and not summary.diverged:
+        run, checkpoint, metric, why = summary.not_computed[0]
+        raise ConfigError(f"nothing was measured: {', '.join(plan.metrics)} do(es) not apply to "
+                          f"{'these checkpoints' if len(refs) > 1 else checkpoint} ({metric}: {why})")
     return summary
 
 
@@ -658,6 +671,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     else:
         nets = model_zoo.open_network_file(ref.path)   # a ganbench checkpoint or a foreign network file
         ref = _with_recorded_kimg(ref, {"kimg": nets.kimg})
+        summary.kimgs[(ref.run, ref.name)] = ref.kimg
         G = nets.build("G_ema", device=options.device)
         resolution = int(G.img_resolution)
     spec, real = reals.of(ref)

@@ -124,7 +124,7 @@ def values_table(summary: EvalSummary) -> Any:
             keys.setdefault(key, key)
             groups.setdefault(key, metric)
             cells.setdefault((run, checkpoint), {})[key] = plain(NOT_APPLICABLE, "dim")
-        order.setdefault((run, checkpoint), _kimg_of(added, run, checkpoint))
+        order.setdefault((run, checkpoint), _kimg_of(summary, run, checkpoint))
     rank = {name: i for i, name in enumerate(summary.metrics)}
     first = {key: i for i, key in enumerate(keys)}
     keys = {k: keys[k] for k in sorted(keys, key=lambda k: (rank.get(groups[k], len(rank)), first[k]))}
@@ -138,14 +138,10 @@ def values_table(summary: EvalSummary) -> Any:
     return table
 
 
-def _kimg_of(added: pd.DataFrame, run: str, checkpoint: str) -> float:
-    from ganbench.checkpoint import snapshot_kimg
-
-    if len(added):
-        match = added[(added["run"] == run) & (added["checkpoint"] == checkpoint)]
-        if len(match):
-            return float(match["kimg"].iloc[0])
-    return snapshot_kimg(checkpoint) or math.nan
+def _kimg_of(summary: Any, run: str, checkpoint: str) -> float:
+    """The recorded kimg of a checkpoint the evaluation opened (0.104, where the file name says 000000.100)."""
+    kimg = summary.kimgs.get((run, checkpoint))
+    return math.nan if kimg is None or pd.isna(kimg) else float(kimg)
 
 
 def summary_json(summary: EvalSummary) -> str:
@@ -213,7 +209,10 @@ def eval_(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results CSV (default: <run folder>/results.csv)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (results are deterministic for a seed)."),
     device: str = typer.Option("auto", "--device", help=f"Device: {DEVICE_HELP}."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per generator / extractor batch."),
+    batch_size: int = typer.Option(64, "--batch-size",
+                                   help="Images per generator / extractor batch. Latents and noise are drawn per "
+                                        "batch, so another size gives other images: it is recorded in each row's "
+                                        "params when it is not 64."),
     param: list[str] = typer.Option([], "--param", "-p",
                                     help="Metric parameter METRIC.NAME=VALUE (repeatable), e.g. ls.num_samples=2000."),
     keep_going: bool = typer.Option(False, "--keep-going",

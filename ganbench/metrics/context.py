@@ -36,6 +36,7 @@ from ganbench.errors import ConfigError, DataError
 from ganbench.features import FeatureExtractor, get_extractor
 from ganbench.heap import reuse_freed_memory
 from ganbench.metrics._generator import measured_generator, require_finite
+from ganbench.metrics._sampling import check_label_dim
 
 ImageSource = Any  # an ImageDataset, a uint8 NCHW tensor / ndarray, or a dataset spec string (reals)
 
@@ -102,6 +103,10 @@ class _Images:
             return self.array[start:stop], None
         items = [self.dataset[i] for i in range(start, stop)]
         return torch.stack([im for im, _ in items]), torch.stack([lb for _, lb in items])
+
+    @property
+    def label_dim(self) -> int:
+        return int(self.dataset.label_dim) if self.dataset is not None else 0
 
     def label(self, index: int) -> np.ndarray:
         return self.dataset.label(index)
@@ -288,6 +293,8 @@ class MetricContext:
         c_dim = int(getattr(G, "c_dim", 0) or 0)
         if c_dim and self._real is None:
             raise ConfigError("a conditional generator needs a real dataset to draw labels from")
+        if c_dim:
+            check_label_dim(self._real, c_dim)
         devices = [self.device] if self.device.type == "cuda" else []
         for k, start in enumerate(range(0, n, self.batch_size)):
             if k >= hi:

@@ -156,6 +156,10 @@ class PPL(Metric):  # registered below once per (space, sampling)
         fixed = type(self).__dataclass_fields__
         if self.name and (self.space, self.sampling) != (fixed["space"].default, fixed["sampling"].default):
             raise ConfigError(f"metric {self.name} fixes its space and sampling; use ppl_{self.space}{self.sampling}")
+        if not (isinstance(self.epsilon, (int, float)) and 0 < float(self.epsilon) < 1):
+            # 0 divides by zero (NaN that would be blamed on the network); NVlabs uses 1e-4
+            raise ConfigError(f"bad parameter {self.name or 'ppl'}.epsilon={self.epsilon!r}: the path step must be "
+                              "a number between 0 and 1 (exclusive; NVlabs uses 1e-4)")
         from ganbench.features.lpips_distance import DISTANCE_NAMES
 
         if self.distance not in ("auto",) + DISTANCE_NAMES:

@@ -1,0 +1,101 @@
+"""Ordinary eval mistakes get one line and nothing written; settings that change the numbers are in the rows."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import model_zoo
+from ganbench.cli import app
+from ganbench.data.shapes import ShapesDataset
+from ganbench.errors import ConfigError
+from ganbench.evaluate import EvalOptions, evaluate
+from ganbench.metrics import get_metric
+from ganbench.metrics.context import MetricContext
+from ganbench.results import read_results
+
+from orchestrator_helpers import make_run, register_inapplicable, register_toys
+
+
+def options(**kw) -> EvalOptions:
+    base = dict(metrics=["toy-score"], real=ShapesDataset(n=48, resolution=16, seed=1), n=40,
+                extractor="toy-pixels", seed=3, batch_size=16, device="cpu")
+    return EvalOptions(**{**base, **kw})
+
+
+def test_a_conditional_generator_against_data_with_other_labels_is_one_line():
+    """A 4-class generator scored against data with 3 label dims (or none) was a matrix-shape RuntimeError deep in
+    the mapping network; now one ConfigError naming the data and both sizes, before any image is generated."""
+    torch.manual_seed(0)
+    G = model_zoo.build("stylegan2", 16, preset="tiny", c_dim=5).G.eval()   # shapes has 4 label dims
+    ctx = MetricContext(generator=G, real="shapes:16", n_gen=8, extractor="shapes-net", cache_dir=False)
+    with pytest.raises(ConfigError, match=r"conditional on 5 classes but the real data shapes has labels of dimension 4"):
+        ctx.gen_outputs()
+    with pytest.raises(ConfigError, match="conditional on 5 classes"):
+        get_metric("ppl_zend", n_gen=4).compute(ctx)
+    ok = MetricContext(generator=model_zoo.build("stylegan2", 16, preset="tiny", c_dim=4).G.eval(),
+                       real="shapes:16", n_gen=8, extractor="shapes-net", cache_dir=False)
+    assert ok.gen_outputs()["features"].shape[0] == 8
+
+
+def test_ppl_epsilon_must_be_a_step_between_0_and_1(tmp_path):
+    """-p ppl_wend.epsilon=0 divided by zero: a NaN blamed on the network ('diverged'), or with --keep-going an
+    empty row without the diverged flag. A bad step is a bad parameter, named, exit 2, before any work."""
+    for bad in (0, 0.0, -1e-4, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match=r"bad parameter ppl_wend.epsilon"):
+            get_metric("ppl_wend", epsilon=bad)
+    assert get_metric("ppl_wend", epsilon=1e-4).epsilon == 1e-4
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    r = CliRunner().invoke(app, ["eval", str(run), "-m", "ppl_zend", "-p", "ppl_zend.epsilon=0", "--n", "4",
+                                 "--real", "shapes:16", "--device", "cpu"])
+    assert r.exit_code == 2 and "ppl_zend.epsilon=0" in r.output, r.output
+    assert not (run / "results.csv").exists()
+
+
+def test_nothing_measured_because_no_metric_applies_is_an_error(tmp_path):
+    """`eval run -m eqt50k_int` on a StyleGAN2 run exited 0 having measured nothing: now one line (exit 2) saying why;
+    with one applicable metric, the inapplicable one is the usual quiet '–'."""
+    register_inapplicable()
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    with pytest.raises(ConfigError, match=r"nothing was measured: toy-w do\(es\) not apply .*needs a W space"):
+        evaluate([run], options(metrics=["toy-w"]), out=tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
+    summary = evaluate([run], options(metrics=["toy-w", "toy-score"]), out=tmp_path / "r.csv")
+    assert len(summary.added) == 1 and len(summary.not_computed) == 1
+    again = evaluate([run], options(metrics=["toy-w", "toy-score"]), out=tmp_path / "r.csv")   # skipped, no error
+    assert again.skipped == 1 and len(again.added) == 0
+
+
+def test_a_batch_size_other_than_64_is_part_of_the_rows_identity(tmp_path):
+    """Latents and noise are drawn per batch, so --batch-size 7 gives other images (FID 14.589 against 14.521 at
+    64), yet a rerun with it skipped as if the rows were its own. A non-default size is now in `params`; rows at
+    the default keep the params they always had."""
+    register_toys()
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    out = tmp_path / "r.csv"
+    evaluate([run], options(batch_size=64), out=out)
+    evaluate([run], options(batch_size=64), out=out)
+    rows = read_results(out)
+    assert len(rows) == 1 and "batch_size" not in json.loads(rows["params"].iloc[0])
+    small = evaluate([run], options(batch_size=7), out=out)
+    assert len(small.added) == 1 and small.skipped == 0
+    params = [json.loads(p) for p in read_results(out)["params"]]
+    assert sorted(p.get("batch_size", 64) for p in params) == [7, 64]
+
+
+def test_the_values_table_shows_the_recorded_kimg_for_inapplicable_cells(tmp_path):
+    """The end-of-eval table took an inapplicable cell's kimg from the file name: kimg 0 showed blank (0 or NaN)
+    and a snapshot named 000000 holding 0.512 kimg showed 0. It now shows what the checkpoint records."""
+    from ganbench.cli.eval_cmd import _kimg_of
+
+    register_inapplicable()
+    run = make_run(tmp_path / "runA", kimgs=(0, 0.512))
+    summary = evaluate([run / "network-snapshot-000000.pt"], options(metrics=["toy-w", "toy-score"]),
+                       out=tmp_path / "r.csv")
+    assert _kimg_of(summary, "runA", "network-snapshot-000000.pt") == 0.512
+    summary.kimgs[("runA", "x.pt")] = 0.0
+    assert _kimg_of(summary, "runA", "x.pt") == 0.0 and math.isnan(_kimg_of(summary, "runA", "unknown.pt"))
