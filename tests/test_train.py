@@ -434,6 +434,22 @@ def test_no_resume_moves_the_previous_run_aside(toy: str, tmp_path: Path, capsys
     assert "already at kimg 0.008" in capsys.readouterr().out and _files(tmp_path) == before
 
 
+def test_a_new_run_moves_an_old_runs_results_aside_even_without_its_snapshots(toy: str, tmp_path: Path) -> None:
+    """Snapshots deleted, results.csv kept, a new run trained into the folder: its snapshots got the old names, so
+    eval skipped them as done and reported the old run's numbers. The old results now move to replaced-<time>/."""
+    base = dict(seed=0, snapshot_kimg=0.008, device="cpu", kimg=0.008, batch=8)
+    run_training(toy, "shapes:8", 8, out=tmp_path, **base)
+    append_rows(tmp_path / "results.csv", [{"run": tmp_path.name, "checkpoint": "network-snapshot-000000.008.pt",
+                                            "kimg": 0.008, "metric": "fid", "value": 1.0, "metric_group": "fid"}])
+    for snap in tmp_path.glob("network-snapshot-*"):
+        snap.unlink()
+    run_training(toy, "shapes:8", 8, out=tmp_path, **{**base, "seed": 7})
+    assert not (tmp_path / "results.csv").exists()
+    (moved,) = tmp_path.glob("replaced-*")
+    assert (moved / "results.csv").is_file()
+    assert load_checkpoint(tmp_path / "network-snapshot-000000.008.pt").metadata["seed"] == 7
+
+
 def test_progressive_run_resumes_only_with_the_same_schedule(tmp_path: Path) -> None:
     # ProGAN's growing schedule is compressed to fit --kimg: another length would change lod mid-run
     base = dict(batch=8, seed=0, snapshot_kimg=0.016, preset="tiny", device="cpu", quiet=True)

@@ -7,8 +7,9 @@
 - On first output the run takes an exclusive lock on the folder (so a second `train` into it is an error),
   removes temp files a killed run of ours left (`.network-snapshot-*.pt.XXXX.tmp`, ...), drops the
   stats.jsonl lines of an interrupted attempt past the resumed snapshot, and writes the deferred files.
-  A run that starts from zero (`--no-resume`) in a folder holding another run's snapshots first moves
-  that run's files into `replaced-<time>/`, so two runs' snapshots (and eval results) never mix.
+  A run that starts from zero (`--no-resume`, or no snapshot to resume) in a folder holding another run's
+  files (snapshots, results.csv, stats, grids) first moves them into `replaced-<time>/`, so two runs'
+  snapshots and eval results never mix.
 - Every tick prints one NVlabs-style line to stdout (also when stdout is a file, so `> log.txt` shows the
   run), appends the same numbers to stats.jsonl (strict JSON: non-finite values as null) and, when the `tensorboard` package is installed, to a
   TensorBoard event file in the run folder (step = images shown, so runs shorter than 1 kimg plot too).
@@ -188,12 +189,12 @@ class RunOutput:
         self._opened = True
 
     def _replace_previous_run(self) -> None:
-        """Move another run's files out of the way before a fresh run writes its own."""
-        from ganbench.checkpoint import snapshot_kimg
-
+        """Move another run's files out of the way before a fresh run writes its own: also when its snapshots were
+        deleted, since its results.csv would otherwise be taken for this run's (same snapshot names, so eval
+        would skip them)."""
         files = [p for p in self.out.iterdir() if (p.is_file() and RUN_FILES.match(p.name))
                  or (p.is_dir() and RUN_DIRS.match(p.name))]
-        if not any(snapshot_kimg(p.name) is not None for p in files):
+        if not files:
             return
         target = self.out / time.strftime("replaced-%Y%m%d-%H%M%S")
         suffix = 1
