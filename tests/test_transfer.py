@@ -140,3 +140,30 @@ def test_cli_resume_from_and_freeze_d_train_without_moving_frozen_layers(tmp_pat
     bad = CliRunner().invoke(app, ["train", "--model", "stylegan2", "--resolution", "32", "--out",
                                    str(tmp_path / "bad"), "--resume-from", str(path), "--device", "cpu"])
     assert bad.exit_code == 2 and "is a 16px network, not 32px" in bad.output
+
+
+def test_a_run_started_from_a_pretrained_file_resumes_from_any_folder(tmp_path, monkeypatch):
+    """The --resume-from path was compared as typed: a rerun from another folder, or with the absolute path of the
+    same file, was refused as '--set resume_from: recorded run1/x.pt, now /abs/run1/x.pt'; leaving the flag out
+    blamed '--set ada_kimg', a setting the user never gave. The file is recorded absolute and compared as a file."""
+    from ganbench.train.options import _same_file
+
+    path, _ = _pretrained(tmp_path)
+    Trainer(_opts(tmp_path, path)).run()
+    assert load_checkpoint(latest_snapshot(tmp_path / "run")).metadata["train"]["resume_from"] == str(path.resolve())
+    monkeypatch.chdir(tmp_path)
+    again = Trainer(_opts(tmp_path, Path("pretrained.pt"), kimg=0.016))      # relative, same file: resumes
+    assert again.cur_nimg == 8
+    with pytest.raises(ConfigError, match=r"--resume-from: recorded .*pretrained.pt, now \(none\)") as err:
+        Trainer(_opts(tmp_path, None, kimg=0.016, preset="tiny"))
+    assert "ada_kimg" not in str(err.value)
+    other = save_checkpoint(tmp_path / "other.pt", *_state_and_meta(path))
+    with pytest.raises(ConfigError, match=r"--resume-from: recorded .*pretrained.pt, now .*other.pt"):
+        Trainer(_opts(tmp_path, other, kimg=0.016))
+    assert _same_file("run1/x.pt", str(tmp_path / "run1" / "x.pt"))          # snapshots that recorded it as typed
+    assert not _same_file("run1/x.pt", str(tmp_path / "run2" / "x.pt")) and _same_file(None, None)
+
+
+def _state_and_meta(path: Path):
+    ckpt = load_checkpoint(path)
+    return ckpt.state, ckpt.metadata

@@ -9,6 +9,7 @@ only continued with the settings that made it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 from ganbench.errors import ConfigError
@@ -221,7 +222,28 @@ def check_train_settings(settings: dict[str, Any], given: set[str]) -> None:
 # Recorded run settings that may change between attempts of one run: its length, how many processes
 # share it (the loop re-shards the data), and the spelling of --data (its content identity is compared).
 RESUMABLE_CHANGES = frozenset({"total_kimg", "world_size", "data"})
-FLAGS = {"dataset": "--data", "batch": "--batch", "seed": "--seed", "augment_pipe": "--augment/--augpipe"}
+FLAGS = {"dataset": "--data", "batch": "--batch", "seed": "--seed", "augment_pipe": "--augment/--augpipe",
+         "resume_from": "--resume-from", "freeze_d": "--freeze-d"}
+
+
+def _same_file(recorded: Any, current: Any) -> bool:
+    """Whether two --resume-from paths name one file: absolute, relative to another folder, or (in snapshots
+    written before the path was recorded absolute) a relative path the current one ends with."""
+    if recorded is None or current is None:
+        return recorded is current
+    old, new = Path(str(recorded)), Path(str(current))
+    if old.expanduser().resolve() == new.expanduser().resolve():
+        return True
+    return not old.is_absolute() and new.expanduser().resolve().as_posix().endswith("/" + old.as_posix().lstrip("./"))
+
+
+def _start_mismatch(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """A run started from a pretrained file resumes only from that same file (and one started from scratch only
+    without one): said first, since the pretrained defaults (ada_kimg, ...) differ as a consequence."""
+    recorded, current = old.get("resume_from"), new.get("resume_from")
+    if _same_file(recorded, current):
+        return []
+    return [f"--resume-from: recorded {recorded or '(none: trained from scratch)'}, now {current or '(none)'}"]
 
 
 def _plain(value: Any) -> Any:
@@ -244,7 +266,11 @@ def settings_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list
         if key in recorded and _plain(recorded[key]) != _plain(current.get(key)):
             out.append(f"{FLAGS[key]}: recorded {recorded[key]}, now {current.get(key)}")
     old, new = recorded.get("train") or {}, current.get("train") or {}
-    for key in sorted(set(old) & set(new) - RESUMABLE_CHANGES):
+    start = _start_mismatch(old, new)
+    out = start + out
+    for key in sorted(set(old) & set(new) - RESUMABLE_CHANGES - {"resume_from", "resume_from_format"}):
+        if start and key in ("ada_kimg", "ema_rampup", "blur_sigma"):   # consequences of the start named above
+            continue
         if _plain(old[key]) != _plain(new[key]):
             out.append(f"{FLAGS.get(key, '--set ' + key)}: recorded {old[key]}, now {new[key]}")
     return out

@@ -85,7 +85,8 @@ class TransferSetup:
         """What a run's snapshots record about its start: the pretrained file and the frozen D layers."""
         out: dict[str, Any] = {}
         if self.source is not None:
-            out.update(resume_from=str(Path(self.source.path)), resume_from_format=self.source.format)
+            out.update(resume_from=str(Path(self.source.path).expanduser().resolve()),   # rerun from any folder
+                       resume_from_format=self.source.format)
         if self.notes.get("frozen"):
             out["freeze_d"] = len(self.notes["frozen"])
         return out
