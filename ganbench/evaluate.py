@@ -335,6 +335,29 @@ def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options:
                          "dataset": dataset, "n_real": n_real})
 
 
+def _run_folders(table: pd.DataFrame | None) -> dict[str, set[str]]:
+    """The folders each run's rows in a results table came from (image sets left out: their content tells them
+    apart)."""
+    if table is None or table.empty:
+        return {}
+    nets = table[~table["checkpoint"].astype(str).str.startswith("images-") & (table["run_dir"] != "")]
+    return {str(run): set(dirs) for run, dirs in nets.groupby("run")["run_dir"]}
+
+
+def _refuse_another_run_of_the_same_name(ref: CheckpointRef, out: Path, homes: dict[str, set[str]]) -> None:
+    """Rows are keyed by run name and snapshot: a second folder with the same name, evaluated into a table that
+    holds the first one's rows, would have its snapshots skipped as done and the first run's numbers reported for
+    it. A run whose recorded folder no longer exists was moved, and goes on."""
+    if ref.is_image_set or not homes.get(ref.run):
+        return
+    mine = str(ref.run_dir.resolve())
+    others = sorted(d for d in homes[ref.run] if d != mine and Path(d).is_dir())
+    if mine not in homes[ref.run] and others:
+        raise ConfigError(f"{out} already holds rows of run {ref.run!r} from {others[0]}, and {ref.run_dir} is another "
+                          f"folder of that name: its snapshots would be taken as done; give it its own --out (or "
+                          "rename the folder)")
+
+
 class _RealData:
     """The real dataset each checkpoint is measured against, opened once per (spec, resolution).
 
@@ -581,12 +604,16 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     progress = progress if progress is not None else EvalProgress()
     rank, world = dist_info()
     done: dict[Path, set[tuple]] = {}
+    homes: dict[Path, dict[str, set[str]]] = {}
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         if path not in done:
             if rank == 0:
                 check_writable(path)
-            done[path] = done_keys(read_results(path)) if path.is_file() else set()
+            table = read_results(path) if path.is_file() else None
+            done[path] = done_keys(table) if table is not None else set()
+            homes[path] = _run_folders(table)
+        _refuse_another_run_of_the_same_name(ref, path, homes[path])
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
     summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))

@@ -99,3 +99,23 @@ def test_the_values_table_shows_the_recorded_kimg_for_inapplicable_cells(tmp_pat
     assert _kimg_of(summary, "runA", "network-snapshot-000000.pt") == 0.512
     summary.kimgs[("runA", "x.pt")] = 0.0
     assert _kimg_of(summary, "runA", "x.pt") == 0.0 and math.isnan(_kimg_of(summary, "runA", "unknown.pt"))
+
+
+def test_another_folder_of_the_same_run_name_is_not_taken_for_done(tmp_path):
+    """`eval p1/run1 --out shared.csv` then `eval p2/run1 --out shared.csv` (another run, same folder name) said
+    'added 0 rows (already present)': p2's weights were never measured. Now one line naming both folders, the
+    table unchanged; a run folder that was moved (its recorded folder gone) goes on as before."""
+    register_toys()
+    first = make_run(tmp_path / "p1" / "run1", kimgs=(1,))
+    second = make_run(tmp_path / "p2" / "run1", kimgs=(1,), seed=5)
+    shared = tmp_path / "shared.csv"
+    evaluate([first], options(), out=shared)
+    before = shared.read_bytes()
+    with pytest.raises(ConfigError, match=r"already holds rows of run 'run1' from .*p1.*p2.*another folder"):
+        evaluate([second], options(), out=shared)
+    assert shared.read_bytes() == before
+    moved = tmp_path / "p3" / "run1"
+    moved.parent.mkdir()
+    first.rename(moved)
+    again = evaluate([moved], options(), out=shared)
+    assert again.skipped == 1 and len(again.added) == 0
