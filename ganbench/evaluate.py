@@ -370,6 +370,10 @@ class _RealData:
         self.datasets: dict[Any, Any] = {}
         self._per_dir: dict[Path, tuple[Any, int]] = {}
         self.file = real_file(options)
+        if self.file is not None and options.n_real is not None:   # it was silently ignored
+            count = f"its {self.file.n}" if self.file.n else "its own"
+            raise ConfigError(f"--n-real {options.n_real} does not apply to {self.file.path}: a statistics or "
+                              f"features file holds what {count} real images gave")
 
     def of(self, ref: CheckpointRef) -> tuple[Any, Any]:
         """(spec, dataset) for `ref`; (file path, None) when the reals are a statistics or features file."""

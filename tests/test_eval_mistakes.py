@@ -119,3 +119,17 @@ def test_another_folder_of_the_same_run_name_is_not_taken_for_done(tmp_path):
     first.rename(moved)
     again = evaluate([moved], options(), out=shared)
     assert again.skipped == 1 and len(again.added) == 0
+
+
+def test_n_real_with_a_statistics_file_is_refused_not_ignored(tmp_path):
+    """--n-real 10 with --real-stats was silently ignored (the rows said n_real 200, the FID unchanged)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=[50, 8])
+    np.savez(tmp_path / "stats.npz", mu=feats.mean(0), sigma=np.cov(feats, rowvar=False))
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    with pytest.raises(ConfigError, match=r"--n-real 10 does not apply to .*stats.npz"):
+        evaluate([run], options(real=None, real_stats=tmp_path / "stats.npz", n_real=10, metrics=["fid"]),
+                 out=tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
