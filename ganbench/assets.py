@@ -121,13 +121,23 @@ def get_asset(name: str | Asset) -> Asset:
     return name if isinstance(name, Asset) else ASSETS.get(name)
 
 
+_SHAPE_CHECKED: set[tuple[str, str]] = set()   # (asset name, sha256) whose file passed check_asset_file
+
+
 def _verified(asset: Asset, path: Path) -> Path:
-    """Return `path` if its hash matches the registry (or none is known); else a one-line AssetError."""
+    """Return `path` if its hash matches the registry; else a one-line AssetError. Where no hash is published
+    (NVlabs' TorchScript files) the file must pass the checks `assets import` makes (its format and the tensor
+    shapes its users need), once per process and file: a wrong file placed by hand was a RuntimeError deep in
+    the first forward pass."""
     digest = sha256_file(path)
-    if asset.check(digest) is False:
+    verdict = asset.check(digest)
+    if verdict is False:
         where = asset.url or "the ganbench package"
         raise AssetError(f"{path} has sha256 {digest[:16]}..., expected {asset.expected} for {asset.filename} "
                          f"({where}); replace it with the right file via `{IMPORT_HINT}`")
+    if verdict is None and (asset.name, digest) not in _SHAPE_CHECKED:
+        check_asset_file(asset, path)
+        _SHAPE_CHECKED.add((asset.name, digest))
     return path
 
 

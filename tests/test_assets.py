@@ -276,3 +276,20 @@ def test_import_into_a_cache_that_cannot_be_written_is_one_line(env, tiny_assets
     (env / "cache").write_text("a file where the cache folder should be")
     result = CliRunner().invoke(app, ["assets", "import", str(_torchscript(env / "m.pt")), "--name", "tiny-ts"])
     assert result.exit_code == 2 and "cannot write" in result.output and "GANBENCH_CACHE" in result.output
+
+
+def test_a_wrong_file_placed_by_hand_is_refused_when_resolved(env, tiny_assets, monkeypatch):
+    """A file with no published hash (NVlabs' TorchScript files) copied by hand into $GANBENCH_ASSETS or the cache
+    skipped the checks `assets import` makes, and failed later as a RuntimeError in the first forward pass. It is
+    now checked when resolved (once per file and process): one line naming the file."""
+    folder = env / "mine"
+    folder.mkdir()
+    _torchscript(folder / "tiny-ts.pt", out_features=6)              # loads, but not the shapes tiny-ts has
+    monkeypatch.setenv("GANBENCH_ASSETS", str(folder))
+    with pytest.raises(AssetError, match=r"tiny-ts.pt loads as torchscript but holds no tensor of shape \(8, 4\)"):
+        assets.resolve("tiny-ts")
+    (folder / "tiny-ts.pt").write_text("not a network")
+    with pytest.raises(AssetError, match="does not load as a TorchScript archive"):
+        assets.resolve("tiny-ts")
+    _torchscript(folder / "tiny-ts.pt")
+    assert assets.resolve("tiny-ts") == folder / "tiny-ts.pt"
