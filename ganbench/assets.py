@@ -238,6 +238,16 @@ def _match(path: Path, digest: str, name: str | None) -> Asset:
                      f"(known: {', '.join(ASSETS.names())})")
 
 
+def load_torchscript(path: str | os.PathLike) -> Any:
+    """A TorchScript archive on the CPU (a serialized graph: no Python code from the file runs), without torch's
+    deprecation notice for torch.jit.load, which every eval would otherwise print."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu")
+
+
 def _tensors(asset: Asset, path: Path) -> list[Any]:
     """The tensors of `path` read as `asset.loader` (TorchScript archive, weights-only state dict, safetensors),
     never running code from the file; AssetError naming the file and the format when it is not one."""
@@ -249,9 +259,7 @@ def _tensors(asset: Asset, path: Path) -> list[Any]:
         if asset.loader == "torchscript" and not zipfile.is_zipfile(path):
             raise ValueError("not a zip archive, which TorchScript files are")
         if asset.loader == "torchscript":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
-                module = torch.jit.load(str(path), map_location="cpu")
+            module = load_torchscript(path)
             return [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
         if asset.loader == "safetensors":
             from safetensors.torch import load_file

@@ -56,7 +56,7 @@ class VGG16Extractor(FeatureExtractor):
         self.weights_sha256 = assets.sha256_file(path)
         try:
             if variant == "nvlabs":
-                self.net = torch.jit.load(str(path), map_location="cpu")
+                self.net = assets.load_torchscript(path)
             else:
                 self.net = torchvision_vgg16(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as exc:  # any failure to read the file is the file's fault: one line naming it
