@@ -306,7 +306,9 @@ def test_npz_rgba_float_labels_and_npy(tmp_path):
 
 
 @pytest.mark.parametrize("arrays,match", [
-    ({"x": np.zeros([2, 8, 8, 3], np.uint8)}, r"no 'images' array \(found keys: x\)"),
+    ({"x": np.zeros([2, 8, 8, 3], np.uint8)}, r"no 'images' array \(found keys: x\); save images with"),
+    ({"mu": np.zeros([4]), "sigma": np.eye(4)}, r"statistics or features file: pass it as --real-stats"),
+    ({"features": np.zeros([3, 4], np.float32)}, r"statistics or features file: pass it as --real-stats"),
     ({"images": np.zeros([2, 8, 8, 3], np.float32)}, "must be uint8"),
     ({"images": np.zeros([2, 8, 8, 7], np.uint8)}, "cannot tell the channel axis"),
     ({"images": np.zeros([2, 8], np.uint8)}, "must be"),

@@ -134,8 +134,11 @@ class ArrayDataset(ImageDataset):
                 info = members.get(IMAGES_KEY + ".npy")
                 if info is None:
                     keys = sorted(k[:-4] for k in members if k.endswith(".npy"))
+                    hint = ("it is a statistics or features file: pass it as --real-stats or --real-features"
+                            if {"mu", "sigma"} <= set(keys) or "features" in keys
+                            else "save images with np.savez(path, images=...)")
                     raise DataError(f"{self.path} has no {IMAGES_KEY!r} array (found keys: "
-                                    f"{', '.join(keys) or 'none'}); save images with np.savez(path, images=...)")
+                                    f"{', '.join(keys) or 'none'}); {hint}")
                 shape, fortran, dtype, header_len = self._member_header(zf, info, self._where)
                 labels = members.get(LABELS_KEY + ".npy")
                 self._label_header = (None if labels is None else
