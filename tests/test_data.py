@@ -617,3 +617,22 @@ def test_skip_unknown_is_accepted_by_every_source(tmp_path):
     with pytest.warns(UserWarning, match=r"skipping 1 non-image file\(s\): .*LICENSE\.txt"):
         ds = open_dataset(str(tmp_path / "f"), skip_unknown=True)
     assert len(ds) == 2 and ds.skipped == ["LICENSE.txt"]
+
+
+def test_items_hand_torch_writable_arrays(tmp_path, monkeypatch):
+    """A grayscale folder printed torch's 'The given NumPy array is not writable' warning into every eval that
+    read it (the decoded image was a read-only view)."""
+    from PIL import Image
+
+    import ganbench.data.base as base
+
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full([8, 8], 40 * i, np.uint8), "L").save(folder / f"{i}.png")
+    ds = open_dataset(str(folder), resolution=8)
+    seen = []
+    real = torch.from_numpy
+    monkeypatch.setattr(base.torch, "from_numpy", lambda a: (seen.append(a.flags.writeable), real(a))[1])
+    image, _ = ds[1]
+    assert seen and all(seen) and image.shape == (1, 8, 8) and int(image[0, 0, 0]) == 40

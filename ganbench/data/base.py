@@ -61,7 +61,10 @@ class ImageDataset(Dataset, ABC):
                 progress(1)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.ascontiguousarray(self.image(index))), torch.from_numpy(self.label(index))
+        image = np.ascontiguousarray(self.image(index))
+        if not image.flags.writeable:   # a decoded grayscale PNG is a read-only view: torch warns on those
+            image = image.copy()
+        return torch.from_numpy(image), torch.from_numpy(self.label(index))
 
     def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0,
                drop_last: bool = False) -> DataLoader:
