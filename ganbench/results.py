@@ -151,7 +151,26 @@ def read_many(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate several results tables, keeping each computation once."""
     if not paths:
         raise ConfigError("no results files given")
-    return dedupe(pd.concat([read_results(p) for p in paths], ignore_index=True))
+    tables = [read_results(p) for p in paths]
+    _refuse_two_runs_of_one_name(tables, paths)
+    return dedupe(pd.concat(tables, ignore_index=True))
+
+
+def _refuse_two_runs_of_one_name(tables: list[pd.DataFrame], paths: Sequence[str | os.PathLike]) -> None:
+    """Rows are keyed by run name: two run folders of one name (expA/sg2, expB/sg2), read together, would have one
+    replace the other's rows or be averaged with them as seeds. Both folders must still exist to count (a moved
+    run's rows name a folder that is gone)."""
+    homes: dict[str, dict[str, str]] = {}
+    for table, path in zip(tables, paths):
+        nets = table[~table["checkpoint"].astype(str).str.startswith("images-") & (table["run_dir"] != "")]
+        for run, folder in set(zip(nets["run"], nets["run_dir"])):
+            homes.setdefault(str(run), {}).setdefault(str(folder), str(path))
+    for run, folders in homes.items():
+        alive = sorted(f for f in folders if Path(f).is_dir())
+        if len(alive) > 1:
+            raise ConfigError(f"run {run!r} has rows from two folders, {alive[0]} ({folders[alive[0]]}) and "
+                              f"{alive[1]} ({folders[alive[1]]}): two runs share a name; read them separately or "
+                              "rename one folder and evaluate it again")
 
 
 def canonical(df: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, ...]]:

@@ -215,3 +215,19 @@ def test_append_refreshes_the_file_from_recent_shards_only_and_reading_merges_al
     path.unlink()                                        # without the file, an append rebuilds it from every shard
     append_rows(path, [row(run="mine", kimg=4.0)])
     assert set(pd.read_csv(path, dtype=str)["run"]) == {"mine", "old-shard"}
+
+
+def test_two_run_folders_of_one_name_are_not_merged_when_read_together(tmp_path):
+    """`report expA/sg2/results.csv expB/sg2/results.csv`: with one seed expB's rows replaced expA's, with two
+    seeds the leaderboard showed the mean of two models. Now one line naming both folders; the rows of a run that
+    was moved (its old folder gone) still read together with the new ones."""
+    a, b = tmp_path / "expA" / "sg2", tmp_path / "expB" / "sg2"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    write_results(a / "results.csv", pd.DataFrame([row(run="sg2", run_dir=str(a), value=20.0)]))
+    write_results(b / "results.csv", pd.DataFrame([row(run="sg2", run_dir=str(b), value=30.0, seed=1)]))
+    with pytest.raises(ConfigError, match=r"run 'sg2' has rows from two folders, .*expA/sg2 .*expB/sg2"):
+        read_many([a / "results.csv", b / "results.csv"])
+    gone = tmp_path / "old" / "sg2"
+    write_results(tmp_path / "old.csv", pd.DataFrame([row(run="sg2", run_dir=str(gone), value=21.0, seed=2)]))
+    assert len(read_many([a / "results.csv", tmp_path / "old.csv"])) == 2
