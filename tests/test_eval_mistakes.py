@@ -133,3 +133,24 @@ def test_n_real_with_a_statistics_file_is_refused_not_ignored(tmp_path):
         evaluate([run], options(real=None, real_stats=tmp_path / "stats.npz", n_real=10, metrics=["fid"]),
                  out=tmp_path / "r.csv")
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_the_values_table_keeps_whole_run_names(tmp_path):
+    """In a log file (200 columns) a table with many metric columns cut long run names to `..._long_ex…`, so the
+    runs of seed 0 and seed 1 could not be told apart."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from ganbench.cli.eval_cmd import values_table
+    from ganbench.evaluate import EvalSummary
+
+    names = [f"stylegan2_tiny_shapes_long_experiment_name_seed{s}" for s in (0, 1)]
+    rows = [{"run": run, "checkpoint": "network-snapshot-000001.pt", "kimg": 1.0, "metric": f"metric_{k}",
+             "metric_group": f"metric_{k}", "n_samples": 10000, "value": 1.2345678, "flag": ""}
+            for run in names for k in range(14)]
+    summary = EvalSummary(added=pd.DataFrame(rows), skipped=0, outputs=[], metrics=[f"metric_{k}" for k in range(14)])
+    out = io.StringIO()
+    Console(file=out, width=200).print(values_table(summary))
+    assert all(name in out.getvalue() for name in names), out.getvalue()

@@ -91,6 +91,9 @@ def progress_bar(quiet: bool = False, lines_to_stderr: bool = False) -> EvalDisp
     return EvalDisplay(quiet=quiet, lines_to_stderr=lines_to_stderr)
 
 
+RUN_NAME_WIDTH = 80   # run names up to this long are never shortened in the values table
+
+
 def values_table(summary: EvalSummary) -> Any:
     """The values an evaluation computed: one row per checkpoint (sorted by kimg), one column per result
     key with its n; "–" where the metric does not apply to the model."""
@@ -100,7 +103,10 @@ def values_table(summary: EvalSummary) -> Any:
 
     added = summary.added
     table = Table(title="values computed", title_justify="left")
-    table.add_column("run")
+    runs = {str(r) for r in added["run"]} if len(added) else set()
+    runs |= {str(run) for run, *_ in summary.not_computed}
+    # Whole names: `..._seed0` and `..._seed1` cut to one `...` would be two runs nobody can tell apart.
+    table.add_column("run", no_wrap=True, min_width=min(max(map(len, runs), default=3), RUN_NAME_WIDTH))
     table.add_column("kimg", justify="right")
     keys: dict[str, str] = {}   # result key -> header
     groups: dict[str, str] = {}  # result key -> metric asked for (columns follow --metrics)
