@@ -37,7 +37,7 @@ import pandas as pd
 
 import ganbench
 from ganbench.errors import ConfigError, NonFiniteError, NotApplicable, OutputError
-from ganbench.results import append_rows, done_keys, identity_key, read_results, write_results
+from ganbench.results import append_rows, done_keys, identity_key, read_results, run_folders, write_results
 
 RESULTS_NAME = "results.csv"
 
@@ -335,15 +335,6 @@ def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options:
                          "dataset": dataset, "n_real": n_real})
 
 
-def _run_folders(table: pd.DataFrame | None) -> dict[str, set[str]]:
-    """The folders each run's rows in a results table came from (image sets left out: their content tells them
-    apart)."""
-    if table is None or table.empty:
-        return {}
-    nets = table[~table["checkpoint"].astype(str).str.startswith("images-") & (table["run_dir"] != "")]
-    return {str(run): set(dirs) for run, dirs in nets.groupby("run")["run_dir"]}
-
-
 def _refuse_another_run_of_the_same_name(ref: CheckpointRef, out: Path, homes: dict[str, set[str]]) -> None:
     """Rows are keyed by run name and snapshot: a second folder with the same name, evaluated into a table that
     holds the first one's rows, would have its snapshots skipped as done and the first run's numbers reported for
@@ -616,7 +607,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
                 check_writable(path)
             table = read_results(path) if path.is_file() else None
             done[path] = done_keys(table) if table is not None else set()
-            homes[path] = _run_folders(table)
+            homes[path] = run_folders(table)
         _refuse_another_run_of_the_same_name(ref, path, homes[path])
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any

@@ -156,15 +156,23 @@ def read_many(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     return dedupe(pd.concat(tables, ignore_index=True))
 
 
+def run_folders(table: pd.DataFrame | None) -> dict[str, set[str]]:
+    """The folders each run's rows came from (`run_dir`); image sets are left out, their content tells them apart."""
+    if table is None or table.empty:
+        return {}
+    nets = table[~table["checkpoint"].astype(str).str.startswith("images-") & (table["run_dir"] != "")]
+    return {str(run): set(dirs) for run, dirs in nets.groupby("run")["run_dir"]}
+
+
 def _refuse_two_runs_of_one_name(tables: list[pd.DataFrame], paths: Sequence[str | os.PathLike]) -> None:
     """Rows are keyed by run name: two run folders of one name (expA/sg2, expB/sg2), read together, would have one
     replace the other's rows or be averaged with them as seeds. Both folders must still exist to count (a moved
     run's rows name a folder that is gone)."""
     homes: dict[str, dict[str, str]] = {}
     for table, path in zip(tables, paths):
-        nets = table[~table["checkpoint"].astype(str).str.startswith("images-") & (table["run_dir"] != "")]
-        for run, folder in set(zip(nets["run"], nets["run_dir"])):
-            homes.setdefault(str(run), {}).setdefault(str(folder), str(path))
+        for run, folders in run_folders(table).items():
+            for folder in folders:
+                homes.setdefault(run, {}).setdefault(folder, str(path))
     for run, folders in homes.items():
         alive = sorted(f for f in folders if Path(f).is_dir())
         if len(alive) > 1:
