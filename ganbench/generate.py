@@ -24,6 +24,7 @@ from ganbench.devices import resolve_device, use_exact_fp32
 from ganbench.errors import ConfigError
 
 NOISE_MODES = ("const", "random", "none")
+GENERATORS = ("G_ema", "G")   # the networks that draw images (a file's D does not)
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
 
 
@@ -94,24 +95,42 @@ def _set_transform(G: nn.Module, translate: Sequence[float], rotate: float) -> N
         warnings.warn("--translate / --rotate ignored: only StyleGAN3 generators take an input transform")
 
 
+def _check_sampling(truncation_psi: float, noise_mode: str) -> None:
+    if noise_mode not in NOISE_MODES:
+        raise ConfigError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+    if not math.isfinite(truncation_psi):
+        raise ConfigError(f"--trunc must be a finite number, got {truncation_psi}")
+
+
+def _checked_label(G: nn.Module, truncation_psi: float, class_idx: int | None, noise_mode: str) -> torch.Tensor:
+    """Check the options against network `G` (before any image is drawn); the label to pass it."""
+    _check_sampling(truncation_psi, noise_mode)
+    if not hasattr(G, "z_dim"):
+        raise ConfigError(f"{type(G).__name__} is not a generator (it has no z_dim): generate needs G_ema or G")
+    if truncation_psi != 1 and not hasattr(G, "mapping"):
+        raise ConfigError(f"--trunc {truncation_psi:g} needs a W space; {type(G).__name__} has none (use --trunc 1)")
+    device = next(G.parameters()).device
+    return class_label(G, class_idx).to(device)
+
+
+@torch.no_grad()
+def _draw(G: nn.Module, seeds: Sequence[int], label: torch.Tensor, truncation_psi: float,
+          noise_mode: str) -> Iterator[tuple[int, np.ndarray]]:
+    device = label.device
+    for seed in seeds:
+        z = seed_latent(seed, int(G.z_dim)).to(device)
+        img = G(z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
+        yield seed, to_uint8(img)[0].cpu().numpy()
+
+
 @torch.no_grad()
 def generate(G: nn.Module, seeds: Sequence[int], truncation_psi: float = 1.0, class_idx: int | None = None,
              noise_mode: str = "const", translate: Sequence[float] = (0.0, 0.0),
              rotate: float = 0.0) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (seed, HWC uint8 image) for each seed, exactly as gen_images.py computes them."""
-    if noise_mode not in NOISE_MODES:
-        raise ConfigError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
-    if not math.isfinite(truncation_psi):
-        raise ConfigError(f"--trunc must be a finite number, got {truncation_psi}")
-    if truncation_psi != 1 and not hasattr(G, "mapping"):
-        raise ConfigError(f"--trunc {truncation_psi:g} needs a W space; {type(G).__name__} has none (use --trunc 1)")
-    device = next(G.parameters()).device
-    label = class_label(G, class_idx).to(device)
+    label = _checked_label(G, truncation_psi, class_idx, noise_mode)
     _set_transform(G, translate, rotate)
-    for seed in seeds:
-        z = seed_latent(seed, int(G.z_dim)).to(device)
-        img = G(z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
-        yield seed, to_uint8(img)[0].cpu().numpy()
+    yield from _draw(G, seeds, label, truncation_psi, noise_mode)
 
 
 def _png_writer(image: np.ndarray):
@@ -121,6 +140,88 @@ def _png_writer(image: np.ndarray):
     return lambda f: pil.save(f, format="PNG")
 
 
+def load_generator(path: str | Path, which: str = "G_ema", device: str | torch.device = "cpu") -> nn.Module:
+    """Generator `which` (G_ema or G) of any network file `model_zoo.load` reads, in eval mode."""
+    import model_zoo
+
+    check_network(which)
+    return model_zoo.load(path, which=which, device=device)
+
+
+def check_network(which: str) -> None:
+    """`--network` names a generator: G_ema or G (a network file's D draws no images)."""
+    if which not in GENERATORS:
+        why = " (D is the discriminator, which draws no images)" if which == "D" else ""
+        raise ConfigError(f"--network {which!r}: generate needs a generator, {' or '.join(GENERATORS)}{why}")
+
+
+def check_grid_cols(grid_cols: int | None) -> None:
+    """`--grid-cols` is a positive number of images per row, or None for a near-square grid."""
+    if grid_cols is not None and grid_cols < 1:
+        raise ConfigError(f"--grid-cols must be a positive number of images per grid row, got {grid_cols}")
+
+
+class GenerationJob:
+    """A generation whose options and network have been checked: `run()` draws and writes the images.
+
+    Made by `prepare_files`, so that every bad option is reported before the first image (and before a
+    caller starts a progress bar); `generate_files` is `prepare_files(...).run(progress)`.
+    """
+
+    def __init__(self, G: nn.Module, seeds: Sequence[int], label: torch.Tensor, truncation_psi: float,
+                 noise_mode: str, outdir: Path | None, grid: Path | None, grid_cols: int | None) -> None:
+        self.G, self.seeds, self.label = G, list(seeds), label
+        self.truncation_psi, self.noise_mode = truncation_psi, noise_mode
+        self.outdir, self.grid, self.grid_cols = outdir, grid, grid_cols
+
+    def run(self, progress: Callable[[int], None] | None = None) -> list[Path]:
+        """Write the images; returns the files written (per-seed PNGs, then the grid)."""
+        from ganbench.checkpoint import atomic_write_bytes
+
+        written: list[Path] = []
+        images = []
+        for seed, image in _draw(self.G, self.seeds, self.label, self.truncation_psi, self.noise_mode):
+            if self.outdir is not None:
+                target = self.outdir / f"seed{seed:04d}.png"
+                atomic_write_bytes(target, _png_writer(image))
+                written.append(target)
+            if self.grid is not None:
+                images.append(image)
+            if progress is not None:
+                progress(1)
+        if self.grid is not None:
+            from ganbench.train.loop import grid_png
+
+            tiles = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+            atomic_write_bytes(self.grid, grid_png(tiles, self.grid_cols or int(np.ceil(np.sqrt(len(images))))))
+            written.append(self.grid)
+        return written
+
+
+def prepare_files(path: str | Path, seeds: Sequence[int], outdir: str | Path | None = None,
+                  grid: str | Path | None = None, truncation_psi: float = 1.0, class_idx: int | None = None,
+                  noise_mode: str = "const", translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0,
+                  device: str | None = None, which: str = "G_ema", grid_cols: int | None = None) -> GenerationJob:
+    """Check every option of `generate_files` and load the network, writing nothing; the job to `run()`."""
+    if outdir is None and grid is None:
+        raise ConfigError("nothing to write: give --outdir DIR and/or --grid FILE.png")
+    if not seeds:
+        raise ConfigError("--seeds names no seeds")
+    if grid is not None and Path(grid).suffix.lower() != ".png":
+        raise ConfigError(f"--grid {grid}: the grid is written as PNG; name it *.png")
+    check_grid_cols(grid_cols)
+    check_network(which)
+    _check_sampling(truncation_psi, noise_mode)
+    device = resolve_device(device)  # None / auto: CUDA when present
+    use_exact_fp32(device)  # the same pixels eval generates for these latents (no TF32 on CUDA)
+    G = load_generator(path, which=which, device=device)
+    label = _checked_label(G, truncation_psi, class_idx, noise_mode)
+    with torch.no_grad():
+        _set_transform(G, translate, rotate)
+    return GenerationJob(G, seeds, label, truncation_psi, noise_mode, None if outdir is None else Path(outdir),
+                         None if grid is None else Path(grid), grid_cols)
+
+
 def generate_files(path: str | Path, seeds: Sequence[int], outdir: str | Path | None = None,
                    grid: str | Path | None = None, truncation_psi: float = 1.0, class_idx: int | None = None,
                    noise_mode: str = "const", translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0,
@@ -128,35 +229,9 @@ def generate_files(path: str | Path, seeds: Sequence[int], outdir: str | Path | 
                    progress: Callable[[int], None] | None = None) -> list[Path]:
     """Write `seed{seed:04d}.png` per seed into `outdir` and/or one tiled `grid` PNG; returns the files written.
 
-    `path` is any network file `model_zoo.load` reads (ganbench checkpoint, NVlabs or TF-era pickle).
+    `path` is any network file `model_zoo.load` reads (ganbench checkpoint, NVlabs or TF-era pickle); `which` is
+    the generator to draw from, G_ema or G. Every option is checked before the first image is drawn.
     """
-    import model_zoo
-    from ganbench.checkpoint import atomic_write_bytes
-
-    if outdir is None and grid is None:
-        raise ConfigError("nothing to write: give --outdir DIR and/or --grid FILE.png")
-    if not seeds:
-        raise ConfigError("--seeds names no seeds")
-    if grid is not None and Path(grid).suffix.lower() != ".png":
-        raise ConfigError(f"--grid {grid}: the grid is written as PNG; name it *.png")
-    device = resolve_device(device)  # None / auto: CUDA when present
-    use_exact_fp32(device)  # the same pixels eval generates for these latents (no TF32 on CUDA)
-    G = model_zoo.load(path, which=which, device=device)
-    written: list[Path] = []
-    images = []
-    for seed, image in generate(G, seeds, truncation_psi, class_idx, noise_mode, translate, rotate):
-        if outdir is not None:
-            target = Path(outdir) / f"seed{seed:04d}.png"
-            atomic_write_bytes(target, _png_writer(image))
-            written.append(target)
-        if grid is not None:
-            images.append(image)
-        if progress is not None:
-            progress(1)
-    if grid is not None:
-        from ganbench.train.loop import grid_png
-
-        tiles = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-        atomic_write_bytes(grid, grid_png(tiles, grid_cols or int(np.ceil(np.sqrt(len(images))))))
-        written.append(Path(grid))
-    return written
+    return prepare_files(path, seeds, outdir=outdir, grid=grid, truncation_psi=truncation_psi, class_idx=class_idx,
+                         noise_mode=noise_mode, translate=translate, rotate=rotate, device=device, which=which,
+                         grid_cols=grid_cols).run(progress)

@@ -158,3 +158,121 @@ def test_generate_files_from_an_nvlabs_pickle_match_the_network(tmp_path):
         direct = to_uint8(spec.G.eval()(seed_latent(7, c["z_dim"]), torch.zeros([1, 0]), truncation_psi=0.5,
                                         noise_mode="const"))[0].numpy()
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "seed0007.png")), direct)
+
+
+def _tiny_checkpoint(tmp_path, name="stylegan2", **overrides):
+    torch.manual_seed(0)
+    spec = model_zoo.build(name, RES, preset="tiny", **overrides)
+    state = {"G": spec.G.state_dict(), "D": spec.D.state_dict(), "G_ema": spec.G.state_dict(), "cur_nimg": 0}
+    return save_checkpoint(tmp_path / f"{name}.pt", state, {"arch": name, "config": spec.config, "resolution": RES})
+
+
+def _tiny_nvlabs_pickle(tmp_path):
+    from foreign_formats import EasyDict, snapshot, write_pickle
+
+    torch.manual_seed(1)
+    spec = model_zoo.build("stylegan2", RES, preset="tiny")
+    c = spec.config
+    g = dict(z_dim=c["z_dim"], c_dim=0, w_dim=c["w_dim"], img_resolution=RES, img_channels=3,
+             mapping_kwargs=EasyDict(num_layers=c["mapping_layers"]),
+             synthesis_kwargs=EasyDict(channel_base=c["channel_base"], channel_max=c["channel_max"]))
+    d = dict(c_dim=0, img_resolution=RES, img_channels=3, channel_base=c["channel_base"],
+             channel_max=c["channel_max"], epilogue_kwargs=EasyDict(mbstd_group_size=c["mbstd_group_size"]))
+    return write_pickle(tmp_path / "stylegan2-tiny.pkl", snapshot(spec.G, spec.D, spec.G, g, d))
+
+
+def _one_error_line(result, *needles):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), result.output
+    for needle in needles:
+        assert needle in lines[0], result.output
+
+
+def test_network_must_be_a_generator_ganbench_checkpoint_and_nvlabs_pickle(tmp_path):
+    runner = CliRunner()
+    for path in (_tiny_checkpoint(tmp_path), _tiny_nvlabs_pickle(tmp_path)):
+        for network in ("D", "foo"):
+            out = tmp_path / f"out-{path.suffix[1:]}-{network}"
+            bad = runner.invoke(app, ["generate", str(path), "--seeds", "0-1", "--network", network,
+                                      "--outdir", str(out), "--device", "cpu"])
+            _one_error_line(bad, f"--network {network!r}", "G_ema or G")
+            assert ", D" not in bad.output and "Traceback" not in bad.output and not out.exists()
+            with pytest.raises(ConfigError, match="G_ema or G"):
+                generate_files(path, [0], outdir=out, which=network, device="cpu")
+            assert not out.exists()
+        assert "discriminator" in runner.invoke(app, ["generate", str(path), "--seeds", "0", "--network", "D",
+                                                      "--outdir", str(tmp_path / "x")]).output
+        ok = runner.invoke(app, ["generate", str(path), "--seeds", "0", "--network", "G",
+                                 "--outdir", str(tmp_path / "g"), "--device", "cpu"])
+        assert ok.exit_code == 0 and (tmp_path / "g" / "seed0000.png").is_file(), ok.output
+    with pytest.raises(ConfigError, match="not a generator"):
+        list(generate(torch.nn.Linear(2, 2), [0]))
+
+
+def test_grid_cols_must_be_positive_checked_before_any_image(tmp_path, monkeypatch):
+    import ganbench.generate as gen
+
+    path = _tiny_checkpoint(tmp_path)
+    runner = CliRunner()
+    grid = tmp_path / "g.png"
+    grid.write_bytes(b"already here")
+    drawn = []
+    real_draw = gen._draw
+    monkeypatch.setattr(gen, "_draw", lambda *a, **k: drawn.append(1) or real_draw(*a, **k))
+    for cols in ("-2", "0"):
+        bad = runner.invoke(app, ["generate", str(path), "--seeds", "0-1", "--grid-cols", cols, "--grid", str(grid),
+                                  "--outdir", str(tmp_path / "out"), "--device", "cpu"])
+        _one_error_line(bad, f"--grid-cols", cols)
+        with pytest.raises(ConfigError, match="--grid-cols"):
+            generate_files(path, [0, 1], grid=grid, grid_cols=int(cols), device="cpu")
+    assert not drawn and grid.read_bytes() == b"already here" and not (tmp_path / "out").exists()
+    ok = runner.invoke(app, ["generate", str(path), "--seeds", "0-2", "--grid-cols", "1", "--grid", str(grid),
+                             "--device", "cpu"])
+    assert ok.exit_code == 0, ok.output
+    assert np.asarray(Image.open(grid)).shape == (RES * 3, RES, 3)      # one image per row
+
+
+def test_no_progress_bar_off_a_terminal(tmp_path):
+    from ganbench.cli.common import progress_bar
+
+    path = _tiny_checkpoint(tmp_path)
+    result = CliRunner().invoke(app, ["generate", str(path), "--seeds", "0-2", "--outdir", str(tmp_path / "out"),
+                                      "--device", "cpu"])      # CliRunner's streams are not terminals
+    assert result.exit_code == 0, result.output
+    assert "━" not in result.output and "0/3" not in result.output and "3/3" not in result.output, result.output
+    assert "wrote 3 image(s)" in result.output
+    with progress_bar("datasets", 2) as advance:      # the helper `datasets` uses too: a no-op off a terminal
+        advance(2)
+
+
+def test_bad_options_are_refused_before_the_progress_bar_starts(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    import ganbench.cli.generate_cmd as generate_cmd
+
+    started = []
+
+    @contextmanager
+    def recording_bar(description, total):
+        started.append(total)
+        yield lambda k=1: None
+
+    monkeypatch.setattr(generate_cmd, "progress_bar", recording_bar)
+    path = _tiny_checkpoint(tmp_path, c_dim=3)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    for args, message in ((["--seeds", "x", "--class", "1"], "--seeds"),
+                          (["--seeds", "0"], "pass --class"),
+                          (["--seeds", "0", "--class", "7"], "--class 7"),
+                          (["--seeds", "0", "--class", "1", "--grid-cols", "-1", "--grid", str(tmp_path / "g.png")],
+                           "--grid-cols"),
+                          (["--seeds", "0", "--class", "1", "--network", "D"], "--network"),
+                          (["--seeds", "0", "--class", "1", "--noise-mode", "loud"], "--noise-mode"),
+                          (["--seeds", "0", "--class", "1", "--translate", "1"], "--translate")):
+        bad = runner.invoke(app, ["generate", str(path), *args, "--outdir", str(out), "--device", "cpu"])
+        _one_error_line(bad, message)
+        assert not started, (args, bad.output)
+    assert not out.exists()
+    ok = runner.invoke(app, ["generate", str(path), "--seeds", "0-1", "--class", "1", "--outdir", str(out),
+                             "--device", "cpu"])
+    assert ok.exit_code == 0 and started == [2], ok.output

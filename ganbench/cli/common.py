@@ -74,9 +74,23 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def shows_progress_bar() -> bool:
+    """Whether a progress bar is drawn: only when stderr (where `console` writes) is a terminal, as `eval` decides.
+
+    A log file or a pipe gets no bar (rich would leave a line of bar characters in it), only the plain lines.
+    """
+    return console.is_terminal
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (stdout stays clean for data); yields `advance(k)`."""
+    """A rich progress bar on stderr (stdout stays clean for data) on a terminal only; yields `advance(k)`.
+
+    Off a terminal nothing is drawn and `advance` does nothing.
+    """
+    if not shows_progress_bar():
+        yield lambda k=1: None
+        return
     columns = (description_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:

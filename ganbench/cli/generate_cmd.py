@@ -30,14 +30,21 @@ def generate(
     device: str = typer.Option("auto", "--device", help=f"Device: {DEVICE_HELP}."),
 ) -> None:
     """Generate images by seed (NVlabs gen_images.py semantics: the same seed gives the same picture)."""
-    from ganbench.generate import generate_files, parse_seeds, parse_vec2
+    from ganbench.generate import check_grid_cols, check_network, parse_seeds, parse_vec2, prepare_files
 
+    # Every bad option is one line before any progress bar starts and before anything is loaded or written.
     seed_list = parse_seeds(seeds)
+    vec = parse_vec2(translate)
+    check_grid_cols(grid_cols)
+    check_network(network)
     device = str(resolve_device(device))  # a device this machine lacks: one line before any progress bar
-    with warnings_as_lines(), progress_bar("generating", len(seed_list)) as advance:
-        written = generate_files(path, seed_list, outdir=outdir, grid=grid, truncation_psi=trunc,
-                                 class_idx=class_idx, noise_mode=noise_mode, translate=parse_vec2(translate),
-                                 rotate=rotate, device=device, which=network, grid_cols=grid_cols, progress=advance)
+    with warnings_as_lines():
+        # Loads the network and checks it against --class / --trunc (still before the bar and any file).
+        job = prepare_files(path, seed_list, outdir=outdir, grid=grid, truncation_psi=trunc, class_idx=class_idx,
+                            noise_mode=noise_mode, translate=vec, rotate=rotate, device=device, which=network,
+                            grid_cols=grid_cols)
+        with progress_bar("generating", len(seed_list)) as advance:
+            written = job.run(progress=advance)
     images = [p for p in written if p != grid]
     if images:
         console.print(f"wrote {len(images)} image(s) to {outdir}", highlight=False, markup=False)
