@@ -142,17 +142,8 @@ def test_cli_generate_writes_pngs_and_refuses_bad_input_with_one_line(tmp_path):
 
 
 def test_generate_files_from_an_nvlabs_pickle_match_the_network(tmp_path):
-    from foreign_formats import EasyDict, snapshot, write_pickle
-
-    torch.manual_seed(1)
-    spec = model_zoo.build("stylegan2", RES, preset="tiny")
+    path, spec = _tiny_nvlabs_pickle(tmp_path)
     c = spec.config
-    g = dict(z_dim=c["z_dim"], c_dim=0, w_dim=c["w_dim"], img_resolution=RES, img_channels=3,
-             mapping_kwargs=EasyDict(num_layers=c["mapping_layers"]),
-             synthesis_kwargs=EasyDict(channel_base=c["channel_base"], channel_max=c["channel_max"]))
-    d = dict(c_dim=0, img_resolution=RES, img_channels=3, channel_base=c["channel_base"],
-             channel_max=c["channel_max"], epilogue_kwargs=EasyDict(mbstd_group_size=c["mbstd_group_size"]))
-    path = write_pickle(tmp_path / "stylegan2-tiny.pkl", snapshot(spec.G, spec.D, spec.G, g, d))
     generate_files(path, [7], outdir=tmp_path / "out", truncation_psi=0.5, device="cpu")
     with torch.no_grad():
         direct = to_uint8(spec.G.eval()(seed_latent(7, c["z_dim"]), torch.zeros([1, 0]), truncation_psi=0.5,
@@ -168,17 +159,13 @@ def _tiny_checkpoint(tmp_path, name="stylegan2", **overrides):
 
 
 def _tiny_nvlabs_pickle(tmp_path):
-    from foreign_formats import EasyDict, snapshot, write_pickle
+    """A tiny StyleGAN2 written as an NVlabs snapshot pickle, and the ganbench build it holds."""
+    from foreign_formats import nvlabs_kwargs, snapshot, write_pickle
 
     torch.manual_seed(1)
     spec = model_zoo.build("stylegan2", RES, preset="tiny")
-    c = spec.config
-    g = dict(z_dim=c["z_dim"], c_dim=0, w_dim=c["w_dim"], img_resolution=RES, img_channels=3,
-             mapping_kwargs=EasyDict(num_layers=c["mapping_layers"]),
-             synthesis_kwargs=EasyDict(channel_base=c["channel_base"], channel_max=c["channel_max"]))
-    d = dict(c_dim=0, img_resolution=RES, img_channels=3, channel_base=c["channel_base"],
-             channel_max=c["channel_max"], epilogue_kwargs=EasyDict(mbstd_group_size=c["mbstd_group_size"]))
-    return write_pickle(tmp_path / "stylegan2-tiny.pkl", snapshot(spec.G, spec.D, spec.G, g, d))
+    g, d = nvlabs_kwargs(spec)
+    return write_pickle(tmp_path / "stylegan2-tiny.pkl", snapshot(spec.G, spec.D, spec.G, g, d)), spec
 
 
 def _one_error_line(result, *needles):
@@ -190,7 +177,7 @@ def _one_error_line(result, *needles):
 
 def test_network_must_be_a_generator_ganbench_checkpoint_and_nvlabs_pickle(tmp_path):
     runner = CliRunner()
-    for path in (_tiny_checkpoint(tmp_path), _tiny_nvlabs_pickle(tmp_path)):
+    for path in (_tiny_checkpoint(tmp_path), _tiny_nvlabs_pickle(tmp_path)[0]):
         for network in ("D", "foo"):
             out = tmp_path / f"out-{path.suffix[1:]}-{network}"
             bad = runner.invoke(app, ["generate", str(path), "--seeds", "0-1", "--network", network,
