@@ -111,3 +111,30 @@ def test_kid_against_a_moments_only_file_asks_for_features_before_any_work(sets)
                                       "--metrics", "fid,kid", "--out", str(sets / "r.csv")])
     assert result.exit_code == 2 and "--real-features" in result.output and "st.npz" in result.output
     assert not (sets / "r.csv").exists()
+
+
+def test_odd_statistics_files_are_one_line_or_read_as_recorded(tmp_path):
+    """Found by a hunt: a .npy given as --real-stats was a TypeError; `n` of 'abc' or NaN a ValueError, and 0, -5
+    or 200.7 became n_real 0/-5/200; a file that records covariance='biased' but no extractor was rescaled as if
+    it were ÷(N-1); an extractor stored as bytes read as "b'shapes-net'"."""
+    from ganbench.errors import DataError
+    from ganbench.metrics.stats_files import load_real_file
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=[40, 6])
+    mu, biased = feats.mean(0), np.cov(feats, rowvar=False, bias=True)
+    np.save(tmp_path / "s.npy", mu)
+    with pytest.raises(DataError, match=r"s.npy: not an .npz file"):
+        load_real_file(tmp_path / "s.npy")
+    for bad in (np.array("abc"), np.array(np.nan), np.array(0), np.array(-5), np.array(200.7), np.arange(3)):
+        np.savez(tmp_path / "n.npz", mu=mu, sigma=biased, n=bad)
+        with pytest.raises(DataError, match=r"n.npz: n must be the positive whole number of real images"):
+            load_real_file(tmp_path / "n.npz")
+    np.savez(tmp_path / "n.npz", mu=mu, sigma=biased, n=np.array(40.0))
+    assert load_real_file(tmp_path / "n.npz").n == 40
+    np.savez(tmp_path / "cov.npz", mu=mu, sigma=biased, n=40, covariance="biased")
+    assert load_real_file(tmp_path / "cov.npz").moments.covariance == "biased"
+    np.savez(tmp_path / "bare.npz", mu=mu, sigma=biased)      # pytorch-fid / clean-fid: np.cov, ÷(N-1)
+    assert load_real_file(tmp_path / "bare.npz").moments.covariance == "unbiased"
+    np.savez(tmp_path / "b.npz", mu=mu, sigma=biased, n=40, extractor=np.array(b"shapes-net"))
+    assert load_real_file(tmp_path / "b.npz").extractor == "shapes-net"

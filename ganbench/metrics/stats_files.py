@@ -110,9 +110,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: statistics file not found")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: not an .npz file (expected mu and sigma, or features)")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):   # a .npy: one bare array, no names (was a TypeError)
+            raise DataError(f"{path}: not an .npz file (expected mu and sigma, or features)")
+        with z:
             return {k: z[k] for k in z.files}
     except DataError:
         raise
@@ -125,7 +126,22 @@ def _text(arrays: dict[str, np.ndarray], key: str) -> str | None:
     if key not in arrays:
         return None
     value = arrays[key]
-    return str(value.item() if value.ndim == 0 else value) if value.dtype.kind in "USO" else str(value)
+    item = value.item() if value.ndim == 0 else value
+    if isinstance(item, bytes):   # np.array(b'shapes-net'): the text, not "b'shapes-net'"
+        return item.decode("utf-8", errors="replace")
+    return str(item) if value.dtype.kind in "USO" else str(value)
+
+
+def _count(arrays: dict[str, np.ndarray], path: Path) -> int | None:
+    """The recorded N: a positive whole number, or None when the file records none."""
+    if "n" not in arrays:
+        return None
+    raw = np.asarray(arrays["n"])
+    value = raw.item() if raw.size == 1 and raw.dtype.kind in "iuf" else None
+    if value is None or not np.isfinite(value) or value < 1 or value != int(value):
+        shown = raw.item() if raw.size == 1 else f"an array of shape {list(raw.shape)}"
+        raise DataError(f"{path}: n must be the positive whole number of real images, got {shown!r}")
+    return int(value)
 
 
 def _digest(path: Path) -> str:
@@ -173,12 +189,12 @@ def load_real_file(path: str | os.PathLike, want: str = "stats") -> RealStatsFil
         if asym > SYMMETRY_RTOL * max(scale, 1e-300):
             raise DataError(f"{path}: sigma is not symmetric (max |sigma - sigma^T| = {asym:.3g}), so it is not "
                             f"a covariance matrix")
-        n = int(arrays["n"]) if "n" in arrays and np.asarray(arrays["n"]).size == 1 else None
+        n = _count(arrays, path)
         cov = _text(arrays, "covariance")
         if cov is not None and cov not in ("biased", "unbiased"):
             raise DataError(f"{path}: covariance must be 'biased' or 'unbiased', got {cov!r}")
-        if "extractor" not in arrays:   # pytorch-fid / clean-fid: np.cov, i.e. ÷(N-1); N not recorded
-            cov = "unbiased"
+        if cov is None and "extractor" not in arrays:   # pytorch-fid / clean-fid: np.cov, i.e. ÷(N-1)
+            cov = "unbiased"                            # (a recorded covariance always wins)
         moments = FileMoments(n=n, mu=mu, sigma=(sigma + sigma.T) / 2, covariance=cov)
     return RealStatsFile(path=path, moments=moments, features=features, extractor=_text(arrays, "extractor"),
                          extractor_sha256=_text(arrays, "extractor_sha256"), resize=_text(arrays, "resize"),
