@@ -696,6 +696,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
         summary.kimgs[(ref.run, ref.name)] = ref.kimg
         G = nets.build("G_ema", device=options.device)
         resolution = int(G.img_resolution)
+    if reals.file is not None:
+        reals.file.check_resolution(resolution)
     spec, real = reals.of(ref)
     label = ref.label
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,

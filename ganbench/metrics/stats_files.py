@@ -65,6 +65,15 @@ class RealStatsFile:
     extractor_sha256: str | None
     resize: str | None
     digest: str
+    resolution: int | None = None  # the image size the statistics were computed at, when recorded
+
+    def check_resolution(self, resolution: int) -> None:
+        """The statistics must come from real images at the size being scored (eval opens reals at the
+        generator's size): 64 px statistics against a 32 px generator gave a silently different FID."""
+        if self.resolution is not None and int(resolution) != self.resolution:
+            raise DataError(f"{self.path}: statistics of {self.resolution}px real images, but the images scored are "
+                            f"{int(resolution)}px; export them at that size (`ganbench stats export -r "
+                            f"{int(resolution)}`)")
 
     @property
     def foreign(self) -> bool:
@@ -130,6 +139,15 @@ def _text(arrays: dict[str, np.ndarray], key: str) -> str | None:
     if isinstance(item, bytes):   # np.array(b'shapes-net'): the text, not "b'shapes-net'"
         return item.decode("utf-8", errors="replace")
     return str(item) if value.dtype.kind in "USO" else str(value)
+
+
+def _resolution(arrays: dict[str, np.ndarray], path: Path) -> int | None:
+    if "resolution" not in arrays:
+        return None
+    raw = np.asarray(arrays["resolution"])
+    if raw.size != 1 or raw.dtype.kind not in "iu" or int(raw.item()) < 1:
+        raise DataError(f"{path}: resolution must be a positive whole number of pixels, got {raw.tolist()!r}")
+    return int(raw.item())
 
 
 def _count(arrays: dict[str, np.ndarray], path: Path) -> int | None:
@@ -198,7 +216,7 @@ def load_real_file(path: str | os.PathLike, want: str = "stats") -> RealStatsFil
         moments = FileMoments(n=n, mu=mu, sigma=(sigma + sigma.T) / 2, covariance=cov)
     return RealStatsFile(path=path, moments=moments, features=features, extractor=_text(arrays, "extractor"),
                          extractor_sha256=_text(arrays, "extractor_sha256"), resize=_text(arrays, "resize"),
-                         digest=_digest(path))
+                         digest=_digest(path), resolution=_resolution(arrays, path))
 
 
 def write_real_file(path: str | os.PathLike, moments: Any, describe: dict[str, Any], dataset: str, resolution: int,
