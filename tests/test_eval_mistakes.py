@@ -33,7 +33,8 @@ def test_a_conditional_generator_against_data_with_other_labels_is_one_line():
     torch.manual_seed(0)
     G = model_zoo.build("stylegan2", 16, preset="tiny", c_dim=5).G.eval()   # shapes has 4 label dims
     ctx = MetricContext(generator=G, real="shapes:16", n_gen=8, extractor="shapes-net", cache_dir=False)
-    with pytest.raises(ConfigError, match=r"conditional on 5 classes but the real data shapes has labels of dimension 4"):
+    with pytest.raises(ConfigError, match=r"conditional on 5 classes but the real data shapes has labels of "
+                                          r"dimension 4"):
         ctx.gen_outputs()
     with pytest.raises(ConfigError, match="conditional on 5 classes"):
         get_metric("ppl_zend", n_gen=4).compute(ctx)

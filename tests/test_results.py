@@ -55,7 +55,8 @@ def test_two_checkpoints_under_one_run_and_snapshot_are_never_averaged_as_seeds(
 
     two = pd.DataFrame([row(checkpoint="sg2.pkl", kimg=0.0, value=88.7), row(checkpoint="sg2c.pkl", kimg=0.0,
                                                                               value=63.5, seed=1)])
-    with pytest.raises(ConfigError, match=r"'a' at kimg 0 has fid rows of 2 different checkpoints \(sg2.pkl, sg2c.pkl\)"):
+    with pytest.raises(ConfigError, match=r"'a' at kimg 0 has fid rows of 2 different checkpoints "
+                                          r"\(sg2.pkl, sg2c.pkl\)"):
         repeat_groups(two)
     write_results(tmp_path / "two.csv", two)
     for args in (["report", str(tmp_path / "two.csv"), "--out", str(tmp_path / "rep")],
