@@ -17,7 +17,7 @@ import torch
 
 import model_zoo
 from ganbench.errors import CheckpointError
-from foreign_formats import (EasyDict, armed_nvlabs_modules, nvlabs_modules, persistent, snapshot,
+from foreign_formats import (EasyDict, armed_nvlabs_modules, nvlabs_kwargs, nvlabs_modules, persistent, snapshot,
                                    write_pickle)
 
 RES = 16
@@ -381,3 +381,86 @@ def test_eval_scores_nvlabs_pickles_files_and_run_folders(tmp_path):
     rows = evaluate([run], opts, out=tmp_path / "results.csv").added
     assert list(rows["checkpoint"]) == ["network-snapshot-000040.pkl"] * 2 + ["network-snapshot-000120.pkl"] * 2
     assert list(rows["kimg"]) == [40.0, 40.0, 120.0, 120.0] and rows["value"].notna().all()
+
+
+def _sg3_kwargs(config: str = "stylegan3-t", **g_extra) -> tuple[model_zoo.ModelSpec, dict, dict]:
+    torch.manual_seed(0)
+    spec = model_zoo.build(config, RES, preset="tiny")
+    g, d = nvlabs_kwargs(spec)
+    g.update(g_extra)
+    return spec, g, d
+
+
+# (family, where the bad value goes, key, bad value, what the error must say)
+BAD_RECORDED_OPTIONS = [
+    ("stylegan2", "mapping", "lr_multiplier", "abc", r"mapping lr_multiplier must be a finite number, got 'abc'"),
+    ("stylegan2", "mapping", "lr_multiplier", True, r"mapping lr_multiplier must be a finite number, got True"),
+    ("stylegan2", "mapping", "lr_multiplier", None, r"mapping lr_multiplier must be a finite number, got None"),
+    ("stylegan2", "mapping", "lr_multiplier", float("nan"), r"mapping lr_multiplier must be a finite number"),
+    ("stylegan2", "mapping", "w_avg_beta", "0.995", r"mapping w_avg_beta must be a finite number or None"),
+    ("stylegan2", "mapping", "w_avg_beta", float("inf"), r"mapping w_avg_beta must be a finite number or None"),
+    ("stylegan2", "synthesis", "conv_clamp", "256", r"conv_clamp must be a finite number or None, got '256'"),
+    ("stylegan2", "synthesis", "architecture", "fancy", r"architecture must be one of 'orig', 'skip', 'resnet'"),
+    ("stylegan2", "synthesis", "resample_filter", 3, r"resample_filter=3 cannot be expressed"),
+    ("stylegan2", "d", "architecture", 7, r"D architecture must be one of 'orig', 'skip', 'resnet', got 7"),
+    ("stylegan2", "d", "conv_clamp", float("nan"), r"D conv_clamp must be a finite number or None"),
+    ("stylegan2", "g", "mapping_kwargs", "abc", r"G mapping_kwargs must be a dict of options, got 'abc'"),
+    ("stylegan3-t", "g", "first_cutoff", "abc", r"first_cutoff must be a finite number, got 'abc'"),
+    ("stylegan3-t", "g", "last_stopband_rel", float("nan"), r"last_stopband_rel must be a finite number"),
+    ("stylegan3-t", "g", "magnitude_ema_beta", float("inf"), r"magnitude_ema_beta must be a finite number"),
+    ("stylegan3-t", "g", "output_scale", False, r"output_scale must be a finite number, got False"),
+    ("stylegan3-t", "g", "use_radial_filters", "False", r"use_radial_filters must be True or False, got 'False'"),
+    ("stylegan3-t", "g", "conv_clamp", "abc", r"conv_clamp must be a finite number or None, got 'abc'"),
+]
+
+
+@pytest.mark.parametrize("family,where,key,value,message", BAD_RECORDED_OPTIONS,
+                         ids=[f"{f}-{w}-{k}-{v!r}" for f, w, k, v, _ in BAD_RECORDED_OPTIONS])
+def test_a_recorded_option_of_the_wrong_type_is_one_clear_error(tmp_path, family, where, key, value, message):
+    """A float, bool or choice a pickle records is checked like the integers are: one line naming the option,
+    never a raw ValueError / TypeError from float() (nor a string 'False' silently read as True)."""
+    if family == "stylegan2":
+        spec, G_ema = _sg2()
+        g, d = ada_kwargs(spec)
+    else:
+        spec, g, d = _sg3_kwargs(family)
+        G_ema = spec.G
+    if where == "mapping":
+        g["mapping_kwargs"] = EasyDict({**g["mapping_kwargs"], key: value})
+    elif where == "synthesis":
+        g["synthesis_kwargs"] = EasyDict({**g["synthesis_kwargs"], key: value})
+    else:
+        (g if where == "g" else d)[key] = value
+    path = write_pickle(tmp_path / "bad.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    which = "D" if where == "d" else "G_ema"
+    with pytest.raises(CheckpointError, match=rf"bad\.pkl: .*{message}") as err:
+        model_zoo.load(path, which=which)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_names_a_bad_float_option_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    spec, G_ema = _sg2()
+    g, d = ada_kwargs(spec)
+    g["mapping_kwargs"] = EasyDict({**g["mapping_kwargs"], "lr_multiplier": "abc"})
+    path = write_pickle(tmp_path / "bad.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    result = CliRunner().invoke(app, ["generate", str(path), "--seeds", "0", "--outdir", str(tmp_path / "out"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "lr_multiplier must be a finite number, got 'abc'" in result.output
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_valid_numbers_of_any_kind_still_load(tmp_path):
+    """Ints where floats are recorded, numpy scalars, and an int conv_clamp (kept an int) are all accepted."""
+    spec, G_ema = _sg2(num_fp16_res=2, conv_clamp=256)
+    g, d = ada_kwargs(spec, num_fp16_res=2, conv_clamp=256)
+    g["mapping_kwargs"] = EasyDict({**g["mapping_kwargs"], "lr_multiplier": np.float32(0.01), "w_avg_beta": 0.995})
+    path = write_pickle(tmp_path / "ok.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    info = model_zoo.describe(path)
+    assert info["config"]["conv_clamp"] == 256 and isinstance(info["config"]["conv_clamp"], int)
+    _assert_same_network(model_zoo.load(path), G_ema)

@@ -577,3 +577,77 @@ def test_unsupported_tf_networks_are_named(tmp_path):
     path = write_tf_pickle(tmp_path / "odd.pkl", odd, odd, odd)
     with pytest.raises(CheckpointError, match=r"unknown TensorFlow network 'training\.networks_mystery\.G_new'"):
         model_zoo.load(path)
+
+
+# -- recorded options of the wrong type ------------------------------------------------------------------------
+
+def _write_bad(tmp_path, family, **bad):
+    """A small TF-era pickle of `family` whose G static_kwargs (or D's, for keys starting 'D_') hold `bad`."""
+    g_bad = {k: v for k, v in bad.items() if not k.startswith("D_")}
+    d_bad = {k[2:]: v for k, v in bad.items() if k.startswith("D_")}
+    if family == "progan":
+        g, d = progan_variables(8, 32, 16)
+        kwargs = dict(num_channels=3, resolution=8, label_size=0, fmap_base=32, fmap_max=16, **g_bad)
+        return _write_progan(tmp_path, g, d, kwargs, name="bad.pkl")
+    if family == "stylegan":
+        g, d = stylegan_variables(8, 32, 16, 16, 16, 2)
+        kwargs = dict(num_channels=3, resolution=8, label_size=0, fmap_base=32, fmap_max=16, latent_size=16,
+                      dlatent_size=16, mapping_fmaps=16, mapping_layers=2, **g_bad)
+        return _write_stylegan(tmp_path, g, d, kwargs, name="bad.pkl")
+    g, d = stylegan2_variables(8, 32, 16, 16, 2)
+    kwargs = _sg2_kwargs(**g_bad)
+    dk = {**{k: v for k, v in kwargs.items() if k in tf_pickle.STYLEGAN2_D}, **d_bad}
+    return _write_stylegan2(tmp_path, g, d, kwargs, name="bad.pkl", d_kwargs=dk)
+
+
+BAD_STATIC_KWARGS = [
+    ("stylegan2", "mapping_lrmul", "abc", r"mapping_lrmul must be a finite number, got 'abc'"),
+    ("stylegan2", "mapping_lrmul", None, r"mapping_lrmul must be a finite number, got None"),
+    ("stylegan2", "mapping_lrmul", float("inf"), r"mapping_lrmul must be a finite number, got inf"),
+    ("stylegan2", "dlatent_avg_beta", True, r"dlatent_avg_beta must be a finite number or None, got True"),
+    ("stylegan2", "truncation_psi", "0.5", r"truncation_psi must be a finite number or None, got '0.5'"),
+    ("stylegan2", "architecture", "fancy", r"architecture must be one of 'orig', 'skip', 'resnet'"),
+    ("stylegan2", "D_architecture", None, r"D architecture must be one of 'orig', 'skip', 'resnet', got None"),
+    ("stylegan2", "resample_kernel", 3, r"resample_kernel=3 cannot be expressed"),
+    ("stylegan", "mapping_lrmul", "abc", r"mapping_lrmul must be a finite number, got 'abc'"),
+    ("stylegan", "fmap_decay", float("nan"), r"fmap_decay must be a finite number, got nan"),
+    ("stylegan", "dlatent_avg_beta", "abc", r"dlatent_avg_beta must be a finite number or None, got 'abc'"),
+    ("stylegan", "use_noise", "False", r"use_noise must be True or False, got 'False'"),
+    ("stylegan", "fused_scale", "yes", r"fused_scale must be True, False or 'auto', got 'yes'"),
+    ("progan", "fmap_decay", "abc", r"fmap_decay must be a finite number, got 'abc'"),
+    ("progan", "use_pixelnorm", "False", r"use_pixelnorm must be True or False, got 'False'"),
+    ("progan", "normalize_latents", 1.0, r"normalize_latents must be True or False, got 1.0"),
+]
+
+
+@pytest.mark.parametrize("family,key,value,message", BAD_STATIC_KWARGS,
+                         ids=[f"{f}-{k}-{v!r}" for f, k, v, _ in BAD_STATIC_KWARGS])
+def test_a_static_kwarg_of_the_wrong_type_is_one_clear_error(tmp_path, family, key, value, message):
+    """Float, bool and choice options are checked like the integers: one line naming the option, never a raw
+    ValueError / TypeError from float() (nor a string 'False' silently read as True)."""
+    path = _write_bad(tmp_path, family, **{key: value})
+    with pytest.raises(CheckpointError, match=rf"bad\.pkl: .*{message}") as err:
+        model_zoo.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_names_a_bad_tf_float_option_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    path = _write_bad(tmp_path, "stylegan2", mapping_lrmul="abc")
+    result = CliRunner().invoke(app, ["generate", str(path), "--seeds", "0", "--outdir", str(tmp_path / "out"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "mapping_lrmul must be a finite number, got 'abc'" in result.output
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_numbers_of_any_kind_and_auto_fused_scale_still_load(tmp_path):
+    path = _write_bad(tmp_path, "stylegan", mapping_lrmul=1, fmap_decay=np.float32(1.0), fused_scale="auto",
+                      dlatent_avg_beta=np.float64(0.99), use_noise=np.bool_(True))
+    info = model_zoo.describe(path)
+    assert info["config"]["mapping_lr_multiplier"] == 1.0 and info["config"]["w_avg_beta"] == 0.99
+    model_zoo.load(path)

@@ -10,10 +10,12 @@ Only this package knows that foreign formats exist.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -138,11 +140,60 @@ def open_file(path: str | Path) -> NetworkFile:
 
 # -- helpers shared by the format modules -------------------------------------------------------------
 
+def _is_number(value: Any) -> bool:
+    """A real number: Python or numpy ints and floats, never a bool (True is no channel count or multiplier)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: numbers.Real) -> bool:
+    """Whether a real number is finite and fits a float (a pickled int can be too big for one)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def require_int(value: Any, what: str, path: Path) -> int:
     """`value` as an int (numpy ints and integral floats accepted), else a CheckpointError naming `what`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+    if not (_is_number(value) and (isinstance(value, numbers.Integral) or _finite(value)
+                                   and float(value).is_integer())):
         raise CheckpointError(f"{path}: {what} must be an integer, got {value!r}")
     return int(value)
+
+
+def require_float(value: Any, what: str, path: Path, *, optional: bool = False) -> float | None:
+    """`value` as a finite float (ints and numpy numbers accepted; None too when `optional`), else a
+    CheckpointError naming `what`: strings, bools, NaN and infinities are refused."""
+    if value is None and optional:
+        return None
+    if not _is_number(value) or not _finite(value):
+        kind = "a finite number" + (" or None" if optional else "")
+        raise CheckpointError(f"{path}: {what} must be {kind}, got {value!r}")
+    return float(value)
+
+
+def require_bool(value: Any, what: str, path: Path) -> bool:
+    """`value` as a bool (numpy bools accepted), else a CheckpointError naming `what` (a string such as
+    'False' would otherwise read as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise CheckpointError(f"{path}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def require_choice(value: Any, what: str, choices: tuple[str, ...], path: Path) -> str:
+    """`value` if it is one of the strings `choices`, else a CheckpointError naming `what` and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise CheckpointError(f"{path}: {what} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return str(value)
+
+
+def require_conv_clamp(value: Any, what: str, path: Path) -> int | float | None:
+    """A conv_clamp: None (no clamp) or a finite number, kept an int when recorded as one."""
+    clamp = require_float(value, what, path, optional=True)
+    return int(value) if isinstance(value, numbers.Integral) else clamp
+
+
+ARCHITECTURES = ("orig", "skip", "resnet")   # NVlabs' StyleGAN2 G and D architectures, as ganbench builds them
 
 
 def check_power_of_two(resolution: int, path: Path) -> int:
@@ -160,6 +211,8 @@ class Kwargs:
     """
 
     def __init__(self, recorded: dict[str, Any], defaults: dict[str, Any], where: str, path: Path) -> None:
+        if not isinstance(recorded, dict):
+            raise CheckpointError(f"{path}: {where} must be a dict of options, got {recorded!r}")
         self.recorded, self.defaults, self.where, self.path = dict(recorded), defaults, where, path
         self.used: set[str] = set()
 
@@ -174,7 +227,11 @@ class Kwargs:
     def expect(self, name: str, allowed: Callable[[Any], bool], why: str) -> Any:
         """The value of `name`, which must satisfy `allowed`, else one clear error saying what ganbench lacks."""
         value = self.get(name)
-        if not allowed(value):
+        try:
+            ok = bool(allowed(value))
+        except (TypeError, ValueError):   # e.g. list(3) for a filter, or an array where a number belongs
+            ok = False
+        if not ok:
             raise CheckpointError(f"{self.path}: {self.where} {name}={value!r} cannot be expressed in ganbench "
                                   f"({why})")
         return value

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from ganbench.errors import CheckpointError
-from model_zoo.formats import (NETWORKS, Kwargs, NetworkFile, check_power_of_two, register, require_int,
+from model_zoo.formats import (ARCHITECTURES, NETWORKS, Kwargs, NetworkFile, check_power_of_two, register,
+                               require_bool, require_choice, require_conv_clamp, require_float, require_int,
                                safe_pickle)
 from model_zoo.formats.safe_pickle import PersistentRecord
 
@@ -94,7 +95,8 @@ def _dims(k: Kwargs, path: Path) -> dict[str, Any]:
 def _mapping(kwargs: dict[str, Any], defaults: dict[str, Any], w_dim: int, path: Path) -> dict[str, Any]:
     m = Kwargs(kwargs, defaults, "G mapping_kwargs", path)
     out = {"mapping_layers": require_int(m.get("num_layers"), "mapping num_layers", path),
-           "mapping_lr_multiplier": float(m.get("lr_multiplier")), "w_avg_beta": m.get("w_avg_beta")}
+           "mapping_lr_multiplier": require_float(m.get("lr_multiplier"), "mapping lr_multiplier", path),
+           "w_avg_beta": require_float(m.get("w_avg_beta"), "mapping w_avg_beta", path, optional=True)}
     if "embed_features" in defaults:
         m.expect("embed_features", lambda v: v in (None, w_dim), "the label embedding has w_dim features")
         m.expect("layer_features", lambda v: v in (None, w_dim), "mapping layers have w_dim features")
@@ -126,7 +128,8 @@ def translate_stylegan2(G: PersistentRecord, kind: str, path: Path) -> tuple[int
            "channel_base": require_int(s.get("channel_base"), "channel_base", path),
            "channel_max": require_int(s.get("channel_max"), "channel_max", path),
            "num_fp16_res": require_int(s.get("num_fp16_res"), "num_fp16_res", path),
-           "conv_clamp": s.get("conv_clamp"), "g_architecture": s.get("architecture")}
+           "conv_clamp": require_conv_clamp(s.get("conv_clamp"), "conv_clamp", path),
+           "g_architecture": require_choice(s.get("architecture"), "architecture", ARCHITECTURES, path)}
     s.done()
     return dims["resolution"], out
 
@@ -145,9 +148,9 @@ def translate_stylegan3(G: PersistentRecord, path: Path) -> tuple[int, dict[str,
                  "lrelu_upsampling", "channel_base", "channel_max"):
         out[name] = require_int(s.get(name), name, path)
     for name in ("first_cutoff", "first_stopband", "last_stopband_rel", "output_scale", "magnitude_ema_beta"):
-        out[name] = float(s.get(name))
-    out["use_radial_filters"] = bool(s.get("use_radial_filters"))
-    out["conv_clamp"] = s.get("conv_clamp")
+        out[name] = require_float(s.get(name), name, path)
+    out["use_radial_filters"] = require_bool(s.get("use_radial_filters"), "use_radial_filters", path)
+    out["conv_clamp"] = require_conv_clamp(s.get("conv_clamp"), "conv_clamp", path)
     s.done()
     return dims["resolution"], out, out["conv_kernel"]
 
@@ -170,11 +173,11 @@ def translate_discriminator(D: PersistentRecord, kind: str, path: Path) -> dict[
     epi = Kwargs(k.get("epilogue_kwargs") or {}, D_EPILOGUE, "D epilogue_kwargs", path)
     epi.expect("activation", lambda v: v == "lrelu", LRELU_ONLY)
     group = epi.get("mbstd_group_size")
-    out = {"d_architecture": k.get("architecture"),
+    out = {"d_architecture": require_choice(k.get("architecture"), "D architecture", ARCHITECTURES, path),
            "channel_base": require_int(k.get("channel_base"), "D channel_base", path),
            "channel_max": require_int(k.get("channel_max"), "D channel_max", path),
            "num_fp16_res": require_int(k.get("num_fp16_res"), "D num_fp16_res", path),
-           "conv_clamp": k.get("conv_clamp"),
+           "conv_clamp": require_conv_clamp(k.get("conv_clamp"), "D conv_clamp", path),
            "mbstd_group_size": None if group is None else require_int(group, "mbstd_group_size", path),
            "mbstd_num_channels": require_int(epi.get("mbstd_num_channels"), "mbstd_num_channels", path)}
     epi.done()
@@ -193,6 +196,9 @@ def _merge(g: dict[str, Any], d: dict[str, Any], family: str, path: Path) -> dic
 
 def translate(G: PersistentRecord, D: PersistentRecord | None, path: Path) -> tuple[str, int, dict[str, Any]]:
     """(family, resolution, build overrides) of the networks in an NVlabs pickle."""
+    for name, record in (("G", G), ("D", D)):
+        if record is not None and not isinstance(record.init_kwargs, dict):
+            raise CheckpointError(f"{path}: {name}'s recorded init kwargs must be a dict, got {record.init_kwargs!r}")
     kind = generator_kind(G)
     if kind == "stylegan3":
         resolution, g, conv_kernel = translate_stylegan3(G, path)

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ganbench.errors import CheckpointError
-from model_zoo.formats import (Kwargs, NetworkFile, check_power_of_two, register, require_int, safe_pickle)
+from model_zoo.formats import (ARCHITECTURES, Kwargs, NetworkFile, check_power_of_two, register, require_bool,
+                               require_choice, require_float, require_int, safe_pickle)
 from model_zoo.formats.safe_pickle import TFNetworkRecord
 
 TF_NETWORK_CLASSES = ("dnnlib.tflib.network.Network", "tfutil.Network")
@@ -145,14 +146,16 @@ def progan(G: TFNetworkRecord, D: TFNetworkRecord, path: Path) -> tuple[dict, di
     k.expect("use_wscale", lambda v: v is True, "ganbench's layers use the equalized learning rate")
     k.expect("use_leakyrelu", lambda v: v is True, "ganbench's ProGAN uses leaky ReLU")
     k.expect("pixelnorm_epsilon", lambda v: v == 1e-8, "pixel norm uses epsilon 1e-8")
-    fmaps = dict(fmap_base=require_int(k.get("fmap_base"), "fmap_base", path), fmap_decay=float(k.get("fmap_decay")),
+    fmaps = dict(fmap_base=require_int(k.get("fmap_base"), "fmap_base", path),
+                 fmap_decay=require_float(k.get("fmap_decay"), "fmap_decay", path),
                  fmap_max=require_int(k.get("fmap_max"), "fmap_max", path))
     nf0 = min(int(fmaps["fmap_base"]), fmaps["fmap_max"])
     latent = k.get("latent_size")
-    pixelnorm = bool(k.get("use_pixelnorm"))
+    pixelnorm = require_bool(k.get("use_pixelnorm"), "use_pixelnorm", path)
     g_over = {"img_channels": require_int(k.get("num_channels"), "num_channels", path), "c_dim": 0,
               "z_dim": nf0 if latent is None else require_int(latent, "latent_size", path), **fmaps,
-              "normalize_latents": bool(k.get("normalize_latents")), "use_pixelnorm": pixelnorm}
+              "normalize_latents": require_bool(k.get("normalize_latents"), "normalize_latents", path),
+              "use_pixelnorm": pixelnorm}
     k.ignore("fused_scale")   # read from the variable names (Conv0_up / Conv0)
     k.done()
     # The repository's own networks.py stores the fused up-conv kernel as [k, k, out, in]; NVlabs/stylegan's
@@ -221,6 +224,22 @@ def progan(G: TFNetworkRecord, D: TFNetworkRecord, path: Path) -> tuple[dict, di
 
 # -- StyleGAN ----------------------------------------------------------------------------------------------
 
+def _fused_scale(value: Any, path: Path) -> bool | str:
+    """StyleGAN's recorded fused_scale: True, False or 'auto'."""
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if not isinstance(value, (bool, np.bool_)):
+        raise CheckpointError(f"{path}: fused_scale must be True, False or 'auto', got {value!r}")
+    return bool(value)
+
+
+def _truncation(k: Kwargs, path: Path) -> dict[str, Any]:
+    """The truncation a G_style / G_main records for its Gs (notes for describe; None where none)."""
+    cutoff = k.get("truncation_cutoff")
+    return {"truncation_psi": require_float(k.get("truncation_psi"), "truncation_psi", path, optional=True),
+            "truncation_cutoff": None if cutoff is None else require_int(cutoff, "truncation_cutoff", path)}
+
+
 def _fused(fused_scale: Any, out_res: int) -> bool:
     """Whether StyleGAN's upsampling conv to `out_res` ran fused ('auto': outputs of 128 px and up)."""
     return out_res >= 128 if fused_scale == "auto" else bool(fused_scale)
@@ -242,16 +261,17 @@ def stylegan(G: TFNetworkRecord, D: TFNetworkRecord, path: Path) -> tuple[dict, 
     k.expect("blur_filter", lambda v: v is not None and list(v) == [1, 2, 1], "resampling blurs with [1,2,1]")
     w_dim = require_int(k.get("dlatent_size"), "dlatent_size", path)
     k.expect("mapping_fmaps", lambda v: v == w_dim, "mapping layers have dlatent_size features")
-    fused_scale = k.get("fused_scale")
-    use_noise = bool(k.get("use_noise"))
-    beta = k.get("dlatent_avg_beta")
+    fused_scale = _fused_scale(k.get("fused_scale"), path)
+    use_noise = require_bool(k.get("use_noise"), "use_noise", path)
+    beta = require_float(k.get("dlatent_avg_beta"), "dlatent_avg_beta", path, optional=True)
     g_over = {"img_channels": require_int(k.get("num_channels"), "num_channels", path), "c_dim": 0,
               "z_dim": require_int(k.get("latent_size"), "latent_size", path), "w_dim": w_dim,
               "mapping_layers": require_int(k.get("mapping_layers"), "mapping_layers", path),
-              "mapping_lr_multiplier": float(k.get("mapping_lrmul")), "w_avg_beta": beta,
-              "fmap_base": require_int(k.get("fmap_base"), "fmap_base", path), "fmap_decay": float(k.get("fmap_decay")),
+              "mapping_lr_multiplier": require_float(k.get("mapping_lrmul"), "mapping_lrmul", path), "w_avg_beta": beta,
+              "fmap_base": require_int(k.get("fmap_base"), "fmap_base", path),
+              "fmap_decay": require_float(k.get("fmap_decay"), "fmap_decay", path),
               "fmap_max": require_int(k.get("fmap_max"), "fmap_max", path), "use_noise": use_noise}
-    notes = {"truncation_psi": k.get("truncation_psi"), "truncation_cutoff": k.get("truncation_cutoff")}
+    notes = _truncation(k, path)
     k.done()
     top = _res_log2(res)
 
@@ -343,14 +363,15 @@ def stylegan2(G: TFNetworkRecord, D: TFNetworkRecord, path: Path) -> tuple[dict,
     w_dim = require_int(k.get("dlatent_size"), "dlatent_size", path)
     k.expect("mapping_fmaps", lambda v: v == w_dim, "mapping layers have dlatent_size features")
     channel_base, channel_max = _channels(k, path)
-    architecture = k.get("architecture")
+    architecture = require_choice(k.get("architecture"), "architecture", ARCHITECTURES, path)
     g_over = {"img_channels": require_int(k.get("num_channels"), "num_channels", path), "c_dim": 0,
               "z_dim": require_int(k.get("latent_size"), "latent_size", path), "w_dim": w_dim,
               "mapping_layers": require_int(k.get("mapping_layers"), "mapping_layers", path),
-              "mapping_lr_multiplier": float(k.get("mapping_lrmul")), "w_avg_beta": k.get("dlatent_avg_beta"),
+              "mapping_lr_multiplier": require_float(k.get("mapping_lrmul"), "mapping_lrmul", path),
+              "w_avg_beta": require_float(k.get("dlatent_avg_beta"), "dlatent_avg_beta", path, optional=True),
               "channel_base": channel_base, "channel_max": channel_max, "g_architecture": architecture,
               "num_fp16_res": 0, "conv_clamp": None}
-    notes = {"truncation_psi": k.get("truncation_psi"), "truncation_cutoff": k.get("truncation_cutoff")}
+    notes = _truncation(k, path)
     k.done()
     top = _res_log2(res)
 
@@ -393,7 +414,7 @@ def stylegan2(G: TFNetworkRecord, D: TFNetworkRecord, path: Path) -> tuple[dict,
     _lrelu_only(kd, "nonlinearity")
     d_base, d_max = _channels(kd, path)
     kd.ignore("num_channels", "resolution")
-    d_arch = kd.get("architecture")
+    d_arch = require_choice(kd.get("architecture"), "D architecture", ARCHITECTURES, path)
     group = kd.get("mbstd_group_size")
     d_over = {"channel_base": d_base, "channel_max": d_max, "d_architecture": d_arch,
               "mbstd_group_size": require_int(group, "mbstd_group_size", path),
