@@ -239,3 +239,16 @@ def write_nvlabs_snapshot(path: Path, family: str, resolution: int, c_dim: int =
     spec = model_zoo.build(family, resolution, preset="tiny", c_dim=c_dim)
     g, d = nvlabs_kwargs(spec)
     return write_pickle(path, snapshot(spec.G, spec.D, spec.G, g, d), protocol=4)
+
+
+def assert_generate_refuses(path: Path, out: Path, message: str) -> None:
+    """`ganbench generate` on a bad network file: exit 2, one line containing `message`, no output folder."""
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    result = CliRunner().invoke(app, ["generate", str(path), "--seeds", "0", "--outdir", str(out), "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
+    assert not out.exists()
