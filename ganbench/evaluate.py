@@ -475,7 +475,7 @@ class _Plan:
     how: dict[str, tuple[str, str, int]]  # name -> (params JSON, extractor, n generated)
 
     @classmethod
-    def make(cls, options: EvalOptions) -> "_Plan":
+    def make(cls, options: EvalOptions, real_file: Any = None) -> "_Plan":
         from ganbench.devices import tf32_allowed
 
         metrics, n_ctx = configure_metrics(options)
@@ -485,8 +485,8 @@ class _Plan:
         extra: dict[str, Any] = {"tf32": True} if tf32_allowed(options.device) else {}
         if options.batch_size != DEFAULT_BATCH_SIZE:
             extra["batch_size"] = int(options.batch_size)
-        how = {name: (_json({**m.params(), **extra}), metric_extractor(m, options), metric_n(m, n_ctx))
-               for name, m in metrics.items()}
+        how = {name: (_json({**m.params(), **extra, **_real_covariance(m, real_file)}), metric_extractor(m, options),
+                      metric_n(m, n_ctx)) for name, m in metrics.items()}
         return cls(metrics=metrics, n_ctx=n_ctx, how=how)
 
     def work(self, todo: Sequence[str]) -> dict[str, float]:
@@ -507,11 +507,20 @@ class _Plan:
         return out
 
 
+def _real_covariance(metric: Any, file: Any) -> dict[str, str]:
+    """`real_covariance` for a row whose real sigma a statistics file gives in another convention than the
+    metric's `covariance` and cannot be converted (N unknown: pytorch-fid / clean-fid files are ÷(N-1)); the
+    row said "biased" although its real side was not."""
+    wanted = getattr(metric, "covariance", None)
+    given = file.sigma_as_given(wanted) if file is not None and isinstance(wanted, str) else None
+    return {"real_covariance": f"{given} (as in the file, N unknown)"} if given else {}
+
+
 class _Plans:
     """The plan of each target: the evaluation's, or for an image set one whose --n defaults to its size."""
 
-    def __init__(self, options: EvalOptions, plan: _Plan) -> None:
-        self.options, self.plan = options, plan
+    def __init__(self, options: EvalOptions, plan: _Plan, real_file: Any = None) -> None:
+        self.options, self.plan, self.real_file = options, plan, real_file
         self._by_n: dict[int, _Plan] = {}
 
     def of(self, ref: CheckpointRef) -> _Plan:
@@ -519,7 +528,7 @@ class _Plans:
             return self.plan
         n = len(ref.dataset)
         if n not in self._by_n:
-            self._by_n[n] = _Plan.make(dataclasses.replace(self.options, n=n))
+            self._by_n[n] = _Plan.make(dataclasses.replace(self.options, n=n), self.real_file)
         return self._by_n[n]
 
 
@@ -589,9 +598,11 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     options = dataclasses.replace(options, device=str(resolve_device(options.device)))
     plan = _Plan.make(options)   # every name checked before any work
     reals = _RealData(options)   # a statistics file checked before any work
+    if reals.file is not None:
+        plan = _Plan.make(options, reals.file)
     refs = ([t for t in targets if isinstance(t, CheckpointRef)]
             or find_checkpoints(targets, options.skip_unknown, options.cache_dir))  # type: ignore[arg-type]
-    plans = _Plans(options, plan)
+    plans = _Plans(options, plan, reals.file)
     _check_real_file(reals.file, plan)
     if refs and all(ref.is_image_set for ref in refs) and all(needs_generator(m) for m in plan.metrics.values()):
         raise ConfigError(f"{', '.join(plan.metrics)} need(s) a generator network; an image set "

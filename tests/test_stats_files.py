@@ -3,6 +3,8 @@ clean-fid style mu/sigma files, and bad files (one line naming the file, exit co
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -76,7 +78,11 @@ def test_a_pytorch_fid_style_file_is_accepted_and_marked_foreign(sets):
     row = read_results(sets / "r.csv").iloc[0]
     assert row["value"] == pytest.approx(reference_fid(shapes_net_features(sets / "samples"), real), rel=1e-5)
     assert row["dataset"].startswith("foreign-stats-pf-") and "unknown (foreign file)" in row["resize_mode"]
-    assert np.isnan(row["n_real"])
+    assert np.isnan(row["n_real"]) and "real_covariance" not in row["params"]
+    # the default (biased) FID cannot rescale a file of unknown N: its rows said "biased" for an unbiased real side
+    _run("eval", sets / "samples", "--real-stats", sets / "pf.npz", "--metrics", "fid", "--out", sets / "d.csv")
+    params = json.loads(read_results(sets / "d.csv").iloc[0]["params"])
+    assert params["covariance"] == "biased" and params["real_covariance"].startswith("unbiased (as in the file")
 
 
 def _bad_files(sets):
@@ -85,12 +91,16 @@ def _bad_files(sets):
     asym, nan = z["sigma"].copy(), z["sigma"].copy()
     asym[0, 1] += 1.0
     nan[3, 3] = np.nan
+    w, v = np.linalg.eigh(z["sigma"])
+    npsd = z["sigma"] - 2 * w[-1] * np.outer(v[:, -1], v[:, -1])   # its largest eigenvalue flipped below 0
     return {
         "dim.npz": ({"mu": z["mu"][:10], "sigma": z["sigma"][:10, :10]}, "feature dimension 10"),
         "asym.npz": ({**z, "sigma": asym}, "not symmetric"),
         "nan.npz": ({**z, "sigma": nan}, "NaN or inf"),
         "ext.npz": ({**z, "extractor": np.array("inception")}, "extractor 'inception'"),
         "nosigma.npz": ({"mu": z["mu"]}, "no sigma"),
+        # FID stopped with "the first covariance is not positive semi-definite", naming no file
+        "npsd.npz": ({**z, "sigma": npsd}, "sigma is not positive semi-definite"),
     }
 
 
@@ -102,6 +112,10 @@ def test_bad_statistics_files_stop_with_one_line_naming_the_file(sets):
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1, (name, result.output)
         assert name in lines[0] and why in lines[0], (name, lines[0])
+    assert not (sets / "r.csv").exists()
+    result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / "data"),
+                                      "--metrics", "fid", "--out", str(sets / "r.csv")])
+    assert result.exit_code == 2 and "data: is a folder" in result.output   # was "statistics file not found"
     assert not (sets / "r.csv").exists()
 
 

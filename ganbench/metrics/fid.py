@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganbench.errors import ConfigError, GanbenchError
+from ganbench.errors import ConfigError, DataError, GanbenchError
 from ganbench.heap import numpy_small_pages
 from ganbench.metrics.base import METRICS, Metric, register_variant
 
@@ -20,7 +20,12 @@ MAX_IMAG = 1e-3  # largest tolerated imaginary part of an eigenvalue's square ro
 
 
 class FrechetError(GanbenchError):
-    """The covariances do not give a real distance (not positive semi-definite, or not finite)."""
+    """The covariances do not give a real distance (not positive semi-definite, or not finite); `which` is
+    1 or 2 when one covariance is to blame."""
+
+    def __init__(self, message: str, which: int | None = None) -> None:
+        super().__init__(message)
+        self.which = which
 
 
 def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
@@ -40,7 +45,7 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     w1, v1 = _eigh(s1)
     if w1.min(initial=0.0) < -MAX_IMAG ** 2:
         raise FrechetError(f"sqrt(S1 S2) would have an imaginary component: the first covariance has an "
-                           f"eigenvalue {w1.min():.3g} < 0, so it is not positive semi-definite")
+                           f"eigenvalue {w1.min():.3g} < 0, so it is not positive semi-definite", which=1)
     import torch
 
     v1t = torch.from_numpy(v1)
@@ -69,7 +74,7 @@ def _trace_sqrt_psd(inner: np.ndarray, which: str) -> float:
     w = _eigh((inner + inner.T) / 2, vectors=False)
     if w.min(initial=0.0) < -MAX_IMAG ** 2:
         raise FrechetError(f"sqrt(S1 S2) has an imaginary component {np.sqrt(-w.min()):.3g} (> {MAX_IMAG}): "
-                           f"the {which} covariance is not positive semi-definite")
+                           f"the {which} covariance is not positive semi-definite", which=1 if which == "first" else 2)
     return float(np.sqrt(_drop_roundoff(w)).sum())
 
 
@@ -160,7 +165,14 @@ class FID(Metric):
         if gen.n < gen.total.size:  # fewer samples than dimensions: the N x N route (trace_sqrt_product_factored)
             rows = np.asarray(ctx.outputs("gen", "features", self.extractor, gen.n), np.float64) - gen.mean
             factor = rows / np.sqrt(gen.n if self.covariance == "biased" else gen.n - 1)
-        value = frechet_distance(real.mean, real_cov, gen.mean, gen_cov, factor)
+        try:
+            value = frechet_distance(real.mean, real_cov, gen.mean, gen_cov, factor)
+        except FrechetError as exc:
+            file = getattr(ctx, "real_file", None)
+            if exc.which == 1 and file is not None:  # the real side came from the file: name it, not "the first"
+                raise DataError(f"{file.path}: sigma is not positive semi-definite (FID would take the root of a "
+                                f"negative eigenvalue), so it is not a covariance matrix") from None
+            raise
         return {self.name: value}
 
 

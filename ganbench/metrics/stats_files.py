@@ -8,8 +8,10 @@ KID and PR, and FID through its moments. `ganbench stats export` writes both kin
 
 Files with only `mu` and `sigma` are what pytorch-fid (`--save-stats`) and clean-fid write: they are read as
 *foreign* statistics (extractor settings, resize and N unknown; their covariance is ÷(N-1)), and the rows say
-so. Every check (shapes, finiteness, symmetry, extractor, feature dimension) fails with one line naming the
-file. Files are read with `allow_pickle=False`: nothing in them is executed.
+so (their rows' params add `real_covariance` when FID asks for another convention than the file's sigma, which
+cannot be rescaled without N). Every check (shapes, finiteness, symmetry, extractor, feature dimension, and
+positive semi-definiteness, which FID's own eigendecomposition finds at no extra cost) fails with one line naming
+the file. Files are read with `allow_pickle=False`: nothing in them is executed.
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ class RealStatsFile:
     def foreign(self) -> bool:
         return self.extractor is None
 
+    def sigma_as_given(self, covariance: str) -> str | None:
+        """The file's own convention when a metric asking for `covariance` gets sigma unconverted (N or the
+        convention unknown, as in pytorch-fid / clean-fid files: ÷(N-1)); None when it gets what it asks."""
+        moments = self.moments
+        if not isinstance(moments, FileMoments) or moments.covariance in (None, covariance):
+            return None
+        return moments.covariance if moments.n is None or moments.n < 2 else None
+
     @property
     def n(self) -> int | None:
         return self.moments.n
@@ -116,6 +126,8 @@ class RealStatsFile:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if path.is_dir():   # was "not found", which sent people looking for a missing file
+        raise DataError(f"{path}: is a folder; a statistics file is an .npz (image folders go to --real)")
     if not path.is_file():
         raise DataError(f"{path}: statistics file not found")
     try:
