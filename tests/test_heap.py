@@ -120,8 +120,11 @@ def test_large_blocks_are_reused_within_the_scope_and_faulted_in_again_after_it(
     with heap.reuse_freed_memory() as active:
         assert active and heap.reusing_freed_memory()
         faults_for_batch()                              # the first batch faults its pages in once ...
-        later = sum(faults_for_batch() for _ in range(5))
-    assert later <= fresh                               # ... five more cost less than one batch outside
+        later = [faults_for_batch() for _ in range(5)]
+    # ... and a later one almost none. The counts are the whole process's, so another thread's allocations add
+    # to them: the sum of five batches (asserted until stop 27) was above one fresh batch in 2 of 5 full -n 2
+    # runs (73728 = three faults of the 96 MB block, against 59395), never alone; the best of five is not.
+    assert min(later) <= fresh / 10, (fresh, later)
     assert not heap.reusing_freed_memory()
     assert sum(faults_for_batch() for _ in range(3)) > fresh   # pages are faulted in again after the scope
 
@@ -140,7 +143,8 @@ def test_nested_scopes_act_as_one() -> None:
             pass
         assert heap.reusing_freed_memory()             # the inner exit does not restore glibc's settings
         faults_for_batch()
-        assert sum(faults_for_batch() for _ in range(5)) <= fresh
+        later = [faults_for_batch() for _ in range(5)]
+        assert min(later) <= fresh / 10, (fresh, later)
     assert not heap.reusing_freed_memory()
 
 
