@@ -152,3 +152,15 @@ def test_odd_statistics_files_are_one_line_or_read_as_recorded(tmp_path):
     assert load_real_file(tmp_path / "bare.npz").moments.covariance == "unbiased"
     np.savez(tmp_path / "b.npz", mu=mu, sigma=biased, n=40, extractor=np.array(b"shapes-net"))
     assert load_real_file(tmp_path / "b.npz").extractor == "shapes-net"
+
+
+def test_export_keeps_an_existing_file_unless_told_to_overwrite(sets):
+    """`stats export` replaced an existing .npz (published statistics, say) without being asked."""
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    before = (sets / "st.npz").read_bytes()
+    result = CliRunner().invoke(app, ["stats", "export", "--real", "shapes:20", "-r", "32", str(sets / "st.npz")])
+    assert result.exit_code == 2 and "st.npz already exists" in result.output and "--overwrite" in result.output
+    assert (sets / "st.npz").read_bytes() == before
+    _run("stats", "export", "--real", "shapes:20", "-r", "32", "--overwrite", sets / "st.npz")
+    with np.load(sets / "st.npz", allow_pickle=False) as z:
+        assert int(z["n"]) == 20

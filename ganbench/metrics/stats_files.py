@@ -257,7 +257,7 @@ def write_real_file(path: str | os.PathLike, moments: Any, describe: dict[str, A
 def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shapes-net", features: bool = False,
                       n_real: int | None = None, resolution: int | None = None, covariance: str = "biased",
                       device: str = "cpu", batch_size: int = 64, skip_unknown: bool = False,
-                      cache_dir: Any = None) -> dict[str, Any]:
+                      cache_dir: Any = None, overwrite: bool = False) -> dict[str, Any]:
     """Compute the statistics (and with `features`, the features) of real data `real` and write them to `out`.
 
     The images are opened as `eval --real` opens them at `resolution` (default: the data's own size when that is
@@ -273,6 +273,10 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
         raise ConfigError(f"--covariance must be 'biased' (NVlabs, ÷N) or 'unbiased' (÷(N-1)), got {covariance!r}")
     if Path(out).suffix.lower() != ".npz":
         raise ConfigError(f"{out}: the statistics file must end in .npz")
+    if Path(out).is_dir():
+        raise ConfigError(f"{out}: is a folder; give the path of the .npz to write")
+    if Path(out).exists() and not overwrite:   # before any work: it replaced published statistics silently
+        raise ConfigError(f"{out} already exists; choose another path or pass --overwrite")
     on_disk = Path(str(real)).expanduser().exists()   # files get the automatic size, embedded sets their default
     auto = AUTO if on_disk else None
     dataset = open_dataset(str(real), resolution=auto if resolution is None else resolution, skip_unknown=skip_unknown)
@@ -286,4 +290,6 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
             "extractor": described["extractor"], "extractor_sha256": described.get("weights_sha256", ""),
             "resize": described.get("resize_mode", ""), "covariance": covariance, "dataset": dataset.identity,
             "resolution": int(dataset.resolution), "features": features}
+
+
 __all__ = ["FileMoments", "RealStatsFile", "export_real_stats", "load_real_file", "write_real_file"]
