@@ -264,10 +264,18 @@ def configure_metrics(options: EvalOptions) -> tuple[dict[str, Any], int]:
     return metrics, int(n_ctx)
 
 
+def row_seed(ref: CheckpointRef, metric: Any, seed: int) -> int:
+    """The seed a row records: 0 where the number is the same for every seed (`Metric.seed_free_on_images` on an
+    image set). Rows of seeds 0..4 of such a set were five identical numbers, later read as five repeats with
+    std 0; now a rerun with another seed finds the computation done."""
+    return 0 if ref.is_image_set and getattr(metric, "seed_free_on_images", False) else int(seed)
+
+
 def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
                 outputs: dict[str, Any], described: dict[str, Any], options: EvalOptions, dataset: str,
-                wall_s: float, extractor: str, n: int, flag: str = "") -> list[dict[str, Any]]:
-    """One row per result key of one metric computed on one checkpoint (`flag`: '' or 'diverged')."""
+                wall_s: float, extractor: str, n: int, flag: str = "", seed: int | None = None) -> list[dict[str, Any]]:
+    """One row per result key of one metric computed on one checkpoint (`flag`: '' or 'diverged'); `seed`: the
+    seed recorded (default: the evaluation's, see `row_seed`)."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = []
     for key, value in values.items():
@@ -277,7 +285,8 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
             "metric_group": name, "direction": direction or "", "n_samples": n,
             "n_real": described.get("n_real", options.n_real), "extractor": extractor,
             "extractor_sha256": described.get("weights_sha256", ""), "resize_mode": described.get("resize_mode", ""),
-            "dataset": dataset, "seed": options.seed, "params": params_json, "wall_s": round(wall_s, 3),
+            "dataset": dataset, "seed": options.seed if seed is None else seed, "params": params_json,
+            "wall_s": round(wall_s, 3),
             "ganbench_version": ganbench.__version__, "timestamp": stamp,
             "run_dir": str(ref.path.resolve() if ref.is_image_set else ref.run_dir.resolve()),
             "flag": flag,
@@ -326,12 +335,12 @@ def _describe(ctx: Any, extractor: str) -> dict[str, Any]:
         return {}
 
 
-def _identity(ref: CheckpointRef, name: str, how: tuple[str, str, int], options: EvalOptions,
-              real: tuple[str, int]) -> tuple:
-    params_json, extractor, n = how
+def _identity(ref: CheckpointRef, name: str, plan: "_Plan", options: EvalOptions, real: tuple[str, int]) -> tuple:
+    params_json, extractor, n = plan.how[name]
     dataset, n_real = real
+    seed = row_seed(ref, plan.metrics[name], options.seed)
     return identity_key({"run": ref.run, "checkpoint": ref.name, "metric_group": name,
-                         "extractor": extractor, "n_samples": n, "seed": options.seed, "params": params_json,
+                         "extractor": extractor, "n_samples": n, "seed": seed, "params": params_json,
                          "dataset": dataset, "n_real": n_real})
 
 
@@ -628,7 +637,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         path = Path(out) if out is not None else default_output(ref)
         real = reals.identity(ref)
         mine = plans.of(ref)
-        keys = {n: _identity(ref, n, mine.how[n], options, real) for n in mine.metrics}
+        keys = {n: _identity(ref, n, mine, options, real) for n in mine.metrics}
         summary.identities.update(keys.values())
         todo = [n for n in mine.metrics if keys[n] not in done[path]]
         summary.skipped += len(mine.metrics) - len(todo)
@@ -645,7 +654,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
                                                             base, work, extractors):
             if rank == 0:
                 _append(path, rows)
-            done[path].add(_identity(ref, name, mine.how[name], options, real))
+            done[path].add(_identity(ref, name, mine, options, real))
             added.extend(rows)
             progress.computed(exact, name, rows, wall)
         base += sum(work.values())
@@ -756,5 +765,6 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
             described[ext] = _describe(ctx, ext)
         base += work[name]
         progress.working(f"{label}: {name}", base)
-        yield ref, name, metric_rows(ref, name, params_json, values, dict(metric.outputs), described[ext], options,
-                                     dataset_id, wall, ext, n, flag=flag), wall
+        rows = metric_rows(ref, name, params_json, values, dict(metric.outputs), described[ext], options, dataset_id,
+                           wall, ext, n, flag=flag, seed=row_seed(ref, metric, options.seed))
+        yield ref, name, rows, wall

@@ -178,3 +178,25 @@ def test_a_run_folder_before_its_first_snapshot_is_not_an_image_set(sets):
                                       "--out", str(sets / "r.csv")])
     assert result.exit_code == 2 and "no network-snapshot" in result.output, result.output
     assert not (sets / "r.csv").exists()
+
+
+def test_a_seed_that_changes_nothing_on_an_image_set_adds_no_repeat(sets):
+    """The first n images of a set are scored whatever --seed says, so seeds 0..4 gave five identical FIDs, later
+    read as five repeats with std 0. A metric marked `seed_free_on_images` records seed 0 and a rerun with another
+    seed finds it done; SWD, which draws its patches and directions from the seed, still gets a row per seed."""
+    from ganbench.metrics import METRICS
+
+    names = "fid,kid,is,pr,swd,ms_ssim"
+    for seed in (0, 1):
+        _eval(sets / "samples", "--real", sets / "data", "--metrics", names, "--seed", seed,
+              "--out", sets / f"s{seed}.csv")
+    a, b = (read_results(sets / f"s{s}.csv").set_index("metric") for s in (0, 1))
+    for name in names.split(","):
+        keys = [k for k in a.index if a.loc[k, "metric_group"] == name]
+        free = METRICS.get(name).seed_free_on_images
+        assert keys and (a.loc[keys, "value"].tolist() == b.loc[keys, "value"].tolist()) == free, name   # the claim
+        assert set(b.loc[keys, "seed"]) == {0 if free else 1}, name
+    out = _eval(sets / "samples", "--real", sets / "data", "--metrics", names, "--seed", 1, "--out", sets / "s0.csv")
+    table = read_results(sets / "s0.csv")
+    assert "5 metric computations already present" in " ".join(out.split())
+    assert table.groupby("metric_group")["seed"].nunique().to_dict() == {n: 1 + (n == "swd") for n in names.split(",")}

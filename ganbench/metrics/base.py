@@ -33,6 +33,10 @@ class Metric(ABC):
     reference: str = ""           # the implementation whose numbers this metric reproduces (for `metrics list`)
     cost: str = ""                # its typical cost in words, e.g. "one generator + feature pass (shared)"
     work_per_sample: float = 1.0  # relative work per generated sample, weighting the progress bar's ETA
+    # Whether the number on a fixed set of images (an image set, not a generator) is the same for every --seed:
+    # the set's first n images are scored whatever the seed, so only a metric that draws from the seed itself
+    # (SWD's patches and directions) differs. False unless a test shows it (tests/test_imagesets.py).
+    seed_free_on_images: bool = False
 
     @abstractmethod
     def compute(self, ctx: "MetricContext") -> dict[str, float]:

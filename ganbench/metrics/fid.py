@@ -147,6 +147,7 @@ class FID(Metric):
     covariance: str = "biased"
     extractor: str | None = None
 
+    seed_free_on_images = True   # see Metric
     name = "fid"
     outputs = {"fid": "lower"}
     needs = frozenset({"real_features", "gen_features"})

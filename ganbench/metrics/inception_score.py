@@ -43,6 +43,7 @@ class InceptionScore(Metric):
     num_splits: int = 10
     extractor: str | None = None
 
+    seed_free_on_images = True   # see Metric
     name = "is"
     outputs = {"is_mean": "higher", "is_std": None}
     needs = frozenset({"gen_logits"})

@@ -98,6 +98,7 @@ class KID(Metric):
     subset_seed: int = 0
     extractor: str | None = None
 
+    seed_free_on_images = True   # see Metric
     name = "kid"
     outputs = {"kid_mean": "lower", "kid_std": None}
     needs = frozenset({"real_features", "gen_features"})

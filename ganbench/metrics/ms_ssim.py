@@ -139,6 +139,7 @@ class MSSSIM(Metric):
     k2: float = 0.03
     channels: str = "per-channel"
 
+    seed_free_on_images = True   # see Metric
     name = "ms_ssim"
     outputs = {"ms_ssim": None}  # neither direction is better: it should match the real data's value
     needs = frozenset({"gen_images"})

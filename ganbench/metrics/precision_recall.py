@@ -99,6 +99,7 @@ class PrecisionRecall(Metric):
     radius_dtype: str = "float32"
     extractor: str | None = None
 
+    seed_free_on_images = True   # see Metric
     name = "pr"
     outputs = {"precision": "higher", "recall": "higher"}
     needs = frozenset({"real_features", "gen_features"})
