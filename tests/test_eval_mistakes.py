@@ -136,6 +136,22 @@ def test_n_real_with_a_statistics_file_is_refused_not_ignored(tmp_path):
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_n_real_above_the_data_size_is_refused_not_capped(tmp_path):
+    """--n-real 500 against 48 real images was capped without a word (rows said n_real 48); `stats export` too.
+    A metric's own n_real (NVlabs' fid50k on a smaller set) is still capped, as NVlabs caps it."""
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    with pytest.raises(ConfigError, match=r"--n-real 500, but the real data .* has 48 images"):
+        evaluate([run], options(n_real=500), out=tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
+    assert len(evaluate([run], options(n_real=48), out=tmp_path / "r.csv").added) == 1
+    r = CliRunner().invoke(app, ["stats", "export", "--real", "shapes:20", "-r", "32", "--n-real", "21",
+                                 str(tmp_path / "s.npz")])
+    assert r.exit_code == 2 and "--n-real 21, but the real data shapes:20 has 20 images" in r.output, r.output
+    assert not (tmp_path / "s.npz").exists()
+    ctx = MetricContext(generator=None, real=ShapesDataset(n=48, resolution=16), n_real=50000, cache_dir=False)
+    assert ctx.num_real() == 48      # what fid50k's n_real=50000 meets on a smaller set
+
+
 def test_the_values_table_keeps_whole_run_names(tmp_path):
     """In a log file (200 columns) a table with many metric columns cut long run names to `..._long_ex…`, so the
     runs of seed 0 and seed 1 could not be told apart."""

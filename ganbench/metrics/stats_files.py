@@ -267,6 +267,7 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
     from ganbench.data import open_dataset
     from ganbench.data.preprocess import AUTO
     from ganbench.errors import ConfigError
+    from ganbench.evaluate import check_n_real
     from ganbench.metrics.context import MetricContext
 
     if covariance not in ("biased", "unbiased"):
@@ -280,6 +281,7 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
     on_disk = Path(str(real)).expanduser().exists()   # files get the automatic size, embedded sets their default
     auto = AUTO if on_disk else None
     dataset = open_dataset(str(real), resolution=auto if resolution is None else resolution, skip_unknown=skip_unknown)
+    check_n_real(n_real, dataset, real)
     ctx = MetricContext(real=dataset, n_real=n_real, extractor=extractor, device=device, batch_size=batch_size,
                         cache_dir=cache_dir)
     moments = ctx.real_moments()
