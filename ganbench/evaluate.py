@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ class EvalSummary:
     kimgs: dict[tuple[str, str], float] = field(default_factory=dict)   # (run, checkpoint) -> recorded kimg
     # seconds spent on: real_images (0 when cached), generation, gen_features (pass incl. generation), metrics (rest)
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)   # what a person must know about the numbers (one line each)
 
 
 class EvalProgress:
@@ -269,6 +271,20 @@ def row_seed(ref: CheckpointRef, metric: Any, seed: int) -> int:
     image set). Rows of seeds 0..4 of such a set were five identical numbers, later read as five repeats with
     std 0; now a rerun with another seed finds the computation done."""
     return 0 if ref.is_image_set and getattr(metric, "seed_free_on_images", False) else int(seed)
+
+
+def count_warnings(metrics: dict[str, Any]) -> list[str]:
+    """A line for each metric whose name promises a sample count (`fid50k_full`: 50k) measured with another one
+    (--n, or its n_gen parameter): its rows are honest (n_samples says what was used) but the name invites a
+    comparison with the published numbers it cannot stand."""
+    lines = []
+    for name, metric in metrics.items():
+        promised = re.search(r"(\d+)k(?![a-z])", name)
+        n_gen = getattr(metric, "n_gen", None)
+        if promised and n_gen is not None and int(n_gen) != int(promised.group(1)) * 1000:
+            lines.append(f"{name} measured {int(n_gen)} generated images, not the {promised.group(1)}k its name says: "
+                         f"compare its numbers only with rows of the same n_samples, not with published {name}")
+    return lines
 
 
 def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
@@ -640,7 +656,8 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         _refuse_another_run_of_the_same_name(ref, path, homes[path])
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
-    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))
+    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics),
+                          warnings=count_warnings(plan.metrics))
     jobs = []
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)

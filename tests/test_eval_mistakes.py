@@ -190,3 +190,21 @@ def test_statistics_of_another_resolution_are_one_line(tmp_path):
     np.savez(tmp_path / "s16.npz", **stats, resolution=16)
     done = evaluate([run], options(real=None, real_stats=tmp_path / "s16.npz", metrics=["fid"]), out=tmp_path / "r.csv")
     assert len(done.added) == 1 and np.isfinite(done.added["value"]).all()
+
+
+def test_a_preset_measured_with_fewer_images_than_its_name_says_is_a_warning(tmp_path):
+    """`-m fid50k_full --n 100` wrote fid50k_full rows from 100 images without a word; the rows stay (n_samples says
+    100, smoke suites rely on small presets) but eval warns that they are not comparable with published numbers."""
+    samples = tmp_path / "samples"
+    from ganbench.data import open_dataset
+    from ganbench.data.export import export_dataset
+
+    export_dataset(open_dataset("shapes:24", resolution=16, seed=1), samples)
+    args = ["eval", str(samples), "--real", "shapes:40", "-m", "fid50k_full,fid", "--n", "20"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a.csv")])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "warning: fid50k_full measured 20 generated images, not the 50k its name says" in said
+    assert said.count("warning:") == 1                                      # plain fid promises no count
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.csv"), "--json"])
+    assert json.loads(r.stdout.strip().splitlines()[-1])["warnings"][0].startswith("fid50k_full measured 20 generated")

@@ -159,6 +159,7 @@ def summary_json(summary: EvalSummary) -> str:
         "not_applicable": [{"run": r, "checkpoint": c, "metric": m, "why": w} for r, c, m, w in summary.not_computed],
         "diverged": [{"run": r, "checkpoint": c, "metric": m} for r, c, m in summary.diverged],
         "timings": dict(getattr(summary, "timings", None) or {}),
+        "warnings": list(getattr(summary, "warnings", None) or []),
     }, default=str, allow_nan=False)
 
 
@@ -181,6 +182,8 @@ def print_summary(summary: EvalSummary) -> None:
         out.print(plain(line, "dim"), soft_wrap=True)
     if timings_line(summary):
         out.print(plain(timings_line(summary)), soft_wrap=True)
+    for warning in getattr(summary, "warnings", None) or []:
+        console.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False, soft_wrap=True)
     if summary.diverged:
         console.print(f"[yellow]warning:[/] {len(summary.diverged)} computation(s) met NaN or inf (a diverged "
                       f"network); their rows hold NaN and are flagged 'diverged'", highlight=False, soft_wrap=True)
