@@ -721,6 +721,20 @@ def _add_timings(summary: EvalSummary, timings: dict[str, float], spent: float, 
     reported.update(mine)
 
 
+def _warn_channels(ref: CheckpointRef, G: Any, real: Any, spec: Any, summary: EvalSummary) -> None:
+    """Gray images are scored as RGB (the gray repeated, as NVlabs does), so colour images against gray real data
+    (or the reverse) gave a large FID without a word; one warning per run and real data."""
+    made = getattr(G, "img_channels", None) or getattr(G, "num_channels", None)
+    given = getattr(real, "num_channels", None)
+    if made is None or given is None or (int(made) == 1) == (int(given) == 1):
+        return
+    what = "an image set" if ref.is_image_set else "a generator"
+    line = (f"{ref.run} is {what} of {int(made)}-channel images but the real data {spec} has {int(given)}: both are "
+            f"scored as RGB (gray repeated), so the distance includes colour against gray")
+    if line not in summary.warnings:
+        summary.warnings.append(line)
+
+
 def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, options: EvalOptions,
                          reals: _RealData, progress: EvalProgress, summary: EvalSummary,
                          base: float = 0.0, work: dict[str, float] | None = None,
@@ -745,6 +759,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     if reals.file is not None:
         reals.file.check_resolution(resolution)
     spec, real = reals.of(ref)
+    _warn_channels(ref, G, real, spec, summary)
     label = ref.label
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,

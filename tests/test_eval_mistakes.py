@@ -208,3 +208,23 @@ def test_a_preset_measured_with_fewer_images_than_its_name_says_is_a_warning(tmp
     assert said.count("warning:") == 1                                      # plain fid promises no count
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.csv"), "--json"])
     assert json.loads(r.stdout.strip().splitlines()[-1])["warnings"][0].startswith("fid50k_full measured 20 generated")
+
+
+def test_colour_images_against_gray_real_data_is_a_warning(tmp_path):
+    """Gray images are scored as RGB (repeated, as NVlabs does), so a colour generator or image set against gray
+    reals gave a large FID without a word. Now one warning line per run; same channels: none."""
+    from ganbench.data import open_dataset
+    from ganbench.data.export import export_dataset
+
+    export_dataset(open_dataset("shapes:24", resolution=16, seed=1), tmp_path / "samples")
+    export_dataset(open_dataset(str(tmp_path / "samples"), channels=1), tmp_path / "gray")
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    for target, what in ((run, "a generator"), (tmp_path / "samples", "an image set")):
+        summary = evaluate([target], options(real=str(tmp_path / "gray"), metrics=["fid"], extractor="shapes-net",
+                                              n=20), out=tmp_path / "r.csv")
+        assert summary.warnings == [f"{target.name} is {what} of 3-channel images but the real data "
+                                    f"{tmp_path / 'gray'} has 1: both are scored as RGB (gray repeated), so the "
+                                    f"distance includes colour against gray"]
+    same = evaluate([tmp_path / "samples"], options(real=str(tmp_path / "samples"), metrics=["fid"],
+                                                   extractor="shapes-net", n=20), out=tmp_path / "s.csv")
+    assert same.warnings == []
