@@ -1,7 +1,8 @@
 """`ganbench datasets list | info | export | convert`: what datasets exist, what one holds, writing one out.
 
 `convert` is NVlabs' dataset_tool.py: any source (folder, zip, npz, shapes) to an NVlabs-layout zip or
-folder at one resolution (`--crop` = its `--transform`), dropping images the crop cannot use.
+folder at one resolution (`--crop` = its `--transform`), dropping images the crop cannot use. Both also
+write ganbench's `.npz` arrays (images + labels, no attributes); other file suffixes are refused up front.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ CROP_HELP = ("With --resolution: center (default, NVlabs center-crop: the larges
              "black; images too small for it are dropped by convert), none (squash the whole image).")
 RESIZE_HELP = "With --resolution: resize filter lanczos (default, as NVlabs) or box."
 SKIP_HELP = "Skip non-image files in a folder or zip (counted in one warning line) instead of failing."
+NPZ_HELP = ("{0}.npz (`images` uint8 [N,H,W,C] + `labels`, memory-mapped when read; shapes attributes are not "
+            "stored in arrays)")
 
 
 def _open(spec: str, resolution: Optional[int], n: Optional[int], seed: Optional[int], channels: Optional[int],
@@ -67,7 +70,8 @@ def info(
     skip_unknown: bool = typer.Option(False, "--skip-unknown", help=SKIP_HELP),
     crop: Optional[str] = typer.Option(None, "--crop", help=CROP_HELP),
     resize: Optional[str] = typer.Option(None, "--resize", help=RESIZE_HELP),
-    verify: bool = typer.Option(False, "--verify", help="Decode every image, failing on the first bad one."),
+    verify: bool = typer.Option(False, "--verify", help="Decode every image (and check each .npz member's "
+                                "CRC-32), failing on the first bad one."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Print a dataset's size, resolution, channels, label_dim and identity (its cache key)."""
@@ -89,7 +93,8 @@ def info(
 @handle_errors
 def export(
     spec: str = typer.Argument(..., metavar="SPEC", help=SPEC_HELP),
-    out: Path = typer.Argument(..., metavar="OUT", help="OUT.zip (one archive) or OUT_DIR (a new folder)."),
+    out: Path = typer.Argument(..., metavar="OUT", help=f"OUT.zip (one archive), {NPZ_HELP.format('OUT')} or "
+                                                      f"OUT_DIR (a new folder)."),
     n: Optional[int] = typer.Option(None, "--n", help="Number of images (shapes default 10000; files: first N)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Power-of-two output size."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of an embedded dataset."),
@@ -99,7 +104,8 @@ def export(
     resize: Optional[str] = typer.Option(None, "--resize", help=RESIZE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    """Write a dataset as PNGs + dataset.json (labels) + attributes.json (shapes ground truth), atomically."""
+    """Write a dataset as PNGs + dataset.json (labels) + attributes.json (shapes ground truth), or .npz, atomically."""
+    _check_output(out, overwrite)
     dataset = _open(spec, resolution, n, seed, channels, skip_unknown, crop, resize)
     _write(dataset, out, overwrite, "exporting", drop=False)
 
@@ -108,8 +114,8 @@ def export(
 @handle_errors
 def convert(
     src: str = typer.Argument(..., metavar="SRC", help=SPEC_HELP),
-    dest: Path = typer.Argument(..., metavar="DEST", help="DEST.zip (one archive, as NVlabs trains from) or a "
-                                                          "new folder."),
+    dest: Path = typer.Argument(..., metavar="DEST", help=f"DEST.zip (one archive, as NVlabs trains from), "
+                                                          f"{NPZ_HELP.format('DEST')} or a new folder."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Power-of-two output size (default: "
                                              "the native size, which must then be square)."),
     crop: Optional[str] = typer.Option(None, "--crop", help=CROP_HELP),
@@ -123,9 +129,18 @@ def convert(
 
     The equivalent of NVlabs' `dataset_tool.py --source SRC --dest DEST --resolution RxR --transform ...`;
     the result trains and evaluates the same in ganbench and in NVlabs' stylegan2-ada / stylegan3 code.
+    DEST.npz writes ganbench's array format instead (images + labels; attributes are not stored in arrays).
     """
+    _check_output(dest, overwrite)
     dataset = _open(src, resolution, n, None, channels, skip_unknown, crop, resize)
     _write(dataset, dest, overwrite, "converting", drop=True)
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Refuse an output export cannot write (a .npy, .tar, ... name, or a path in the way) before reading the source."""
+    from ganbench.data.export import output_kind
+
+    output_kind(out, overwrite)
 
 
 def _write(dataset: Any, out: Path, overwrite: bool, verb: str, drop: bool) -> None:

@@ -12,6 +12,8 @@ only its header; a compressed one (`np.savez_compressed`) is loaded on first acc
 
 Every array's header is checked against the bytes that follow it before anything is read or
 allocated, so a damaged or hostile file (a header claiming 10^12 entries) is a one-line error.
+Memory-mapped pixels bypass zipfile's CRC-32 check, so `verify` reads every member through it once
+(in chunks) to find damage inside the data as well.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from ganbench.data.preprocess import (AUTO, auto_resolution, check_resolution, d
 from ganbench.errors import DataError
 
 IMAGES_KEY, LABELS_KEY = "images", "labels"
+CRC_CHUNK = 1 << 20
 
 
 def _read_npy_header(f: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -204,6 +207,29 @@ class ArrayDataset(ImageDataset):
                 except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
                     raise DataError(f"{self._where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
         return self._array
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> None:
+        """Check every .npz member against its zip CRC-32, then decode every image and label."""
+        if self._npz:
+            self._check_crcs()
+        super().verify(progress)
+
+    def _check_crcs(self) -> None:
+        """Read each member to its end through zipfile, which compares the CRC-32 the zip stores for it."""
+        member = "?"
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                for info in zf.infolist():
+                    member = info.filename
+                    with zf.open(info) as f:
+                        while f.read(CRC_CHUNK):
+                            pass
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{self.path}: member {member} is damaged ({str(exc)[:120]}); the file changed after "
+                            f"it was written, re-create or re-download it") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{self.path}: member {member} cannot be read ({type(exc).__name__}: "
+                            f"{str(exc)[:120]})") from None
 
     @property
     def source(self) -> str:
