@@ -55,7 +55,9 @@ def unknown_name(kind: str, name: object, known: Iterable[str], label: str = "kn
     import difflib
 
     names = sorted(known)
-    close = difflib.get_close_matches(str(name), names, n=1)
+    folded = {n.lower(): n for n in names}   # `-m FID` found nothing close: difflib compares case-sensitively
+    close = ([folded[str(name).lower()]] if str(name).lower() in folded
+             else [folded[m] for m in difflib.get_close_matches(str(name).lower(), sorted(folded), n=1)])
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {kind} {name!r}{hint}; {label}: {', '.join(names) or '(none)'}"
 

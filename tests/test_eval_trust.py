@@ -84,6 +84,15 @@ def test_unknown_metric_parameter_lists_valid_keys(tmp_path):
     assert not (run / "results.csv").exists()
 
 
+def test_a_metric_name_in_other_case_gets_its_suggestion(tmp_path):
+    """`-m FID` (as other tools spell it) listed every metric but suggested none: difflib compares case-sensitively."""
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    for given, meant in (("FID", "fid"), ("Kid50K_Full", "kid50k_full"), ("PPL_WEDN", "ppl_wend")):
+        result = runner.invoke(app, ["eval", str(run), "--metrics", given, "--real", "shapes:32"])
+        assert_one_line_error(result, f"unknown metric '{given}'", f"did you mean '{meant}'")
+    assert not (run / "results.csv").exists()
+
+
 @pytest.mark.parametrize("param, problem", [
     ("fid.n_gen=abc", "must be a whole number"), ("fid.n_gen=1e400", "must be a whole number"),
     ("fid.n_gen=-5", "must be at least 1"), ("pr.k=abc", "must be a whole number"),
