@@ -73,6 +73,23 @@ def test_every_command_answers_help():
         assert "Usage" in result.output
 
 
+def test_usage_errors_are_one_line_with_exit_code_2():
+    """typer printed a 4-line box (usage, hint, framed message) for a mistyped option or a missing argument; now one
+    'error:' line like every other mistake, naming the command's --help. A group without arguments shows its help."""
+    for args, said in ((["eval", "x", "--bogus"], "No such option: --bogus"),
+                       (["eval"], "Missing argument 'targets'"),
+                       (["--bogus"], "No such option: --bogus"),
+                       (["stats", "export", "x.npz"], "Missing option '--real'"),
+                       (["eval", "x", "--n", "abc"], "Invalid value for '--n'"),
+                       (["nosuch"], "No such command 'nosuch'")):
+        result = runner.invoke(app, args)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, (args, result.output)
+        assert lines[0].startswith("error: ") and said in lines[0] and "--help')" in lines[0], lines[0]
+    result = runner.invoke(app, ["stats"])
+    assert "stats [OPTIONS] COMMAND" in result.output and "export" in result.output
+
+
 def test_datasets_list_names_embedded_sets_and_formats():
     result = runner.invoke(app, ["datasets", "list"])
     assert result.exit_code == 0, result.output

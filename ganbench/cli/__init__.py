@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from ganbench import __version__
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+# click's UsageError, wherever this typer keeps click (a vendored copy in recent versions, the package before)
+USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """A mistyped option or a missing argument is one line and exit code 2, like every other error, not typer's
+    four-line boxed usage message (a log file or CI output shows the reason on the line that says 'error:')."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except USAGE_ERROR as exc:
+            _usage_error(exc)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)   # each subcommand's arguments are parsed in here
+        except USAGE_ERROR as exc:
+            _usage_error(exc)
+
+
+def _usage_error(exc: Any) -> Any:
+    """One line for a usage error; a command group run without arguments still shows its help."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        raise exc
+    from ganbench.cli.common import fail
+
+    where = exc.ctx.command_path if exc.ctx is not None else "ganbench"
+    fail(f"{exc.format_message()} (see '{where} --help')", code=exc.exit_code)
+
+
+app = typer.Typer(cls=_OneLineUsageErrors, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Train the ProGAN -> StyleGAN3 family and measure them with the standard GAN metrics.")
 
 
