@@ -56,11 +56,15 @@ def validate_suite(suite: Suite) -> None:
     stray = sorted(set(suite.metric_params) - set(suite.metrics))
     if stray:
         raise ConfigError(f"suite {suite.name!r}: metric_params for {stray[0]!r}, which is not in its metrics")
-    from ganbench.regress import validate_tolerance_names
+    from ganbench.regress import validate_tolerance_file, validate_tolerances
 
+    # Tolerances as written in the file (so errors name it), then as parsed (a suite built without a file):
+    # a sign pointing the better way would otherwise surface only at the check, after all the training.
+    if suite.source is not None:
+        validate_tolerance_file(suite.source, suite.name)
     where = f"{suite.source or 'benchmarks'}"
-    validate_tolerance_names(suite.check_defaults.tolerances, f"{where} [check]")
-    validate_tolerance_names(suite.tolerances, f"{where} [suites.{suite.name}.tolerances]")
+    validate_tolerances(suite.check_defaults.tolerances, f"{where} [check]")
+    validate_tolerances(suite.tolerances, f"{where} [suites.{suite.name}]")
 
 
 def run_dir_for(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path) -> Path:

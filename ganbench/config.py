@@ -179,7 +179,13 @@ def parse_tolerances(text: str | None) -> dict[str, Tolerance]:
 
 def _tolerance_table(value: Any, where: str) -> dict[str, Tolerance]:
     table = _typed(value, dict, "tolerances", where)
-    return {k: parse_tolerance(k, v) for k, v in table.items()}
+    out = {}
+    for key, text in table.items():
+        try:
+            out[key] = parse_tolerance(key, text)
+        except ConfigError as exc:   # named the key but not the file it came from
+            raise ConfigError(f"{where}: {exc}") from None
+    return out
 
 
 def check_settings_from_table(table: Any, source: Path | None = None) -> CheckSettings:

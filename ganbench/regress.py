@@ -13,9 +13,9 @@ Tolerance keys are looked up as the result key (`kid_mean`), then its metric (`k
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,14 +166,152 @@ def tolerance_names() -> list[str]:
     return ["*", *sorted(names)]
 
 
+TOLERANCE_FORMS = ("accepted: NAME=+0.5 or NAME=-0.2 (absolute, signed the way NAME worsens: + when lower is better, "
+                   "- when higher is better), NAME=0.5 (unsigned), NAME=+5% (relative to the baseline), NAME twice "
+                   "for both parts, *=0.5 or *=1% (the default for every other key, unsigned); NAME is a metric or "
+                   "result key")
+_AMOUNT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?")  # what TOLERANCE_FORMS allows
+
+
+def _unknown_key(key: str, valid: list[str]) -> str:
+    """Why `key` is no tolerance key, with the closest valid one when one is close (also in another case)."""
+    from ganbench.registry import unknown_name
+
+    return unknown_name("tolerance key", key, valid, label="valid")
+
+
 def validate_tolerance_names(tolerances: dict[str, Tolerance], where: str = "--tolerance") -> None:
     """An unknown tolerance key is a ConfigError listing the valid ones (and the closest, when one is close)."""
     valid = tolerance_names()
     for key in tolerances:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: unknown tolerance key {key!r}{hint}; valid: {', '.join(valid)}")
+            raise ConfigError(f"{where}: {_unknown_key(key, valid)}")
+
+
+def _worse_directions(key: str) -> set[str]:
+    """The better directions ('lower', 'higher') of what tolerance key `key` applies to: a metric's result keys,
+    or every registered metric's result key of that name; informational keys add none."""
+    from ganbench.metrics import METRICS, list_metrics
+
+    if key in METRICS:
+        return {d for d in METRICS.get(key).outputs.values() if d}
+    return {METRICS.get(n).outputs[key] for n in list_metrics() if METRICS.get(n).outputs.get(key)}
+
+
+def _sign_problem(key: str, tol: Tolerance) -> str | None:
+    """Why a signed tolerance cannot be meant as written: `*` is unsigned, and a sign must point the worse way."""
+    if not tol.sign:
+        return None
+    bare = str(Tolerance(abs=tol.abs, rel=tol.rel))
+    if key == "*":
+        return (f"the default '*' takes no sign, as it covers lower- and higher-is-better keys alike and always "
+                f"means the worse way (write *={bare}); {TOLERANCE_FORMS}")
+    directions = _worse_directions(key)
+    if len(directions) > 1:
+        return (f"{key} has lower- and higher-is-better result keys, so a sign cannot point the worse way for all "
+                f"(write {key}={bare}, or give each result key its own)")
+    if len(directions) == 1:
+        direction = directions.pop()
+        worse = 1 if direction == "lower" else -1
+        if tol.sign != worse:
+            good = str(Tolerance(abs=tol.abs, rel=tol.rel, sign=worse))
+            return (f"points the wrong way: {key} is {direction}-is-better, so it worsens by going "
+                    f"{'up' if worse > 0 else 'down'} (write {key}={good})")
+    return None
+
+
+def validate_tolerances(tolerances: dict[str, Tolerance], where: str) -> None:
+    """Known keys, an unsigned `*`, and signs that point each key's worse way (from the metric registry, so before
+    any result is read); errors name `where` (e.g. "benchmarks.toml [check]") and the tolerance."""
+    validate_tolerance_names(tolerances, where)
+    for key, tol in tolerances.items():
+        problem = _sign_problem(key, tol)
+        if problem:
+            raise ConfigError(f"{where} tolerance '{key}={tol}': {problem}")
+
+
+def _spec_text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def parse_tolerance_spec(key: str, value: object, label: str) -> Tolerance:
+    """One tolerance, `key` = `value` (a string, or a number from TOML), held to TOLERANCE_FORMS; `label` names it
+    in errors (e.g. "--tolerance 'fid=+1'"). The key must be known and a sign must point its worse way."""
+    from ganbench.config import parse_tolerance
+
+    text = _spec_text(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _AMOUNT.fullmatch(text):
+        what = "no amount" if text == "" else f"{text!r} is not an amount"
+        raise ConfigError(f"{label}: {what}; {TOLERANCE_FORMS}")
+    if not math.isfinite(float(text.rstrip("%"))):
+        raise ConfigError(f"{label}: {text!r} is not a finite amount; {TOLERANCE_FORMS}")
+    valid = tolerance_names()
+    if key not in valid:
+        raise ConfigError(f"{label}: {_unknown_key(key, valid)}")
+    tol = parse_tolerance(key, text)
+    problem = _sign_problem(key, tol)
+    if problem:
+        raise ConfigError(f"{label}: {problem}")
+    return tol
+
+
+def _merge(out: dict[str, Tolerance], key: str, tol: Tolerance, label: str) -> None:
+    try:
+        out[key] = out[key].merged(tol, key) if key in out else tol
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def parse_tolerance_option(text: str | None, where: str = "--tolerance") -> dict[str, Tolerance]:
+    """`--tolerance fid=+0.5,is=-0.2,kid=+5%,*=1%` held to TOLERANCE_FORMS: anything else (an empty item, a
+    missing name or amount, nan, 1_0, a signed `*`, a sign pointing the better way, an unknown key) is a one-line
+    ConfigError naming the item. A key given twice combines an absolute and a relative part."""
+    out: dict[str, Tolerance] = {}
+    if not (text or "").strip():
+        return out
+    for item in text.split(","):
+        spec = item.strip()
+        if not spec:
+            raise ConfigError(f"{where} {text!r}: an empty tolerance between commas; {TOLERANCE_FORMS}")
+        key, sep, value = spec.partition("=")
+        key = key.strip()
+        label = f"{where} '{spec}'"
+        if not sep or not key:
+            raise ConfigError(f"{label}: not NAME=AMOUNT; {TOLERANCE_FORMS}")
+        _merge(out, key, parse_tolerance_spec(key, value, label), label)
+    return out
+
+
+def _table_tolerances(table: object, where: str) -> None:
+    """Hold each raw entry of a TOML tolerances table to TOLERANCE_FORMS (wrong types are left to the loader)."""
+    if not isinstance(table, dict):
+        return
+    for key, value in table.items():
+        out: dict[str, Tolerance] = {}
+        for part in value if isinstance(value, list) else [value]:
+            label = f"{where} tolerance '{key}={_spec_text(part)}'"
+            _merge(out, str(key), parse_tolerance_spec(str(key), part, label), label)
+
+
+def validate_tolerance_file(path: str | os.PathLike, suite: str | None = None) -> None:
+    """The tolerances of the [check] table of a benchmarks file (and of [suites.SUITE]) as written there, so that
+    an error names the file, the table and the entry, e.g. "benchmarks.toml [check] tolerance 'fid=-1': ...".
+    A file that cannot be read or parsed is left to the loader, which says so."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return
+    check = data.get("check")
+    if isinstance(check, dict):
+        _table_tolerances(check.get("tolerances"), f"{path} [check]")
+    suites = data.get("suites")
+    table = suites.get(suite) if suite is not None and isinstance(suites, dict) else None
+    if isinstance(table, dict):
+        _table_tolerances(table.get("tolerances"), f"{path} [suites.{suite}]")
 
 
 def tolerance_for(metric: str, group: str, tolerances: dict[str, Tolerance]) -> tuple[str, Tolerance]:

@@ -74,9 +74,11 @@ def check(
     results: list[Path] = typer.Argument(..., help="Results CSV file(s) written by `ganbench eval`."),
     baseline: Path = typer.Option(..., "--baseline", "-b", help="Baseline CSV to compare against."),
     tolerance: str = typer.Option("", "--tolerance", "-t",
-                                  help="Allowed worsening per result key or metric, e.g. fid=+0.5,is=-0.2,kid=+5%; "
-                                       "`*=...` sets the default; a key given twice combines an absolute and a "
-                                       "relative part. Adds to / overrides the \\[check] table of benchmarks.toml."),
+                                  help="Allowed worsening per result key or metric, e.g. fid=+0.5,is=-0.2,kid=+5%: a "
+                                       "sign must point the worse way (+ when lower is better, - when higher is); "
+                                       "`*=1%` (unsigned) sets the default; a key given twice combines an "
+                                       "absolute and a relative part. Adds to / overrides the \\[check] table "
+                                       "of benchmarks.toml."),
     k: Optional[float] = typer.Option(None, "--k", help="Noise allowance: a group may worsen by k x the combined "
                                                         "seed std of the two means (default: \\[check] k, else 3)."),
     allow_missing: bool = typer.Option(False, "--allow-missing",
@@ -93,18 +95,23 @@ def check(
 
     Exit 0: no group worse than its margin; 1: a regression, a diverged or non-numeric value, a baseline
     group with no comparable results, or no group compared at all; 2: bad input (unreadable or empty files,
-    unknown tolerance keys, the baseline being a results file).
+    a tolerance that is not NAME=+0.5, NAME=-0.2, NAME=0.5, NAME=+5% or an unsigned *=1%, an unknown tolerance
+    key or one whose sign points the better way, the baseline being a results file).
     """
-    from ganbench.config import load_check_settings, load_suite, parse_tolerances
-    from ganbench.regress import check_files, refuse_same_file, validate_tolerance_names, write_baseline
+    from ganbench.config import default_benchmarks_path, load_check_settings, load_suite
+    from ganbench.regress import (check_files, parse_tolerance_option, refuse_same_file, validate_tolerance_file,
+                                  validate_tolerances, write_baseline)
     from ganbench.results import read_many
 
-    # Every option is validated before any file is read.
+    # Every option is validated before any file is read. The file's tolerances are checked as written there,
+    # so an error names the file, its table and the entry.
+    source = config if config is not None else default_benchmarks_path()
+    if config is not None or source.is_file():
+        validate_tolerance_file(source, suite)
     settings = load_suite(suite, config).check_settings() if suite else load_check_settings(config)
     where = f"{settings.source} [check]" if settings.source else "[check]"
-    validate_tolerance_names(settings.tolerances, where if not suite else f"{settings.source} [suites.{suite}]")
-    cli_tolerances = parse_tolerances(tolerance)
-    validate_tolerance_names(cli_tolerances, "--tolerance")
+    validate_tolerances(settings.tolerances, where if not suite else f"{settings.source} [suites.{suite}]")
+    cli_tolerances = parse_tolerance_option(tolerance)
     settings = settings.overridden(cli_tolerances, k)
     refuse_same_file(baseline, results)
     if update_baseline:
