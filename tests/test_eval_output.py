@@ -116,6 +116,31 @@ def test_one_progress_bar_for_the_whole_job_weighted_by_samples_with_eta(tmp_pat
     assert "runA @ 2 kimg" in terminal.file.getvalue()
 
 
+def test_result_lines_print_above_the_live_bar_not_glued_to_it(tmp_path, monkeypatch):
+    """On a terminal the result lines (stdout) were written by a console of their own straight after the bar's text
+    (stderr) on the same screen: 'runA @ 1 kimg: toy-score ━━━ 98% 0:00:01runA  kimg 1  toy-score…'. Now each
+    one goes through the bar's console, which clears the bar's line first and redraws the bar below it."""
+    import re
+
+    from rich.console import Console
+
+    import ganbench.cli.common as common
+    import ganbench.cli.eval_cmd as eval_cmd
+
+    screen = io.StringIO()   # stdout and stderr on one terminal
+    monkeypatch.setattr(common, "console", Console(file=screen, force_terminal=True, width=150, emoji=False))
+    monkeypatch.setattr(common, "make_console", lambda **kw: Console(file=screen, force_terminal=True, width=150))
+    run = make_run(tmp_path / "runA", kimgs=(1, 2))
+    opts = EvalOptions(metrics=["toy-score"], real=ShapesDataset(n=24, resolution=16), n=20, extractor="toy-pixels",
+                       device="cpu", batch_size=10)
+    with eval_cmd.EvalDisplay() as display:
+        evaluate([run], opts, out=tmp_path / "r.csv", progress=display)
+    text = screen.getvalue()
+    lines = [m.start() for m in re.finditer(r"runA  kimg \d  toy-score", text)]
+    assert len(lines) == 2
+    assert all(text[:start].endswith(("\r\x1b[2K", "\n")) for start in lines), [text[s - 30:s] for s in lines]
+
+
 def test_work_weights_count_a_shared_feature_pass_once():
     plan = _Plan.make(EvalOptions(metrics=["fid", "kid", "is", "ppl_zend", "swd"], n=100))
     work = plan.work(["fid", "kid", "is", "ppl_zend", "swd"])

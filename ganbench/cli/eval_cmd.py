@@ -83,7 +83,11 @@ class EvalDisplay(EvalProgress):
         if not self.quiet:
             from ganbench.cli.common import plain
 
-            self.lines.print(plain(result_line(ref, metric, rows, wall_s)), soft_wrap=True)
+            # On one screen (stdout a terminal too) the line goes through the bar's console, which prints it above
+            # the live bar; a console of its own wrote it straight after the bar's text, glued to its line.
+            out = self.bar.console if self.bar is not None and self.bar.live.is_started and self.lines.is_terminal \
+                else self.lines
+            out.print(plain(result_line(ref, metric, rows, wall_s)), soft_wrap=True)
 
 
 def progress_bar(quiet: bool = False, lines_to_stderr: bool = False) -> EvalDisplay:
