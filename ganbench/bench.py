@@ -133,6 +133,8 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
             summary = evaluate(runs, options, out=results_path, progress=bar)
     if summary.not_computed:  # expected (EQ needs StyleGAN3, W-space PPL a W space): one quiet line
         log(not_applicable_line(summary.not_computed))
+    for warning in summary.warnings:  # e.g. a 50k preset measured with the suite's n
+        log(f"warning: {warning}")
     table = read_results(results_path)
     # Only this evaluation's rows: the table keeps rows of earlier settings (another n, extractor or metric
     # parameters), which would otherwise be reported and checked as if they were today's numbers.

@@ -247,3 +247,16 @@ def test_bench_checks_only_the_rows_of_the_suites_current_settings(tmp_path, mon
     assert set(read_results(out / "results-tiny.csv")["n_samples"]) == {40.0, 48.0}   # both kept in the table
     board = pd.read_csv(out / "leaderboard.csv")
     assert any("n=40" in c for c in board.columns) and not any("n=48" in c for c in board.columns), board.columns
+
+
+def test_bench_prints_the_evaluation_warnings(tmp_path, monkeypatch):
+    """A suite measuring a 50k preset with its small n (the smoke suite's eqt50k_int at 200) gets eval's warning."""
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    toml = tmp_path / "bench.toml"
+    toml.write_text(TINY.format(baseline="base.csv").replace("seeds = [0, 1]", "seeds = [0]")
+                    .replace("kimg = 2", "kimg = 1").replace('"fid", "toy-score"', '"fid10k", "toy-score"')
+                    .replace("fid = ", "fid10k = "))
+    r = CliRunner().invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "warning: fid10k measured 48 generated images, not the 10k its name says" in " ".join(r.output.split())
