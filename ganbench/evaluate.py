@@ -656,13 +656,13 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         _refuse_another_run_of_the_same_name(ref, path, homes[path])
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
-    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics),
-                          warnings=count_warnings(plan.metrics))
+    summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))
     jobs = []
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         real = reals.identity(ref)
         mine = plans.of(ref)
+        summary.warnings.extend(w for w in count_warnings(mine.metrics) if w not in summary.warnings)
         keys = {n: _identity(ref, n, mine, options, real) for n in mine.metrics}
         summary.identities.update(keys.values())
         todo = [n for n in mine.metrics if keys[n] not in done[path]]

@@ -208,6 +208,11 @@ def test_a_preset_measured_with_fewer_images_than_its_name_says_is_a_warning(tmp
     assert said.count("warning:") == 1                                      # plain fid promises no count
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.csv"), "--json"])
     assert json.loads(r.stdout.strip().splitlines()[-1])["warnings"][0].startswith("fid50k_full measured 20 generated")
+    # an image set's --n defaults to its size: 24 images, not 50k
+    summary = evaluate([samples], EvalOptions(metrics=["fid50k_full"], real="shapes:40", extractor="shapes-net"),
+                       out=tmp_path / "c.csv")
+    assert summary.warnings == ["fid50k_full measured 24 generated images, not the 50k its name says: compare its "
+                                "numbers only with rows of the same n_samples, not with published fid50k_full"]
 
 
 def test_colour_images_against_gray_real_data_is_a_warning(tmp_path):
