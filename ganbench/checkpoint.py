@@ -49,6 +49,34 @@ class Checkpoint:
         return float(self.state.get("cur_nimg", 0)) / 1000.0
 
 
+FINGERPRINT_EDGE = 1 << 20        # bytes read at each end of a file
+FINGERPRINT_BLOCKS = 32           # and this many blocks spread between them
+FINGERPRINT_BLOCK = 1 << 16
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """16 hex digits of a sha256 over a file's size, its first and last MiB and 32 blocks of 64 KiB spread between
+    them (the whole file when smaller than that): it tells a retrained or replaced network file from the one a
+    result row was made from while reading ~4 MB of a file of hundreds, so `eval` can check it for every snapshot
+    of a run each time. Training changes every weight, so every sampled block of a retrained file differs."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(str(size).encode())
+        budget = 2 * FINGERPRINT_EDGE + FINGERPRINT_BLOCKS * FINGERPRINT_BLOCK
+        if size <= budget:
+            h.update(f.read())
+        else:
+            stride = (size - 2 * FINGERPRINT_EDGE) // (FINGERPRINT_BLOCKS + 1)
+            starts = [0] + [FINGERPRINT_EDGE + k * stride for k in range(1, FINGERPRINT_BLOCKS + 1)]
+            for start in starts:
+                f.seek(start)
+                h.update(f.read(FINGERPRINT_EDGE if start == 0 else FINGERPRINT_BLOCK))
+            f.seek(size - FINGERPRINT_EDGE)
+            h.update(f.read(FINGERPRINT_EDGE))
+    return h.hexdigest()[:16]
+
+
 SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d+)(?:\.(\d{3}))?\.pt$")
 
 

@@ -70,9 +70,28 @@ class CheckpointRef:
         return self.path.resolve().parent if self.content else self.path.parent
 
     @property
+    def fingerprint(self) -> str:
+        """Which model the rows measure (results.py): the file's fingerprint, or an image set's content hash."""
+        return self.content or _file_fingerprint(self.path)
+
+    @property
     def label(self) -> str:
         """How progress lines name it: 'run @ 12 kimg', or 'samples (images 0123abcd…)' for an image set."""
         return f"{self.run} ({self.name})" if self.content else f"{self.run} @ {self.kimg:g} kimg"
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _file_fingerprint(path: Path) -> str:
+    """checkpoint.file_fingerprint, once per file version (path, size, mtime) and process."""
+    from ganbench.checkpoint import file_fingerprint
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = file_fingerprint(path)
+    return _FINGERPRINTS[key]
 
 
 DEFAULT_BATCH_SIZE = 64
@@ -305,7 +324,7 @@ def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[st
             "wall_s": round(wall_s, 3),
             "ganbench_version": ganbench.__version__, "timestamp": stamp,
             "run_dir": str(ref.path.resolve() if ref.is_image_set else ref.run_dir.resolve()),
-            "flag": flag,
+            "flag": flag, "fingerprint": ref.fingerprint,
         })
     return rows
 
@@ -643,7 +662,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
                           f"({refs[0].path}) has only images: ask for fid, kid, is, pr, swd or ms_ssim")
     progress = progress if progress is not None else EvalProgress()
     rank, world = dist_info()
-    done: dict[Path, set[tuple]] = {}
+    done: dict[Path, dict[tuple, str]] = {}
     homes: dict[Path, dict[str, set[str]]] = {}
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
@@ -651,7 +670,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
             if rank == 0:
                 check_writable(path)
             table = read_results(path) if path.is_file() else None
-            done[path] = done_keys(table) if table is not None else set()
+            done[path] = done_keys(table) if table is not None else {}
             homes[path] = run_folders(table)
         _refuse_another_run_of_the_same_name(ref, path, homes[path])
     if world > 1:
@@ -665,7 +684,8 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         summary.warnings.extend(w for w in count_warnings(mine.metrics) if w not in summary.warnings)
         keys = {n: _identity(ref, n, mine, options, real) for n in mine.metrics}
         summary.identities.update(keys.values())
-        todo = [n for n in mine.metrics if keys[n] not in done[path]]
+        # done when its rows exist and measured this file (a snapshot retrained under the same name is measured again)
+        todo = [n for n in mine.metrics if done[path].get(keys[n]) not in ("", ref.fingerprint)]
         summary.skipped += len(mine.metrics) - len(todo)
         jobs.append((ref, path, todo, mine.work(todo), real))
     progress.begin(sum(sum(job[3].values()) for job in jobs), sum(len(job[2]) for job in jobs))
@@ -680,7 +700,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
                                                             base, work, extractors):
             if rank == 0:
                 _append(path, rows)
-            done[path].add(_identity(ref, name, mine, options, real))
+            done[path][_identity(ref, name, mine, options, real)] = ref.fingerprint
             added.extend(rows)
             progress.computed(exact, name, rows, wall)
         base += sum(work.values())

@@ -30,7 +30,7 @@ from ganbench.errors import ConfigError
 
 COLUMNS = ["run", "checkpoint", "kimg", "metric", "value", "flag", "metric_group", "direction", "n_samples", "n_real",
            "extractor", "extractor_sha256", "resize_mode", "dataset", "seed", "params", "wall_s",
-           "ganbench_version", "timestamp", "run_dir"]
+           "ganbench_version", "timestamp", "run_dir", "fingerprint"]
 REQUIRED = ["run", "kimg", "metric", "value"]
 NUMERIC = ["kimg", "value", "n_samples", "n_real", "seed", "wall_s"]
 INTEGER = ["n_samples", "n_real", "seed"]          # written without a decimal point (kimg too when whole)
@@ -47,6 +47,10 @@ ROW_IDENTITY = [*COMPARABLE, "checkpoint", "seed"]
 # Rows sharing these come from one computation; `ganbench eval` skips a computation whose rows exist. The real
 # data (identity and count) is part of it: the same checkpoint measured against other reals is another number.
 IDENTITY = ["run", "checkpoint", "metric_group", "extractor", "n_samples", "seed", "params", "dataset", "n_real"]
+# Which model a row measured, beside its name: `fingerprint` is the network file's (checkpoint.file_fingerprint) or
+# an image set's content hash, '' in rows written before it was recorded. It is not part of any identity above: a
+# baseline is meant to be compared with a retrained model of the same name. It tells `eval` that a snapshot file
+# was replaced since its rows were written, and readers which rows are the same model (`_one_model_per_slot`).
 SHARDS_SUFFIX = ".shards"
 REFRESH_SLACK_S = 300.0  # shards this much older than the table file are still merged into it on an append
 
@@ -277,12 +281,14 @@ def _mtime(path: Path) -> float:
         return float("-inf")
 
 
-def done_keys(df: pd.DataFrame) -> set[tuple]:
-    """Identities of the computations already recorded in `df` (see IDENTITY)."""
+def done_keys(df: pd.DataFrame) -> dict[tuple, str]:
+    """Identities of the computations already recorded in `df` (see IDENTITY), each with the fingerprint of the
+    model it measured ('' when not recorded; the newest row's when a file was replaced and measured again)."""
     if df.empty:
-        return set()
-    sub = normalise(df)[IDENTITY]
-    return {identity_key(row) for row in sub.to_dict("records")}
+        return {}
+    df = normalise(df)
+    df = df.iloc[df["timestamp"].astype(str).argsort(kind="stable")]
+    return {identity_key(row): str(row["fingerprint"]) for row in df[[*IDENTITY, "fingerprint"]].to_dict("records")}
 
 
 def identity_key(row: dict) -> tuple:
@@ -337,24 +343,53 @@ def check_directions(df: pd.DataFrame, path: str | os.PathLike, what: str = "res
                               f"(for {metric}, {says}); directions come from the registry, so fix or empty that column")
 
 
-def _one_model_per_group(df: pd.DataFrame) -> pd.DataFrame:
-    """Seeds are repeats of one model: a comparable group whose rows come from two checkpoint files is two models
-    under one run name and snapshot (two pickles in one folder, a `final.pkl` beside the snapshot of its kimg),
-    which must never be averaged, so it is a ConfigError naming them. An image set is the exception: its name
-    stands for the folder's current images, so rows of older contents (another `images-<hash>`) give way to the
-    newest."""
-    keys = pd.Series(["\x1f".join(k) for k in canonical(df, COMPARABLE)], index=df.index)
-    counts = df.groupby(keys)["checkpoint"].nunique()
-    mixed = counts[counts > 1].index
-    if len(mixed) == 0:
-        return df
+def _is_image_set(df: pd.DataFrame) -> pd.Series:
+    return df["checkpoint"].astype(str).str.startswith("images-") & df["kimg"].isna()
+
+
+def _one_model_per_slot(df: pd.DataFrame) -> pd.DataFrame:
+    """Seeds are repeats of one model, so rows are only ever grouped with rows of the same model:
+
+    - a run's snapshot (an image set: the run itself) measured again after its file (its images) changed keeps the
+      rows of its newest content only, for every metric (before, a retrained snapshot's FID and its old KID shared
+      a leaderboard row, and old and new seeds were averaged);
+    - two contents of one slot from two different folders are two runs under one name, whether or not the
+      folders still exist: a ConfigError naming both (before, an archived run's rows were averaged with another's);
+    - a run name used by a network run and by an image set, or a comparable group with rows of two checkpoint
+      files (two pickles in one folder, a `final.pkl` beside the snapshot of its kimg): a ConfigError.
+    Rows without a fingerprint (written before it was recorded) go with any content of their slot.
+    """
+    image = _is_image_set(df)
+    both = sorted(set(df.loc[image, "run"]) & set(df.loc[~image, "run"]))
+    if both:
+        kinds = df[df["run"] == both[0]]
+        where = sorted({d for d in kinds["run_dir"] if d}) or ["?"]
+        raise ConfigError(f"run name {both[0]!r} has rows of a network run and of an image set ({', '.join(where)}): "
+                          "they are different models; evaluate one of them under another name (rename its folder)")
+    content = df["fingerprint"].where(~image, df["checkpoint"].str.slice(len("images-")))
+    slot = df["run"].where(image, df["run"] + "\x1f" + df["checkpoint"])
     drop = pd.Series(False, index=df.index)
-    for key in mixed:
-        rows = df[keys == key]
-        if rows["kimg"].isna().all() and rows["checkpoint"].str.startswith("images-").all():
-            newest = rows.sort_values("timestamp", kind="stable")["checkpoint"].iloc[-1]
-            drop |= (keys == key) & (df["checkpoint"] != newest)
+    known = content != ""
+    for key, rows in df[known].groupby(slot[known], sort=False):
+        kinds = content[rows.index]
+        if kinds.nunique() < 2:
             continue
+        homes = {c: sorted({d for d in rows.loc[kinds == c, "run_dir"] if d}) for c in kinds.unique()}
+        folders = sorted({d for ds in homes.values() for d in ds})
+        if len(folders) > 1:
+            first = rows.iloc[0]
+            what = "image set" if image[rows.index[0]] else f"snapshot {first['checkpoint']}"
+            raise ConfigError(f"run {first['run']!r} ({what}) has rows of different models from {folders[0]} and "
+                              f"{folders[1]}: two runs share a name; report them separately or rename one folder "
+                              "and evaluate it again")
+        newest = rows.assign(_c=kinds).sort_values("timestamp", kind="stable")["_c"].iloc[-1]
+        drop |= (slot == key) & (content != newest)   # older contents, and rows with no fingerprint of this slot
+    df = df[~drop]
+    keys = pd.Series(["\x1f".join(k) for k in canonical(df, COMPARABLE)], index=df.index)
+    counts = df[~_is_image_set(df)].groupby(keys)["checkpoint"].nunique()
+    mixed = counts[counts > 1].index
+    if len(mixed):
+        rows = df[keys == mixed[0]]
         first = rows.iloc[0]
         names = ", ".join(sorted(rows["checkpoint"].unique()))
         kimg = "" if pd.isna(first["kimg"]) else f" at kimg {_number_text(first['kimg'])}"
@@ -362,7 +397,7 @@ def _one_model_per_group(df: pd.DataFrame) -> pd.DataFrame:
                           f"different checkpoints ({names}): different models under one run name are never averaged "
                           "as seeds; evaluate each under its own name (a file not named network-snapshot-* is "
                           "its own run) or keep their rows in separate tables")
-    return df[~drop]
+    return df
 
 
 def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
@@ -375,7 +410,7 @@ def repeat_groups(df: pd.DataFrame) -> pd.DataFrame:
     out_cols = [*COMPARABLE, "direction", "mean", "std", "count", "seeds", "flag", "checkpoint"]
     if df.empty:
         return pd.DataFrame(columns=out_cols)
-    df = _one_model_per_group(df)
+    df = _one_model_per_slot(df)
     df = df.assign(_nan=df["value"].isna(), _div=df["flag"] == DIVERGED,
                    _seed=[_number_text(v) for v in df["seed"]])
     grouped = df.groupby(COMPARABLE, sort=False, dropna=False)
