@@ -171,11 +171,13 @@ class RunRow:
     """A run's row: its best snapshot by the primary metric and every column's cell at that snapshot."""
 
     run: str
-    rank: int
+    rank: int                      # position in the table (also the anchor of its section)
     kimg: float
     checkpoint: str
     cells: dict[str, Cell]
     diverged_kimgs: list[float] = field(default_factory=list)
+    ranked: bool = True            # False: no value in the primary column at all (other settings), so no rank;
+                                   # its latest snapshot is shown, not a best one
 
     @property
     def diverged(self) -> bool:
@@ -193,19 +195,25 @@ class Leaderboard:
     groups: pd.DataFrame
 
     def frame(self) -> pd.DataFrame:
-        """The leaderboard as a table (leaderboard.csv): rank, run, snapshot, then each column's mean and std."""
+        """The leaderboard as a table (leaderboard.csv): rank (empty for a run without a primary value), run,
+        snapshot, then each column's mean, std and seed count (so one seed's empty std is told from a NaN)."""
         records = []
         for r in self.rows:
-            rec: dict[str, Any] = {"rank": r.rank, "run": r.run, "kimg": r.kimg, "checkpoint": r.checkpoint}
+            rec: dict[str, Any] = {"rank": r.rank if r.ranked else None, "run": r.run, "kimg": r.kimg,
+                                   "checkpoint": r.checkpoint}
             for c in self.columns:
                 cell = r.cells.get(c.key)
                 rec[c.label] = cell.mean if cell else math.nan
                 rec[c.label + " std"] = cell.std if cell else math.nan
+                rec[c.label + " seeds"] = cell.count if cell else 0
             rec["flag"] = DIVERGED if r.diverged else ""
             rec["diverged_kimg"] = " ".join(f"{k:g}" for k in r.diverged_kimgs)
             records.append(rec)
-        cols = ["rank", "run", "kimg", "checkpoint"] + [x for c in self.columns for x in (c.label, c.label + " std")]
-        return pd.DataFrame(records, columns=cols + ["flag", "diverged_kimg"])
+        cols = ["rank", "run", "kimg", "checkpoint"] + [x for c in self.columns
+                                                        for x in (c.label, c.label + " std", c.label + " seeds")]
+        frame = pd.DataFrame(records, columns=cols + ["flag", "diverged_kimg"])
+        frame["rank"] = frame["rank"].astype("Int64")
+        return frame
 
     def snapshots(self, run: str) -> pd.DataFrame:
         """Every group of one run (all snapshots, all columns)."""
@@ -257,13 +265,16 @@ def build_leaderboard(df: pd.DataFrame) -> Leaderboard:
 
     def order(r: RunRow) -> tuple[int, float, str]:
         cell = r.cells.get(primary.key) if primary is not None else None
-        if cell is None or not math.isfinite(cell.mean):
-            return (1, 0.0, r.run)
+        if cell is None:
+            return (2, 0.0, r.run)       # not measured at the primary column's settings: not comparable, no rank
+        if not math.isfinite(cell.mean):
+            return (1, 0.0, r.run)       # measured and diverged (or an edited inf): ranked last
         return (0, cell.mean * _better(primary.direction), r.run)
 
     rows.sort(key=order)
     for i, r in enumerate(rows, 1):
         r.rank = i
+        r.ranked = primary is None or order(r)[0] < 2
     return Leaderboard(columns=columns, primary=primary, rows=rows, groups=groups)
 
 
@@ -455,7 +466,11 @@ def _table_html(board: Leaderboard) -> str:
         if r.diverged_kimgs:
             at = ", ".join(_kimg_text(k) for k in r.diverged_kimgs)
             badge = f' <span class="badge diverged">diverged at {esc(at)} kimg</span>'
-        tds = [f'<td data-sort="{r.rank}">{r.rank}</td>',
+        if not r.ranked:
+            badge += (f' <span class="badge unranked" title="{esc("no " + primary + " value at these settings")}">'
+                      f"not ranked: no {esc(primary)}; latest snapshot shown</span>")
+        shown = str(r.rank) if r.ranked else "–"
+        tds = [f'<td data-sort="{r.rank}">{shown}</td>',
                f'<td class="run" data-sort="{esc(r.run)}" title="{esc(r.run)}"><a href="#run-{r.rank}">{esc(r.run)}</a>'
                f"{badge}</td>",
                f'<td data-sort="{_sort_key(r.kimg)}" title="{esc(r.checkpoint)}">{esc(_kimg_text(r.kimg))}</td>']
@@ -530,8 +545,11 @@ def _run_section_html(board: Leaderboard, row: RunRow, run_dir: Path | None) -> 
         headline = f" \u2014 best {primary.name} {_fmt(cell.mean)} at {_kimg_text(row.kimg)} kimg"
     elif row.diverged:
         headline = " \u2014 diverged"
+    elif not row.ranked and primary is not None:
+        headline = f" \u2014 not ranked: no {primary.name} at these settings; latest snapshot {_kimg_text(row.kimg)}"
+    shown = f"#{row.rank}" if row.ranked else "\u2013"
     parts = [f'<details class="run" id="run-{row.rank}"{" open" if row.rank == 1 else ""}>',
-             f'<summary><span class="rank">#{row.rank}</span> <b>{esc(row.run)}</b>{esc(headline)}</summary>',
+             f'<summary><span class="rank">{shown}</span> <b>{esc(row.run)}</b>{esc(headline)}</summary>',
              '<div class="runbody"><h3>Every snapshot</h3>', _snapshots_html(board, row)]
     parts.append(plot_curves(board.snapshots(row.run), board.columns, [row.run], f"{row.run}: metrics vs kimg",
                              {row.run: row.kimg}))

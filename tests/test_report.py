@@ -280,3 +280,22 @@ def test_report_of_a_header_only_table_keeps_the_leaderboard(tmp_path):
     r = CliRunner().invoke(app, ["report", str(tmp_path / "hdr.csv"), "--out", str(rep)])
     assert r.exit_code == 2 and "hdr.csv" in r.output and "no rows" in r.output, r.output
     assert ((rep / "leaderboard.csv").read_bytes(), (rep / "leaderboard.html").read_bytes()) == before
+
+
+def test_a_run_not_measured_at_the_primary_settings_gets_no_rank_and_says_why(tmp_path):
+    """Run c measured FID only at other settings (a 32 px model, another n) got rank 3 and its last snapshot under a
+    header saying 'best by FID': it is not comparable, so it has no rank and says which snapshot is shown."""
+    other = results(runs=("c",), n_samples=50)
+    board = build_leaderboard(pd.concat([results(), other], ignore_index=True))
+    assert [(r.run, r.ranked) for r in board.rows] == [("a", True), ("b", True), ("c", False)]
+    frame = board.frame().set_index("run")
+    assert pd.isna(frame.loc["c", "rank"]) and frame.loc["c", "kimg"] == 30 and frame.loc["a", "rank"] == 1
+    html = render_html(pd.concat([results(), other], ignore_index=True))
+    assert "not ranked: no FID" in html and ">\u2013</span> <b>c</b>" in html
+
+
+def test_leaderboard_csv_says_how_many_seeds_each_value_has(tmp_path):
+    """A CSV reader could not tell 2 seeds from 5, nor a single seed's empty std from a NaN."""
+    frame = leaderboard(pd.concat([results(runs=("a",)), results(runs=("b",), seeds=(0,))], ignore_index=True))
+    seeds = frame.set_index("run")["FID (n=10k, inception) seeds"]
+    assert seeds.to_dict() == {"a": 2, "b": 1}
