@@ -116,6 +116,10 @@ class EvalOptions:
     real_stats: str | os.PathLike | None = None     # an .npz of mu/sigma (FID) instead of real images
     real_features: str | os.PathLike | None = None  # an .npz of features (FID, KID, PR) instead of real images
 
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, str):   # "fid,kid" as on the command line (was read letter by letter: 'f')
+            self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
+
 
 @dataclass
 class EvalSummary:
@@ -647,6 +651,9 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     import torch
 
     from ganbench.devices import resolve_device
+
+    if isinstance(targets, (str, os.PathLike, CheckpointRef)):   # one target (a string was read letter by letter)
+        targets = [targets]  # type: ignore[list-item]
 
     options = dataclasses.replace(options, device=str(resolve_device(options.device)))
     plan = _Plan.make(options)   # every name checked before any work

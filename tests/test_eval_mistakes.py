@@ -233,3 +233,12 @@ def test_colour_images_against_gray_real_data_is_a_warning(tmp_path):
     same = evaluate([tmp_path / "samples"], options(real=str(tmp_path / "samples"), metrics=["fid"],
                                                    extractor="shapes-net", n=20), out=tmp_path / "s.csv")
     assert same.warnings == []
+
+
+def test_one_target_and_a_comma_separated_metric_string_are_read_as_meant(tmp_path):
+    """evaluate("runA", EvalOptions(metrics="fid")) said 'r does not exist' and 'unknown metric 'f''."""
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    assert EvalOptions(metrics="toy-score, toy-stat").metrics == ["toy-score", "toy-stat"]
+    for target in (str(run), run):
+        summary = evaluate(target, options(metrics="toy-score"), out=tmp_path / "r.csv")
+        assert summary.metrics == ["toy-score"] and len(summary.added) + summary.skipped == 1
