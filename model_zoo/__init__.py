@@ -90,8 +90,12 @@ def load(path: str | os.PathLike, which: str = "G_ema", device: str | torch.devi
     """Rebuild network `which` ('G_ema', 'G' or 'D') from a network file alone, in eval mode.
 
     The file may be a ganbench checkpoint, an NVlabs PyTorch pickle or a TF-era ProGAN / StyleGAN / StyleGAN2
-    pickle; none of its code runs (see model_zoo/formats).
+    pickle; none of its code runs (see model_zoo/formats). `device` is checked first, as the CLI's --device is
+    (`auto`, `cpu`, `cuda`, `cuda:N`): one this machine lacks is a ConfigError, before the file is read.
     """
+    from ganbench.devices import resolve_device
+
+    device = resolve_device(device)
     return open_network_file(path).build(which, device)
 
 

@@ -31,14 +31,21 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ganbench.devices import process_device, use_exact_fp32
+from ganbench.devices import process_device, resolve_device, use_exact_fp32
 from ganbench.errors import ConfigError, DataError
 from ganbench.features import FeatureExtractor, get_extractor
 from ganbench.heap import reuse_freed_memory
 from ganbench.metrics._generator import measured_generator, require_finite
 from ganbench.metrics._sampling import check_label_dim
 
-ImageSource = Any  # an ImageDataset, a uint8 NCHW tensor / ndarray, or a dataset spec string (reals)
+ImageSource = Any  # an ImageDataset, a uint8 NCHW (or NHWC) tensor / ndarray, or a dataset spec string (reals)
+
+# A plain function's float images must lie in [-1, 1]; NVlabs clamps x*127.5+128 to [0, 255], so a little
+# overshoot is legitimate (a network without a final tanh, e.g. a foreign StyleGAN2/3 wrapped in a lambda, goes
+# somewhat past +-1). Past +-2 the clamp would throw away more than a whole half-range: no [-1, 1] image lies
+# there, while every other common convention does ([0, 255] or [-127.5, 127.5] floats; ImageNet-normalised
+# (x-mean)/std reaches -2.1 and 2.6), and clamping those gives a wrong FID without a word.
+FLOAT_IMAGE_LIMIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,11 @@ class _Images:
             arr = torch.as_tensor(np.asarray(source)) if not isinstance(source, torch.Tensor) else source
             if arr.ndim != 4 or arr.dtype != torch.uint8:
                 raise DataError(f"{what} images must be uint8 NCHW, got {tuple(arr.shape)} {arr.dtype}")
+            if arr.shape[-1] in (1, 2, 3, 4) and arr.shape[1] not in (1, 2, 3, 4):  # NHWC (numpy / PIL layout)
+                if arr.shape[-1] not in (1, 3):
+                    raise DataError(f"{what} images have NHWC shape {tuple(arr.shape)} with {arr.shape[-1]} "
+                                    f"channels; ganbench measures 1 or 3 channels (drop the alpha channel)")
+                arr = arr.permute(0, 3, 1, 2)   # taken as NCHW; a view, each batch is made contiguous
             self.array = arr
         self.what = what
 
@@ -100,7 +112,7 @@ class _Images:
 
     def batch(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.dataset is None:
-            return self.array[start:stop], None
+            return self.array[start:stop].contiguous(), None
         items = [self.dataset[i] for i in range(start, stop)]
         return torch.stack([im for im, _ in items]), torch.stack([lb for _, lb in items])
 
@@ -120,7 +132,9 @@ class CallableGenerator(torch.nn.Module):
     """A plain function `z -> images` (torch or numpy; float in [-1, 1] or uint8; NCHW) as a generator.
 
     `z_dim` is the latent size the function takes; latents, seeds and sample counts follow the context
-    exactly as for a network, and uint8 output is used as it is (no re-quantisation).
+    exactly as for a network, and uint8 output is used as it is (no re-quantisation). Float output beyond
+    +-FLOAT_IMAGE_LIMIT is a DataError naming the range seen (pixels in [0, 255] as floats would be clamped to
+    white); a first batch wholly in [0, 1] is warned about once (read as [-1, 1], it scores washed-out images).
     """
 
     c_dim = 0
@@ -133,6 +147,7 @@ class CallableGenerator(torch.nn.Module):
         self.z_dim = int(z_dim)
         self.device = torch.device("cpu")  # where the probe's latent goes; MetricContext sets its own
         self._resolution: int | None = None
+        self._seen_batch = False   # the range of the first real batch (not the size probe's) is judged once
         self.train(False)
 
     @property
@@ -140,12 +155,34 @@ class CallableGenerator(torch.nn.Module):
         """Width of the function's images (one call on a zero latent, remembered)."""
         if self._resolution is None:
             with torch.no_grad():
-                self._resolution = int(self(torch.zeros([1, self.z_dim], device=self.device)).shape[-1])
+                z = torch.zeros([1, self.z_dim], device=self.device)
+                self._resolution = int(self._images(self.fn(z), z).shape[-1])
         return self._resolution
 
     def forward(self, z: torch.Tensor, c: Any = None, truncation_psi: float = 1.0, noise_mode: str = "random"
                 ) -> torch.Tensor:
-        out = self.fn(z)
+        out = self._images(self.fn(z), z)
+        if out.is_floating_point() and out.numel():
+            self._check_range(out)
+        return out
+
+    def _check_range(self, out: torch.Tensor) -> None:
+        lo, hi = (float(v) for v in torch.aminmax(out.detach()))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return   # NaN / inf: the context's require_finite names it
+        if lo < -FLOAT_IMAGE_LIMIT or hi > FLOAT_IMAGE_LIMIT:
+            raise DataError(f"the generator function returned float images with values in [{lo:g}, {hi:g}]; "
+                            f"expected float in [-1, 1] (NVlabs' convention, pixel = x*127.5+128) or uint8 in "
+                            f"[0, 255]: for float pixels in [0, 255] return x/127.5-1 or x.round().to(torch.uint8)")
+        if not self._seen_batch and lo >= 0 and hi <= 1:
+            import warnings
+
+            warnings.warn(f"the generator function's first batch of float images lies in [0, 1] ([{lo:g}, {hi:g}]), "
+                          f"but float images are read in NVlabs' [-1, 1] convention; if it returns [0, 1] images, "
+                          f"return x*2-1 (else the metrics measure washed-out images)", stacklevel=2)
+        self._seen_batch = True
+
+    def _images(self, out: Any, z: torch.Tensor) -> torch.Tensor:
         out = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
         if out.ndim != 4 or out.shape[0] != z.shape[0] or out.shape[1] not in (1, 3):
             raise DataError(f"the generator function must return NCHW images with 1 or 3 channels for "
@@ -173,8 +210,11 @@ class MetricContext:
     """Shared inputs of one evaluation: generator, real data, extractors and memoised feature passes.
 
     `generator` is a generator network (called as G(z, c, truncation_psi=1, noise_mode='random')) or
-    already-generated uint8 NCHW images (tensor, ndarray or ImageDataset). `real` is an ImageDataset,
-    uint8 images, or a dataset spec for `ganbench.data.open_dataset`. `n_real=None` uses every real.
+    already-generated uint8 NCHW images (tensor, ndarray or ImageDataset; an array whose last axis holds 1 or 3
+    channels and whose second does not is NHWC, taken as such). `real` is an ImageDataset, uint8 images, or a
+    dataset spec for `ganbench.data.open_dataset` (opened at the generator's size); generated and real images
+    of different sizes are a ConfigError. `n_real=None` uses every real. `device` is a torch device; `cuda`
+    on a machine without CUDA (or a name torch does not know) is a ConfigError, as the CLI's --device.
     `cache_dir` is the folder of cached real outputs (default `$GANBENCH_CACHE/stats`; False disables).
     `progress` is a rich Progress (a task per pass) or a callable(stage, done, total).
     `prefetch` generates the next batch on a background thread while the extractor works on this one
@@ -197,7 +237,11 @@ class MetricContext:
         if real is not None and real_file is not None:
             raise ConfigError("give real images or a statistics/features file, not both")
         self.real_file = real_file
-        self.device = process_device(device)  # an explicit CUDA index: the prefetch thread must agree
+        try:
+            self.device = process_device(device)  # an explicit CUDA index: the prefetch thread must agree
+        except (RuntimeError, AssertionError):  # no such device, or no CUDA here: torch's own error is pages long
+            resolve_device(device)   # one line naming the device
+            raise
         use_exact_fp32(self.device)  # CUDA: no TF32, as NVlabs' calc_metrics (published numbers are fp32)
         generator = as_generator(generator, z_dim)
         if isinstance(generator, CallableGenerator):
@@ -215,6 +259,10 @@ class MetricContext:
         self._gen_images = None
         if generator is not None and not isinstance(generator, torch.nn.Module):
             self._gen_images = _Images(generator, "generated")
+        if self._gen_images is not None:
+            self._check_resolution(self._gen_images.resolution)
+        elif not isinstance(generator, CallableGenerator) and getattr(generator, "img_resolution", None):
+            self._check_resolution(int(generator.img_resolution))   # a function's size is checked on its first batch
         self.n_gen = int(n_gen)
         self.n_real = n_real
         self.default_extractor = extractor.name if isinstance(extractor, FeatureExtractor) else extractor
@@ -251,6 +299,16 @@ class MetricContext:
                 described["resize_mode"] = f"{described.get('resize_mode', '')}; real: {self.real_file.resize_text()}"
             return described
         return {**described, "n_real": self.num_real()}
+
+    def _check_resolution(self, generated: int) -> None:
+        """Generated and real images of different sizes measure a different benchmark: a ConfigError."""
+        if self._real is None or int(generated) == self._real.resolution:
+            return
+        r, g = self._real.resolution, int(generated)
+        raise ConfigError(f"the generated images are {g}x{g} px but the real images ({self._real.name}) are "
+                          f"{r}x{r} px; compare at one size: open the real data at {g} px "
+                          f"(open_dataset(spec, resolution={g})) or pass real as a spec string, which is opened "
+                          f"at the generator's size")
 
     # ---- sample counts ----------------------------------------------------------------------
     def num_gen(self) -> int:
@@ -315,6 +373,7 @@ class MetricContext:
             if images.dtype != torch.uint8:   # a function may hand back uint8 pixels: taken as they are
                 require_finite(images, "generator output", "generator")
                 images = to_uint8(images)
+            self._check_resolution(images.shape[-1])
             self.timings["generation"] += time.perf_counter() - start_s
             yield images, z, c
 
