@@ -129,7 +129,8 @@ def test_cli_generate_writes_pngs_and_refuses_bad_input_with_one_line(tmp_path):
     ok = runner.invoke(app, ["generate", str(path), "--seeds", "0-2", "--trunc", "0.7", "--class", "1",
                              "--outdir", str(tmp_path / "out"), "--device", "cpu"])
     assert ok.exit_code == 0, ok.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".ganbench-generate.json",   # hidden: eval
+                                                                     "seed0000.png", "seed0001.png", "seed0002.png"]
     for args, message in ((["--seeds", "0"], "pass --class"), (["--seeds", "x", "--class", "1"], "--seeds"),
                           (["--seeds", "0", "--class", "1", "--noise-mode", "loud"], "--noise-mode"),
                           (["--seeds", "0", "--class", "1", "--trunc", "nan"], "--trunc must be a finite"),

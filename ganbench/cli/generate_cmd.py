@@ -21,7 +21,10 @@ def generate(
     trunc: float = typer.Option(1.0, "--trunc", help="Truncation psi (style-based families)."),
     class_idx: Optional[int] = typer.Option(None, "--class", help="Class label (required for conditional networks)."),
     noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
-    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write seed0000.png, seed0001.png, ... here."),
+    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write seed0000.png, seed0001.png, ... here "
+                                          "(refused when it holds other images, which eval would score with these)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the images already in --outdir that this run "
+                                   "does not rewrite (once its own are written), so the folder holds one set."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="Also (or only) write all images tiled into FILE.png."),
     grid_cols: Optional[int] = typer.Option(None, "--grid-cols", help="Images per grid row (default: near-square)."),
     translate: str = typer.Option("0,0", "--translate", help="StyleGAN3: translate the output by X,Y (image units)."),
@@ -42,7 +45,7 @@ def generate(
         # Loads the network and checks it against --class / --trunc (still before the bar and any file).
         job = prepare_files(path, seed_list, outdir=outdir, grid=grid, truncation_psi=trunc, class_idx=class_idx,
                             noise_mode=noise_mode, translate=vec, rotate=rotate, device=device, which=network,
-                            grid_cols=grid_cols)
+                            grid_cols=grid_cols, overwrite=overwrite)
         with progress_bar("generating", len(seed_list)) as advance:
             written = job.run(progress=advance)
     images = [p for p in written if p != grid]

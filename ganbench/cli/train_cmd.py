@@ -34,6 +34,15 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def check_set_keys(settings: dict[str, Any], own: set[str]) -> None:
+    """`--set KEY=...` for a key the command takes as an option (kimg, batch, cond, ...) is refused naming the flag,
+    rather than a TypeError traceback (a value given twice) or a value quietly ignored."""
+    for key in settings:
+        if key in own:
+            flag = "--augment/--augpipe" if key == "augment" else "--" + key.replace("_", "-")
+            raise ConfigError(f"--set {key}: {key} is an option of `ganbench train`; pass {flag} instead")
+
+
 @app.command("train")
 @handle_errors
 def train(
@@ -80,12 +89,18 @@ def train(
                                                "file's weights: a ganbench checkpoint or an NVlabs / TF-era .pkl "
                                                "(transfer learning, NVlabs' --resume)."),
     freeze_d: int = typer.Option(0, "--freeze-d", help="Freeze the first N layers of D (NVlabs' --freezed)."),
+    stop_on_nan: bool = typer.Option(False, "--stop-on-nan", help="Stop with an error at the first NaN or inf "
+                                     "loss (a diverged run), writing no snapshot of the diverged networks. By "
+                                     "default the run goes on, as NVlabs', with one warning line."),
 ) -> None:
     """Train a GAN family on a dataset, writing snapshots, image grids and a stats log into --out."""
     from ganbench.train import run_training
 
     aug: bool | str | None = augpipe if (augpipe and augment is not False) else augment
-    run_training(model, data, resolution, kimg, batch, seed, out, preset=preset, snapshot_kimg=snapshot_kimg,
-                 resume=resume, cond=cond, augment=aug, device=device, progress=progress, quiet=quiet,
-                 resume_from=resume_from, freeze_d=freeze_d, initial_snapshot=initial_snapshot,
-                 mirror=mirror, crop=crop, resize=resize, skip_unknown=skip_unknown, **parse_overrides(overrides))
+    options = dict(preset=preset, snapshot_kimg=snapshot_kimg, resume=resume, cond=cond, augment=aug, device=device,
+                   progress=progress, quiet=quiet, resume_from=resume_from, freeze_d=freeze_d,
+                   initial_snapshot=initial_snapshot, mirror=mirror, crop=crop, resize=resize,
+                   skip_unknown=skip_unknown, stop_on_nan=stop_on_nan)
+    settings = parse_overrides(overrides)
+    check_set_keys(settings, {"model", "data", "resolution", "kimg", "batch", "seed", "out", *options})
+    run_training(model, data, resolution, kimg, batch, seed, out, **options, **settings)

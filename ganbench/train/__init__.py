@@ -9,7 +9,7 @@ from typing import Any
 from ganbench.train.loop import TRAIN_DEFAULTS, TrainOptions, Trainer
 
 LOOP_OPTIONS = ("cond", "augment", "device", "tick_kimg", "grid", "progress", "quiet", "stop_kimg", "mirror", "crop",
-                "resize", "skip_unknown", "resume_from", "freeze_d", "initial_snapshot")
+                "resize", "skip_unknown", "resume_from", "freeze_d", "initial_snapshot", "stop_on_nan")
 
 
 def _as_int(x: Any) -> Any:
@@ -27,7 +27,7 @@ def run_training(model: str, data: str, resolution: int, kimg: float, batch: int
     """Train `model` on `data` for `kimg` thousand images into `out` (resuming its newest snapshot).
 
     `overrides` holds loop and data options (cond, augment, device, tick_kimg, grid, progress, quiet,
-    stop_kimg, mirror, crop, resize, skip_unknown, resume_from, freeze_d, initial_snapshot),
+    stop_kimg, mirror, crop, resize, skip_unknown, resume_from, freeze_d, initial_snapshot, stop_on_nan),
     training settings (any `spec.train` key such as lr_g, r1_gamma, ema_kimg; or a dict `train=`),
     and network options passed to `model_zoo.build` (anything else; or a dict `network=`).
     Returns the run folder holding network-snapshot-*.pt, fakes*.png and stats.jsonl.

@@ -11,12 +11,16 @@ minibatch index, every RNG, the data order) is in each snapshot, so a resumed ru
 a run folder is only resumed with the settings recorded in its snapshot (options.py), and every option
 is validated before any work. Multi-process runs (torchrun) all-reduce gradients, shard the data and
 seed each rank differently; only rank 0 prints and writes (output.py: tick lines, stats, TensorBoard).
+A loss that becomes NaN or inf (a diverged run) is one warning line naming the loss and kimg, repeated in the
+closing `done:` line; like NVlabs' loop the run goes on, unless `stop_on_nan` (then it stops with an error at
+that minibatch, writing no snapshot of the diverged networks).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import random
 import resource
@@ -32,7 +36,7 @@ from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
 from ganbench.devices import autotune_convolutions, process_device, resolve_device, use_exact_fp32
-from ganbench.errors import CheckpointError, ConfigError
+from ganbench.errors import CheckpointError, ConfigError, NonFiniteError
 from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
@@ -59,6 +63,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "step_order": "g_first", "ema_step_beta": None,
 }
 DEFAULT_AUGMENT_PIPE = "bgc"
+# Keys a preset's `spec.train` records as its published recipe but the run takes from its own options.
+RUN_FLAGS = {"kimg": "--kimg", "batch": "--batch"}
 TRAIN_DEFAULTS_ADA_TARGET = 0.6
 
 
@@ -85,6 +91,7 @@ class TrainOptions:
     progress: bool = False                   # a progress bar, drawn only when stderr is a terminal
     quiet: bool = False                      # no printed lines (stats.jsonl and TensorBoard are still written)
     stop_kimg: float | None = None           # stop after the first snapshot at or past this (time-boxed runs)
+    stop_on_nan: bool = False                # stop (an error) at the first non-finite loss; NVlabs keeps going
     resume_from: Path | None = None          # start a new run from this network file's weights (NVlabs --resume)
     freeze_d: int = 0                        # freeze D's first N layers (NVlabs --freezed)
     mirror: bool = False                     # x-flip doubling of the dataset (NVlabs --mirror)
@@ -383,6 +390,9 @@ class Trainer:
             self.dist.broadcast_module(m)
         self.c_dim = int(getattr(self.G, "c_dim", 0) or 0)
 
+        for key, flag in RUN_FLAGS.items():   # a preset's recipe values the loop does not read: the run uses flags
+            if key in opts.train:
+                raise ConfigError(f"--set {key}={opts.train[key]!r}: the run's {key} is set with {flag}, not --set")
         unknown = [k for k in opts.train if k not in TRAIN_DEFAULTS and k not in spec.train]
         if unknown:
             raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: "
@@ -452,6 +462,7 @@ class Trainer:
         self.batch_idx = 0
         self.total_nimg = int(round(opts.kimg * 1000))
         self.resumed_from: Path | None = None
+        self.diverged: str | None = None        # "loss/G is NaN at kimg 0.012": the first non-finite losses
         seed_everything(opts.seed * self.dist.world + self.dist.rank)
         if opts.resume:
             snap = latest_snapshot(self.out)
@@ -464,7 +475,10 @@ class Trainer:
     def metadata(self) -> dict[str, Any]:
         """Self-description stored with every snapshot."""
         train = {k: v for k, v in self.train_cfg.items()}
-        train.update({"batch": self.opts.batch, "total_kimg": self.opts.kimg, "augment_pipe": self.augment_name,
+        # `kimg` and `batch` of a preset are its published recipe; what ran is --kimg and --batch (the loop never
+        # reads the preset's kimg), so the record says those: a report's config shows this run's length.
+        train.update({"kimg": self.opts.kimg, "batch": self.opts.batch, "total_kimg": self.opts.kimg,
+                      "augment_pipe": self.augment_name,
                       "world_size": self.dist.world, "data": self.opts.data, **self.transfer.metadata()})
         return {"arch": self.opts.model, "config": self.config, "dataset": self.dataset.identity,
                 "resolution": self.opts.resolution, "seed": self.opts.seed, "kimg": self.cur_nimg / 1000,
@@ -722,6 +736,37 @@ class Trainer:
         record.update({k: v[0] / max(v[1], 1) for k, v in acc.items()})
         return record
 
+    # -- divergence ----------------------------------------------------------------------------------
+    def _check_losses(self, stats: dict[str, float]) -> bool:
+        """Note the first minibatch whose losses are non-finite (a diverged run) and log one warning line for it.
+
+        NVlabs' loop trains on with NaN losses (and writes NaN snapshots); so does this one by default, saying
+        so once here and again in the closing line. Returns whether the run should stop now (`stop_on_nan`;
+        in a multi-process run every process takes the same decision).
+        """
+        bad = {k: float(v) for k, v in stats.items() if k.startswith("loss/") and not math.isfinite(float(v))}
+        if bad and self.diverged is None:
+            kinds = {"NaN" if math.isnan(v) else "inf" for v in bad.values()}
+            if len(kinds) == 1:
+                what = f"{' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} {kinds.pop()}"
+            else:
+                what = ", ".join(f"{k} is {'NaN' if math.isnan(v) else 'inf'}" for k, v in bad.items())
+            self.diverged = f"{what} at kimg {self.cur_nimg / 1000:g}"
+            if not self.opts.stop_on_nan:
+                self.output.line(f"warning: {self.diverged}: the run has diverged; snapshots from here on will "
+                                 f"likely not evaluate or generate (--stop-on-nan stops a run at this point)")
+        if not self.opts.stop_on_nan:
+            return False
+        if self.dist.world > 1:
+            return self.dist.sum_floats([1.0 if bad else 0.0])[0] > 0
+        return bool(bad)
+
+    def _stop_error(self, last_snapshot: Path | None) -> NonFiniteError:
+        what = self.diverged or f"a loss of another process is non-finite at kimg {self.cur_nimg / 1000:g}"
+        newest = f"newest snapshot {last_snapshot}" if last_snapshot is not None else "no snapshot written"
+        return NonFiniteError(f"{what}: the run diverged; stopped (--stop-on-nan) without a snapshot of the "
+                              f"diverged networks; {newest}", source="value")
+
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> Path:
         """Train until `kimg` (or `stop_kimg`); returns the run folder."""
@@ -754,14 +799,16 @@ class Trainer:
                 last_snapshot = self.snapshot(0)
             out.start_progress(opts.model, self.total_nimg / 1000, self.cur_nimg / 1000)
             while self.cur_nimg < self.total_nimg:
-                for k, v in self.step().items():
+                stats = self.step()
+                for k, v in stats.items():
                     a = acc.setdefault(k, [0.0, 0])
                     a[0] += v
                     a[1] += 1
+                halt = self._check_losses(stats)
                 done = self.cur_nimg >= self.total_nimg
                 out.update_progress(self.cur_nimg / 1000, " ".join(
                     f"{k.split('/')[-1]}={v[0] / max(v[1], 1):.3f}" for k, v in acc.items() if k in ("loss/G", "loss/D")))
-                ticked = done or self.cur_nimg >= next_tick
+                ticked = done or halt or self.cur_nimg >= next_tick
                 if ticked:
                     tick_end = time.time()
                     kimg_tick = max(self.cur_nimg - tick_start_nimg, 1) / 1000
@@ -770,6 +817,8 @@ class Trainer:
                     acc, tick = {}, tick + 1
                     tick_start_nimg = self.cur_nimg
                     next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
+                if halt:          # the diverged minibatch is logged above; its networks are not snapshotted
+                    raise self._stop_error(last_snapshot)
                 stop = False
                 if done or self.cur_nimg >= next_snap:
                     # the last boundary crossed (1.0 kimg for a step ending at 1008 images), or the run's length
@@ -784,8 +833,10 @@ class Trainer:
             out.stop_progress()
             if last_snapshot is not None:
                 of = f" of {opts.kimg:g} (stop_kimg)" if self.cur_nimg < self.total_nimg else ""
+                diverged = (f"; diverged: {self.diverged}, so snapshots from then on will likely not evaluate"
+                            if self.diverged else "")
                 out.line(f"done: {self.cur_nimg / 1000:g} kimg{of} in {format_time(time.time() - t_start)}; "
-                         f"newest snapshot {last_snapshot}")
+                         f"newest snapshot {last_snapshot}{diverged}")
             elif self.resumed_from is not None:
                 out.line(f"done: the run is already at kimg {self.cur_nimg / 1000:g} (--kimg {opts.kimg:g}); "
                          f"nothing to train")

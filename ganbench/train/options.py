@@ -59,6 +59,7 @@ def check_run_options(opts: Any) -> None:
     check_kimg("tick_kimg", opts.tick_kimg, optional=True)
     check_kimg("stop_kimg", opts.stop_kimg, optional=True)
     check_seed(opts.seed)
+    check_out_outside_data(opts.data, opts.out)
     if opts.batch is not None and (not isinstance(opts.batch, int) or isinstance(opts.batch, bool) or opts.batch < 1):
         raise ConfigError(f"--batch {_show(opts.batch)}: must be a positive integer")
     if not isinstance(opts.resolution, int) or isinstance(opts.resolution, bool):
@@ -74,6 +75,25 @@ def check_run_options(opts: Any) -> None:
         if problem:
             raise ConfigError(f"--set {key}={_show(value)}: {problem}")
     _check_channels(dict(opts.network), opts.resolution)
+
+
+def check_out_outside_data(data: Any, out: Any) -> None:
+    """The run folder may not be the dataset folder or inside it: its snapshots, grids and logs would become part
+    of the dataset (a resume then fails on `events.out.tfevents...` as a non-image). A .zip / .npz data file
+    cannot hold a folder; `shapes` is embedded."""
+    from ganbench.data.sources import EMBEDDED
+
+    spec = str(data)
+    if spec.partition(":")[0] in EMBEDDED:
+        return
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        return
+    root, run = folder.resolve(), Path(out).expanduser().resolve()
+    if run == root or root in run.parents:
+        raise ConfigError(f"--out {out} is inside the dataset folder --data {data}"
+                          f"{'' if str(root) == spec else f' ({root})'}: snapshots, grids and logs would become "
+                          f"part of the dataset; choose an --out outside it")
 
 
 def _check_channels(network: dict[str, Any], resolution: int) -> None:
@@ -219,9 +239,10 @@ def check_train_settings(settings: dict[str, Any], given: set[str]) -> None:
 
 # -- resuming --------------------------------------------------------------------------------------
 
-# Recorded run settings that may change between attempts of one run: its length, how many processes
+# Recorded run settings that may change between attempts of one run: its length (total_kimg, and kimg, which
+# snapshots before it was recorded as --kimg held as the preset's published length), how many processes
 # share it (the loop re-shards the data), and the spelling of --data (its content identity is compared).
-RESUMABLE_CHANGES = frozenset({"total_kimg", "world_size", "data"})
+RESUMABLE_CHANGES = frozenset({"total_kimg", "kimg", "world_size", "data"})
 FLAGS = {"dataset": "--data", "batch": "--batch", "seed": "--seed", "augment_pipe": "--augment/--augpipe",
          "resume_from": "--resume-from", "freeze_d": "--freeze-d"}
 
