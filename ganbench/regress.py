@@ -24,8 +24,9 @@ import pandas as pd
 from ganbench.checkpoint import atomic_write_bytes
 from ganbench.config import DEFAULT_K, Tolerance
 from ganbench.errors import ConfigError
-from ganbench.results import (COMPARABLE, DIVERGED, NUMERIC, SETTINGS, canonical, check_directions, csv_bytes,
-                              normalise, read_results, repeat_groups, with_registry_directions)
+from ganbench.results import (COMPARABLE, DIVERGED, NUMERIC, SETTINGS, read_csv_text, canonical, check_directions,
+                              csv_bytes, normalise, parse_numbers, read_results, repeat_groups,
+                              with_registry_directions)
 
 BASELINE_COLUMNS = [*COMPARABLE, "direction", "mean", "std", "count", "seeds", "flag", "checkpoint"]
 TABLE_COLUMNS = ["run", "kimg", "metric", "settings", "direction", "baseline", "baseline_std", "baseline_count",
@@ -82,12 +83,8 @@ def read_baseline(path: str | os.PathLike) -> pd.DataFrame:
     _not_a_folder(path, "baseline")
     if not path.is_file():
         raise ConfigError(f"baseline {path} does not exist (create it with --update-baseline)")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"baseline {path} is empty; recreate it with --update-baseline") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise ConfigError(f"baseline {path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+    header, rows = read_csv_text(path, "baseline", required=(), empty="; recreate it with --update-baseline")
+    raw = pd.DataFrame(rows, columns=header, dtype=str)
     if raw.empty:
         raise ConfigError(f"baseline {path} has no rows (only a header); recreate it with --update-baseline")
     if "mean" not in raw.columns and "value" not in raw.columns:
@@ -99,10 +96,9 @@ def read_baseline(path: str | os.PathLike) -> pd.DataFrame:
                           "numbers were made with (an older ganbench wrote it?); recreate it with --update-baseline")
     if "mean" not in raw.columns:
         return summarize(read_results(path))
-    check_directions(raw, path, "baseline")
-    base = raw.copy()
-    for col in [c for c in NUMERIC if c in base.columns] + ["mean", "std", "count"]:
-        base[col] = pd.to_numeric(base[col].replace("", "nan"), errors="coerce").astype("float64")
+    base = parse_numbers(raw, [*NUMERIC, "mean", "std"], lambda i: f"baseline {path} row {i + 2}")
+    check_directions(base, path, "baseline")
+    base["count"] = pd.to_numeric(raw["count"], errors="coerce").astype("float64")
     bad = base["count"].isna() | (base["count"] < 1)
     if bad.any():
         raise ConfigError(f"baseline {path} row {int(bad.idxmax()) + 2}: count {raw['count'][bad].iloc[0]!r} "

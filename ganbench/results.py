@@ -21,7 +21,7 @@ import socket
 import threading
 import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -83,14 +83,21 @@ def shard_dir(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + SHARDS_SUFFIX)
 
 
-def _read_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of one CSV file of the table, as text; every way it can be unreadable is a ConfigError.
+NO_NUMBER = ("", "nan", "NaN")  # what a numeric column may hold instead of a number (the number is missing)
+
+
+def read_csv_text(path: Path, what: str, required: Sequence[str] = REQUIRED,
+               empty: str = "") -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one CSV file, as text; every way it can be unreadable is a ConfigError naming `what` and
+    the file: not UTF-8, not CSV, empty (`empty` is added to that message), lacking a `required` column, naming a
+    column twice, or a row with more or fewer fields than its header. A UTF-8 byte order mark (Excel writes one)
+    is not part of the text.
 
     The csv module, not pandas: a table may have a thousand small shards, and pandas' per-file overhead
-    (milliseconds) would dominate reading them.
+    (milliseconds) would dominate reading them. Baselines are read with it too (`regress.read_baseline`), as strictly.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {path} is not a readable CSV (not UTF-8 text)") from None
     except OSError as exc:
@@ -100,37 +107,52 @@ def _read_text(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
     except csv.Error as exc:
         raise ConfigError(f"{what} {path} is not a readable CSV ({exc})") from None
     if not records:
-        raise ConfigError(f"{what} {path} is empty")
+        raise ConfigError(f"{what} {path} is empty{empty}")
     header, rows = records[0], [r for r in records[1:] if r]
-    missing = [c for c in REQUIRED if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         raise ConfigError(f"{what} {path} lacks column(s) {', '.join(missing)}")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ConfigError(f"{what} {path} has column(s) {', '.join(repr(c) for c in twice)} twice in its header")
     ragged = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
     if ragged is not None:
         raise ConfigError(f"{what} {path} row {ragged + 2} has {len(rows[ragged])} fields, its header {len(header)}")
     return header, rows
 
 
+def parse_numbers(raw: pd.DataFrame, columns: Sequence[str], where: Callable[[int], str]) -> pd.DataFrame:
+    """`raw` (text) with those of `columns` it has as float64. Text that is neither a number nor NO_NUMBER is a
+    ConfigError for the first such row: "`where(i)`: COLUMN 'TEXT' is not a number" (`where` names file and row of
+    position `i`), so a typo is never silently a missing number (a new group, or a seed that passes a check)."""
+    parsed: dict[str, pd.Series] = {}
+    first: tuple[int, str] | None = None
+    for col in dict.fromkeys(c for c in columns if c in raw.columns):
+        text = raw[col]
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+        bad = (numbers.isna() & text.notna() & ~text.isin(NO_NUMBER)).to_numpy()   # NA: a file without col
+        if bad.any() and (first is None or int(bad.argmax()) < first[0]):
+            first = (int(bad.argmax()), col)
+        parsed[col] = numbers
+    if first is not None:
+        i, col = first
+        raise ConfigError(f"{where(i)}: {col} {raw[col].iloc[i]!r} is not a number")
+    return raw.assign(**parsed)
+
+
 def _read_tables(paths: Sequence[Path], what: str) -> pd.DataFrame:
-    """Several CSV files of one table as one normalised frame; a kimg or value that is not a number is an
-    error naming its file and row."""
+    """Several CSV files of one table as one normalised frame; text in a numeric column (NUMERIC) is an error
+    naming its file, row and column."""
     blocks: dict[tuple[str, ...], list[list[str]]] = {}
     where: dict[tuple[str, ...], list[tuple[int, int]]] = {}
     for k, p in enumerate(paths):
-        header, rows = _read_text(p, what)
+        header, rows = read_csv_text(p, what)
         blocks.setdefault(tuple(header), []).extend(rows)
         where.setdefault(tuple(header), []).extend((k, line) for line in range(2, len(rows) + 2))
     frames = [pd.DataFrame(rows, columns=list(header), dtype=str) for header, rows in blocks.items()]
     raw = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     origin = [w for header in blocks for w in where[header]]
-    for col in ("kimg", "value"):
-        text = raw[col]
-        bad = pd.to_numeric(text, errors="coerce").isna() & ~text.isin(["", "nan", "NaN"])
-        if bad.any():
-            i = int(bad.to_numpy().argmax())
-            file, line = origin[i]
-            raise ConfigError(f"{what} {paths[file]} row {line}: {col} {text.iloc[i]!r} is not a number")
-    return normalise(raw)
+    return normalise(parse_numbers(raw, NUMERIC, lambda i: f"{what} {paths[origin[i][0]]} row {origin[i][1]}"))
 
 
 def _shards(path: Path) -> list[Path]:
