@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ganbench.checkpoint import snapshot_name
 from ganbench.config import ModelEntry, Suite
 from ganbench.devices import resolve_device
-from ganbench.errors import ConfigError
+from ganbench.errors import ConfigError, ResumeMismatch
 from ganbench.regress import CheckReport
 
 
@@ -72,33 +71,26 @@ def run_dir_for(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path) -> Pa
     return Path(out_dir) / "runs" / suite.name / f"{entry.label}-s{seed}"
 
 
-def finished(run_dir: Path, kimg: float) -> bool:
-    """Whether the run's final snapshot exists (its metadata, not its rounded file name, says how far it got)."""
-    from ganbench.checkpoint import load_checkpoint
-
-    path = Path(run_dir) / snapshot_name(kimg)
-    if not path.is_file():
-        return False
-    done = load_checkpoint(path).metadata.get("kimg")
-    return isinstance(done, (int, float)) and done >= kimg - 1e-9
-
-
 def train_model(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path, progress: bool = False) -> Path:
-    """Train one model of the suite, or return its folder at once when its final snapshot exists."""
+    """Train one model of the suite (resuming its folder). A finished run is not trained again, but it still goes
+    through training's resume check, so a suite whose settings changed since (resolution, batch, overrides...)
+    is refused instead of scoring the old model under the new settings ('check passed' on the wrong model)."""
     run_dir = run_dir_for(suite, entry, seed, out_dir)
     kimg = entry.kimg if entry.kimg is not None else suite.kimg
-    if finished(run_dir, kimg):
-        return run_dir
     from ganbench.train import run_training
 
     snapshot = suite.snapshot_kimg if suite.snapshot_kimg is not None else kimg
     overrides: dict[str, Any] = dict(entry.overrides)
     if suite.device != "cpu":
         overrides.setdefault("device", suite.device)
-    return Path(run_training(entry.name, suite.dataset, suite.resolution, kimg,
-                             entry.batch if entry.batch is not None else suite.batch, seed, run_dir,
-                             preset=entry.preset, snapshot_kimg=snapshot, resume=True, progress=progress,
-                             skip_unknown=suite.skip_unknown, **overrides))
+    try:
+        return Path(run_training(entry.name, suite.dataset, suite.resolution, kimg,
+                                 entry.batch if entry.batch is not None else suite.batch, seed, run_dir,
+                                 preset=entry.preset, snapshot_kimg=snapshot, resume=True, progress=progress,
+                                 skip_unknown=suite.skip_unknown, **overrides))
+    except ResumeMismatch as exc:
+        raise ConfigError(f"suite {suite.name!r}: {exc.why}: the suite's settings changed since this run was "
+                          f"trained; delete {run_dir} (or bench into another --out) to train it again") from None
 
 
 def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], Any] | None = None,

@@ -21,6 +21,15 @@ class ConfigError(GanbenchError):
     """A bad option value, unknown name, or malformed config file."""
 
 
+class ResumeMismatch(ConfigError):
+    """A run folder holds a run of other settings than the ones asked for; `why` says which (training's resume
+    check: `bench` reports it as a suite whose settings changed)."""
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why or message
+
+
 class NotApplicable(ConfigError):
     """A metric that does not apply to this model (EQ on a non-StyleGAN3, PPL in W on ProGAN): expected, not a fault."""
 

@@ -183,15 +183,6 @@ def test_run_suite_rejects_stray_metric_params(tmp_path):
         run_suite(suite, tmp_path)
 
 
-def test_finished_reads_the_recorded_kimg(tmp_path):
-    from ganbench.bench import finished
-    from orchestrator_helpers import make_run
-
-    run = make_run(tmp_path / "r", kimgs=(1.0,))
-    assert finished(run, 1.0) and not finished(run, 1.5)    # 1.5 kimg would also be named ...000001.pt
-    assert not finished(tmp_path / "nothing", 1.0)
-
-
 def test_cli_bench_list_and_errors():
     runner = CliRunner()
     r = runner.invoke(app, ["bench", "--list", "--config", str(REPO / "benchmarks.toml")])
@@ -260,3 +251,23 @@ def test_bench_prints_the_evaluation_warnings(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     assert "warning: fid10k measured 48 generated images, not the 10k its name says" in " ".join(r.output.split())
+
+
+def test_bench_refuses_a_finished_run_whose_suite_settings_changed(tmp_path, monkeypatch):
+    """A finished run was reused whatever the suite said now (resolution 16 -> 32, batch 8 -> 16): the old model was
+    scored under the new settings and 'check passed'. Now training's resume check runs, and bench says what to do."""
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    toml = tmp_path / "bench.toml"
+    text = TINY.format(baseline="base.csv").replace("seeds = [0, 1]", "seeds = [0]").replace("kimg = 2", "kimg = 1")
+    toml.write_text(text)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)]).exit_code == 0
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])   # unchanged: not retrained
+    assert r.exit_code == 0 and "check passed" in r.output, r.output
+    toml.write_text(text.replace("batch = 8", "batch = 16"))
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "suite 'tiny':" in said and "--batch: recorded 8, now 16" in said, r.output
+    assert "delete" in said and "toy-gan-s0" in said and "--no-resume" not in said

@@ -16,7 +16,7 @@ from _toy_family import build_toy
 from ganbench.checkpoint import load_checkpoint, snapshot_kimg
 from ganbench.cli import app
 from ganbench.data import ShapesDataset
-from ganbench.errors import CheckpointError, ConfigError
+from ganbench.errors import CheckpointError, ConfigError, ResumeMismatch
 from ganbench.results import append_rows
 from ganbench.train import Trainer, TrainOptions, run_training
 from ganbench.train.data_stream import DataStream
@@ -197,7 +197,7 @@ def test_bad_options_are_one_line_errors(toy: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown training option"):
         Trainer(TrainOptions(toy, "shapes:8", 8, 0.01, 4, 0, tmp_path, train={"r1_gama": 1}))
     run_training(toy, "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=tmp_path, snapshot_kimg=1)
-    with pytest.raises(CheckpointError, match="use another --out or --no-resume"):
+    with pytest.raises(ResumeMismatch, match="use another --out or --no-resume"):
         run_training("stylegan2", "shapes:8", 8, kimg=0.008, batch=4, seed=0, out=tmp_path, preset="tiny")
     result = runner.invoke(app, ["train", "--model", "nosuchgan", "--out", str(tmp_path / "x"), "--kimg", "0.01"])
     assert result.exit_code == 2 and "unknown model 'nosuchgan'" in result.output

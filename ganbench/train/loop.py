@@ -36,7 +36,7 @@ from torch import nn
 
 from ganbench.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, snapshot_kimg, snapshot_name
 from ganbench.devices import autotune_convolutions, process_device, resolve_device, use_exact_fp32
-from ganbench.errors import CheckpointError, ConfigError, NonFiniteError
+from ganbench.errors import CheckpointError, ConfigError, NonFiniteError, ResumeMismatch
 from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
@@ -507,11 +507,12 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location="cpu")
         meta = ckpt.metadata
         if meta.get("arch") != self.opts.model or meta.get("resolution") != self.opts.resolution:
-            raise CheckpointError(f"{path} is a {meta.get('arch')} run at {meta.get('resolution')}px, not "
-                                  f"{self.opts.model} at {self.opts.resolution}px; use another --out or --no-resume")
+            why = (f"{path} is a {meta.get('arch')} run at {meta.get('resolution')}px, not {self.opts.model} at "
+                   f"{self.opts.resolution}px")
+            raise ResumeMismatch(f"{why}; use another --out or --no-resume", why)
         if meta.get("config") != self.config:
-            raise CheckpointError(f"{path} was trained with network config {meta.get('config')}, not "
-                                  f"{self.config}; use another --out or --no-resume")
+            why = f"{path} was trained with network config {meta.get('config')}, not {self.config}"
+            raise ResumeMismatch(f"{why}; use another --out or --no-resume", why)
         differ = settings_mismatch(meta, self.metadata())
         old_kimg = (meta.get("train") or {}).get("total_kimg")
         if (self.schedule is not None and isinstance(old_kimg, (int, float))
@@ -520,9 +521,9 @@ class Trainer:
                           f"the run's length, so it would change)")
         if differ:
             more = f" (and {len(differ) - 1} more: {'; '.join(differ[1:])})" if len(differ) > 1 else ""
-            raise ConfigError(f"{self.out} holds a run with other settings, {differ[0]}{more}; resume it with the "
-                              f"recorded settings, or start fresh with --no-resume (moves the old run's files into "
-                              f"replaced-<time>/) or another --out")
+            why = f"{self.out} holds a run with other settings, {differ[0]}{more}"
+            raise ResumeMismatch(f"{why}; resume it with the recorded settings, or start fresh with --no-resume "
+                                 f"(moves the old run's files into replaced-<time>/) or another --out", why)
         st = ckpt.state
         for name in ("G", "D", "G_ema"):   # a mismatch names the missing / unexpected keys
             load_state_strict(getattr(self, name), st.get(name), f"{path}: {name}")
