@@ -31,10 +31,11 @@ class BenchResult:
     baseline: Path
     baseline_created: bool
     check: CheckReport | None
+    refused: str = ""       # why no baseline could be made from this run's results (a diverged model)
 
     @property
     def passed(self) -> bool:
-        return self.check is None or self.check.passed
+        return not self.refused and (self.check is None or self.check.passed)
 
 
 def validate_suite(suite: Suite) -> None:
@@ -101,7 +102,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     `train_progress` shows the trainer's own bar (they are not shown at once: rich allows one live display).
     """
     from ganbench.evaluate import EvalOptions, evaluate, not_applicable_line
-    from ganbench.regress import compare, read_baseline, write_baseline
+    from ganbench.regress import compare, read_baseline, summarize, unfit_for_baseline, write_baseline
     from ganbench.report import find_run_dirs, write_report
     from ganbench.results import identity_key, read_results
 
@@ -116,7 +117,8 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     results_path = out / f"results-{suite.name}.csv"
     options = EvalOptions(metrics=suite.metrics, real=suite.dataset, n=suite.n, n_real=suite.n_real,
                           extractor=suite.extractor, seed=suite.eval_seed, device=suite.device,
-                          metric_params=suite.metric_params, skip_unknown=suite.skip_unknown)
+                          metric_params=suite.metric_params, skip_unknown=suite.skip_unknown,
+                          keep_going=True)   # a diverged model is a finding (NaN rows flagged), not bad input
     log(f"evaluate {len(runs)} run(s) on {', '.join(suite.metrics)}")
     if progress is None:
         summary = evaluate(runs, options, out=results_path)
@@ -135,6 +137,9 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
                          sources=[str(results_path)])
     baseline = suite.baseline_path(out)
     if not baseline.is_file():
+        why = unfit_for_baseline(summarize(table))
+        if why:
+            return BenchResult(runs, results_path, files.csv, files.html, baseline, False, None, refused=why)
         write_baseline(baseline, table)
         log(f"no baseline yet: wrote {baseline} from these results")
         return BenchResult(runs, results_path, files.csv, files.html, baseline, True, None)

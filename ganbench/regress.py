@@ -125,17 +125,25 @@ def write_baseline(path: str | os.PathLike, results: pd.DataFrame) -> pd.DataFra
     return base
 
 
-def _refuse_non_finite(base: pd.DataFrame) -> None:
-    """A baseline group with a direction must hold a finite number: a NaN, infinite or diverged one could never be
-    compared with, so every later check would fail on it (or, worse, let anything pass)."""
+def unfit_for_baseline(base: pd.DataFrame) -> str:
+    """Why a summary cannot be a baseline ('' when it can): a group with a direction must hold a finite number; a
+    NaN, infinite or diverged one could never be compared with, so every later check would fail on it (or, worse,
+    let anything pass)."""
     bad = base[base["direction"].isin(["lower", "higher"])
                & ~base["mean"].map(lambda v: math.isfinite(float(v)))]
-    if not bad.empty:
-        b = bad.iloc[0]
-        what = "diverged (NaN)" if b["flag"] == DIVERGED else f"is {float(b['mean'])!r}"
-        raise ConfigError(f"cannot make a baseline: {b['run']} {b['metric']} at kimg {b['kimg']:g} {what}"
-                          f"{f' (and {len(bad) - 1} more group(s))' if len(bad) > 1 else ''}; a baseline holds "
-                          "finite numbers only (rerun that evaluation, or leave that run out)")
+    if bad.empty:
+        return ""
+    b = bad.iloc[0]
+    what = "diverged (NaN)" if b["flag"] == DIVERGED else f"is {float(b['mean'])!r}"
+    kimg = "" if pd.isna(b["kimg"]) else f" at kimg {b['kimg']:g}"
+    return (f"{b['run']} {b['metric']}{kimg} {what}{f' (and {len(bad) - 1} more group(s))' if len(bad) > 1 else ''}; "
+            "a baseline holds finite numbers only")
+
+
+def _refuse_non_finite(base: pd.DataFrame) -> None:
+    why = unfit_for_baseline(base)
+    if why:
+        raise ConfigError(f"cannot make a baseline: {why} (rerun that evaluation, or leave that run out)")
 
 
 def refuse_same_file(baseline: str | os.PathLike, results: list[str | os.PathLike]) -> None:

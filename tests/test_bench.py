@@ -271,3 +271,31 @@ def test_bench_refuses_a_finished_run_whose_suite_settings_changed(tmp_path, mon
     said = " ".join(r.output.split())
     assert r.exit_code == 2 and "suite 'tiny':" in said and "--batch: recorded 8, now 16" in said, r.output
     assert "delete" in said and "toy-gan-s0" in said and "--no-resume" not in said
+
+
+def test_a_diverged_model_is_a_failed_check_not_bad_input(tmp_path, monkeypatch):
+    """One diverging model stopped the whole suite with exit 2 ('pass --keep-going', which bench does not have): no
+    leaderboard, no baseline. Now its rows are NaN flagged 'diverged', the leaderboard is written, and the check
+    fails (exit 1): no baseline is made from a diverged run, and against a baseline the group is 'diverged'."""
+    import torch
+
+    from orchestrator_helpers import ToyG
+
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    toml = tmp_path / "bench.toml"
+    toml.write_text(TINY.format(baseline="base.csv").replace("seeds = [0, 1]", "seeds = [0]")
+                    .replace("kimg = 2", "kimg = 1"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "ok")]).exit_code == 0
+    real_forward = ToyG.forward
+    monkeypatch.setattr(ToyG, "forward", lambda self, z, *a, **k: real_forward(self, z, *a, **k) * torch.nan)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])     # against the baseline
+    assert r.exit_code == 1 and "diverged" in r.output and "check FAILED" in r.output, r.output
+    assert (out / "leaderboard.html").is_file() and (read_results(out / "results-tiny.csv")["flag"] == "diverged").any()
+    (tmp_path / "base.csv").unlink()                                                        # no baseline yet
+    r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out2")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "check FAILED: no baseline written" in said and "diverged" in said, r.output
+    assert not (tmp_path / "base.csv").exists()

@@ -47,6 +47,9 @@ def bench(
     if result.baseline_created:
         typer.echo(f"baseline: created {result.baseline} (later runs are checked against it)")
         return
+    if result.refused:
+        typer.echo(f"check FAILED: no baseline written: {result.refused}")
+        raise typer.Exit(1)
     assert result.check is not None
     table = result.check.table
     if result.check.passed:
