@@ -596,6 +596,9 @@ def check_writable(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write results to {path}: it is a folder (give a .csv file)")
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():   # /dev/null, a fifo: found only after every metric was computed
+        raise OutputError(f"cannot write results to {path}: not a regular file (give a .csv file)")
     blocker = next((a for a in path.parents if a.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise OutputError(f"cannot write results to {path}: {blocker} is a file, not a folder")
@@ -674,8 +677,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         if path not in done:
-            if rank == 0:
-                check_writable(path)
+            check_writable(path)   # on every rank: one that failed alone left the others a gloo traceback
             table = read_results(path) if path.is_file() else None
             done[path] = done_keys(table) if table is not None else {}
             homes[path] = run_folders(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -259,3 +260,16 @@ def test_a_metric_measures_the_same_images_whatever_another_metric_asks_for():
                             cache_dir=False, device="cpu", prefetch=False)
         feats[n_ctx] = ctx.outputs("gen", "features", n=50)
     assert torch.equal(torch.as_tensor(feats[50]), torch.as_tensor(feats[100]))
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    """`--out /dev/null` computed every metric, then failed and left a `null.unsaved-*.csv` in /dev."""
+    from ganbench.errors import OutputError
+
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    monkeypatch.setenv("TOY_FAIL", "1")            # toy-score raises if any metric work were started
+    os.mkfifo(tmp_path / "pipe.csv")
+    for out in (tmp_path / "pipe.csv", "/dev/null"):
+        with pytest.raises(OutputError, match="not a regular file"):
+            evaluate([run], options(), out=out)
+    assert not list(tmp_path.glob("*unsaved*"))
