@@ -38,7 +38,8 @@ import pandas as pd
 
 import ganbench
 from ganbench.errors import ConfigError, NonFiniteError, NotApplicable, OutputError
-from ganbench.results import append_rows, done_keys, identity_key, read_results, run_folders, write_results
+from ganbench.results import (append_rows, done_keys, identity_key, read_results, run_folders, shard_dir,
+                              write_results)
 
 RESULTS_NAME = "results.csv"
 
@@ -678,7 +679,9 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         path = Path(out) if out is not None else default_output(ref)
         if path not in done:
             check_writable(path)   # on every rank: one that failed alone left the others a gloo traceback
-            table = read_results(path) if path.is_file() else None
+            # the table is the file and its shards: a removed file whose shards remain still holds those rows (every
+            # reader sees them), so they are done
+            table = read_results(path) if path.is_file() or shard_dir(path).is_dir() else None
             done[path] = done_keys(table) if table is not None else {}
             homes[path] = run_folders(table)
         _refuse_another_run_of_the_same_name(ref, path, homes[path])

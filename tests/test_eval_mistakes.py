@@ -273,3 +273,12 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_any_work(tmp_pat
         with pytest.raises(OutputError, match="not a regular file"):
             evaluate([run], options(), out=out)
     assert not list(tmp_path.glob("*unsaved*"))
+
+
+def test_a_removed_table_file_whose_shards_remain_is_read_by_eval_as_by_every_reader(tmp_path):
+    """After `rm res.csv`, check and report still read the rows from res.csv.shards/, but eval computed them again."""
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    evaluate([run], options(), out=tmp_path / "res.csv")
+    (tmp_path / "res.csv").unlink()
+    assert len(read_results(tmp_path / "res.csv")) == 1
+    assert evaluate([run], options(), out=tmp_path / "res.csv").skipped == 1
