@@ -206,8 +206,14 @@ def find_checkpoints(targets: Sequence[str | os.PathLike], skip_unknown: bool = 
         if not target.is_dir():
             raise ConfigError(f"{target} does not exist")
         files = _snapshots(target)
+        runs_inside = [sub for sub in sorted(target.iterdir()) if sub.is_dir() and not sub.name.startswith("replaced-")
+                       and _snapshots(sub)]   # replaced-<time>/: an earlier run train moved aside
+        if files and runs_inside:   # one stray snapshot made the folder a run and hid every run inside it
+            raise ConfigError(f"{target} holds snapshots of its own ({files[0].name}) and run folders with snapshots "
+                              f"({', '.join(s.name for s in runs_inside[:3])}{', ...' if len(runs_inside) > 3 else ''})"
+                              f": pass the run folders themselves, or move the stray snapshot")
         if not files:
-            files = [p for sub in sorted(target.iterdir()) if sub.is_dir() for p in _snapshots(sub)]
+            files = [p for sub in runs_inside for p in _snapshots(sub)]
         if not files:
             raise ConfigError(f"no network-snapshot-*.pt in {target} or its subfolders")
         for p in files:

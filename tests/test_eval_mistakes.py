@@ -282,3 +282,19 @@ def test_a_removed_table_file_whose_shards_remain_is_read_by_eval_as_by_every_re
     (tmp_path / "res.csv").unlink()
     assert len(read_results(tmp_path / "res.csv")) == 1
     assert evaluate([run], options(), out=tmp_path / "res.csv").skipped == 1
+
+
+def test_a_stray_snapshot_beside_run_folders_does_not_hide_them(tmp_path):
+    """`eval many` with many/r1, many/r2 and one stray snapshot in many/ scored a run named 'many' and skipped r1
+    and r2 without a word. An earlier run that train moved into replaced-<time>/ is not a run folder."""
+    import shutil
+
+    make_run(tmp_path / "many" / "r1", kimgs=(1,))
+    make_run(tmp_path / "many" / "r2", kimgs=(1,))
+    shutil.copy(tmp_path / "many" / "r1" / "network-snapshot-000001.pt", tmp_path / "many")
+    with pytest.raises(ConfigError, match=r"many holds snapshots of its own \(network-snapshot-000001.pt\) and run "
+                                          r"folders with snapshots \(r1, r2\)"):
+        evaluate([tmp_path / "many"], options(), out=tmp_path / "r.csv")
+    run = make_run(tmp_path / "run", kimgs=(1,))
+    make_run(run / "replaced-20261204-101010", kimgs=(1,))
+    assert len(evaluate([run], options(), out=tmp_path / "r.csv").added) == 1
