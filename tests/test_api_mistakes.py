@@ -86,7 +86,7 @@ def test_a_function_returning_floats_in_0_1_warns_once():
 def test_generated_and_real_resolutions_must_match():
     real32 = ShapesDataset(n=40, resolution=32)
     for source, kw in ((_images(), {}), (TinyG(), {"n": 16}),
-                       (_function(_images(), lambda x: x / 127.5 - 1), {"n": 32, "z_dim": 4})):
+                       (_function(_images(n=64), lambda x: x / 127.5 - 1), {"n": 32, "z_dim": 4})):
         with pytest.raises(ConfigError, match=r"16.*32"):
             compute("fid", source, real=real32, cache_dir=False, **kw)
     with pytest.raises(ConfigError, match=r"16.*32"):
