@@ -317,6 +317,14 @@ def count_warnings(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _warn_counts(summary: "EvalSummary", plan: "_Plan", names: Sequence[str]) -> None:
+    """`count_warnings` of the metrics in `names` that have rows (computed or found done), once each: a metric that
+    did not apply measured nothing, so it was not 'measured with 50 images'."""
+    for line in count_warnings({n: plan.metrics[n] for n in names}):
+        if line not in summary.warnings:
+            summary.warnings.append(line)
+
+
 def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
                 outputs: dict[str, Any], described: dict[str, Any], options: EvalOptions, dataset: str,
                 wall_s: float, extractor: str, n: int, flag: str = "", seed: int | None = None) -> list[dict[str, Any]]:
@@ -699,12 +707,12 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         path = Path(out) if out is not None else default_output(ref)
         real = reals.identity(ref)
         mine = plans.of(ref)
-        summary.warnings.extend(w for w in count_warnings(mine.metrics) if w not in summary.warnings)
         keys = {n: _identity(ref, n, mine, options, real) for n in mine.metrics}
         summary.identities.update(keys.values())
         # done when its rows exist and measured this file (a snapshot retrained under the same name is measured again)
         todo = [n for n in mine.metrics if done[path].get(keys[n]) not in ("", ref.fingerprint)]
         summary.skipped += len(mine.metrics) - len(todo)
+        _warn_counts(summary, mine, [n for n in mine.metrics if n not in todo])   # their rows exist
         jobs.append((ref, path, todo, mine.work(todo), real))
     progress.begin(sum(sum(job[3].values()) for job in jobs), sum(len(job[2]) for job in jobs))
     added: list[dict[str, Any]] = []
@@ -719,6 +727,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
             if rank == 0:
                 _append(path, rows)
             done[path][_identity(ref, name, mine, options, real)] = ref.fingerprint
+            _warn_counts(summary, mine, [name])
             added.extend(rows)
             progress.computed(exact, name, rows, wall)
         base += sum(work.values())

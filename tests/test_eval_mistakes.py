@@ -298,3 +298,19 @@ def test_a_stray_snapshot_beside_run_folders_does_not_hide_them(tmp_path):
     run = make_run(tmp_path / "run", kimgs=(1,))
     make_run(run / "replaced-20261204-101010", kimgs=(1,))
     assert len(evaluate([run], options(), out=tmp_path / "r.csv").added) == 1
+
+
+def test_quiet_keeps_the_warnings_and_a_metric_that_did_not_apply_is_not_warned_about(tmp_path):
+    """`eval -q` ('only errors and warnings') printed no warning at all, not even 'met NaN or inf' under --keep-going;
+    and `-m fid,eqt50k_int --n 50` on a network without equivariance said eqt50k_int 'measured 50 images'."""
+    from ganbench.data import open_dataset
+    from ganbench.data.export import export_dataset
+
+    samples = tmp_path / "samples"
+    export_dataset(open_dataset("shapes:24", resolution=16, seed=1), samples)
+    r = CliRunner().invoke(app, ["eval", str(samples), "--real", "shapes:40", "-m", "fid10k", "-q",
+                                 "--out", str(tmp_path / "a.csv")])
+    assert r.exit_code == 0 and r.output.startswith("warning: fid10k measured 24 generated images"), r.output
+    run = make_run(tmp_path / "runA", kimgs=(1,))
+    summary = evaluate([run], options(metrics=["toy-score", "eqt50k_int"], n=20), out=tmp_path / "b.csv")
+    assert summary.not_computed and summary.warnings == []

@@ -173,6 +173,17 @@ def timings_line(summary: EvalSummary) -> str:
     return "time: " + ", ".join(f"{k.replace('_', ' ')} {float(v):.1f} s" for k, v in timings.items()) if timings else ""
 
 
+def print_warnings(summary: EvalSummary) -> None:
+    """The evaluation's warning lines (stderr): also under --quiet, which prints only errors and warnings."""
+    from ganbench.cli.common import console, esc
+
+    for warning in getattr(summary, "warnings", None) or []:
+        console.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False, soft_wrap=True)
+    if summary.diverged:
+        console.print(f"[yellow]warning:[/] {len(summary.diverged)} computation(s) met NaN or inf (a diverged "
+                      f"network); their rows hold NaN and are flagged 'diverged'", highlight=False, soft_wrap=True)
+
+
 def print_summary(summary: EvalSummary) -> None:
     """The end of a human-facing eval: the values table, the quiet not-applicable line, timings, files."""
     from ganbench.cli.common import console, esc, make_console, plain
@@ -186,11 +197,7 @@ def print_summary(summary: EvalSummary) -> None:
         out.print(plain(line, "dim"), soft_wrap=True)
     if timings_line(summary):
         out.print(plain(timings_line(summary)), soft_wrap=True)
-    for warning in getattr(summary, "warnings", None) or []:
-        console.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False, soft_wrap=True)
-    if summary.diverged:
-        console.print(f"[yellow]warning:[/] {len(summary.diverged)} computation(s) met NaN or inf (a diverged "
-                      f"network); their rows hold NaN and are flagged 'diverged'", highlight=False, soft_wrap=True)
+    print_warnings(summary)
     files = ", ".join(esc(p) for p in summary.outputs)
     out.print(f"added {len(summary.added)} rows ({summary.skipped} metric computations already present) to {files}",
               highlight=False, soft_wrap=True)
@@ -256,3 +263,5 @@ def eval_(
         typer.echo(summary_json(summary))
     elif not quiet:
         print_summary(summary)
+    else:
+        print_warnings(summary)
