@@ -37,7 +37,7 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 import ganbench
-from ganbench.errors import ConfigError, NonFiniteError, NotApplicable, OutputError
+from ganbench.errors import ConfigError, DataError, NonFiniteError, NotApplicable, OutputError
 from ganbench.results import (append_rows, done_keys, identity_key, read_results, run_folders, shard_dir,
                               write_results)
 
@@ -482,13 +482,18 @@ def real_file(options: EvalOptions) -> Any:
     return None
 
 
-def _check_real_file(file: Any, plan: "_Plan") -> None:
-    """Before any work: a statistics file (mu/sigma) serves FID only; KID, PR, SWD... need features or images."""
+def _check_real_file(file: Any, plan: "_Plan", options: EvalOptions) -> None:
+    """Before any work: a statistics file (mu/sigma) serves FID only; KID, PR, SWD... need features or images; and
+    one that records its extractor is refused for another by name, before that extractor's weights are fetched."""
     from ganbench.metrics.fid import FID
 
     if file is None:
         return
     for name, metric in plan.metrics.items():
+        wanted = str(metric_extractor(metric, options)).partition(":")[0]
+        if file.extractor and "features" in "".join(getattr(metric, "needs", ())) and wanted != file.extractor:
+            raise DataError(f"{file.path}: statistics were computed with extractor {file.extractor!r}, not "
+                            f"{wanted!r} (pass --extractor {file.extractor})")
         needs = set(getattr(metric, "needs", ()))
         if "real_images" in needs:
             raise ConfigError(f"{name} needs real images; {file.path} holds only statistics (pass --real DATA)")
@@ -681,7 +686,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     refs = ([t for t in targets if isinstance(t, CheckpointRef)]
             or find_checkpoints(targets, options.skip_unknown, options.cache_dir))  # type: ignore[arg-type]
     plans = _Plans(options, plan, reals.file)
-    _check_real_file(reals.file, plan)
+    _check_real_file(reals.file, plan, options)
     if refs and all(ref.is_image_set for ref in refs) and all(needs_generator(m) for m in plan.metrics.values()):
         raise ConfigError(f"{', '.join(plan.metrics)} need(s) a generator network; an image set "
                           f"({refs[0].path}) has only images: ask for fid, kid, is, pr, swd or ms_ssim")

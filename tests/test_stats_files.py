@@ -164,3 +164,13 @@ def test_export_keeps_an_existing_file_unless_told_to_overwrite(sets):
     _run("stats", "export", "--real", "shapes:20", "-r", "32", "--overwrite", sets / "st.npz")
     with np.load(sets / "st.npz", allow_pickle=False) as z:
         assert int(z["n"]) == 20
+
+
+def test_a_file_of_another_extractor_is_refused_before_that_extractor_is_built(sets):
+    """`--real-stats shapes-net.npz -e inception` first fetched Inception's weights (here, offline: a download
+    error instead of the refusal), and only then refused the file."""
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / "st.npz"),
+                                      "-e", "inception", "--metrics", "fid", "--out", str(sets / "r.csv")])
+    assert result.exit_code == 2 and "st.npz: statistics were computed with extractor 'shapes-net', not 'inception'" \
+        in " ".join(result.output.split()), result.output
