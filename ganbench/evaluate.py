@@ -56,6 +56,7 @@ class CheckpointRef:
     kimg: float
     content: str = ""
     dataset: Any = field(default=None, compare=False, repr=False)
+    stamp: str = field(default="", compare=False, repr=False)   # the file's fingerprint, taken once (`stamped`)
 
     @property
     def is_image_set(self) -> bool:
@@ -73,7 +74,17 @@ class CheckpointRef:
     @property
     def fingerprint(self) -> str:
         """Which model the rows measure (results.py): the file's fingerprint, or an image set's content hash."""
-        return self.content or _file_fingerprint(self.path)
+        return self.content or self.stamp or _file_fingerprint(self.path)
+
+    def stamped(self) -> "CheckpointRef":
+        """This ref with its file's fingerprint taken now: the rows say which file was measured even if the file is
+        moved or replaced later in the evaluation (train --no-resume moves a run aside)."""
+        if self.content or self.stamp:
+            return self
+        try:
+            return dataclasses.replace(self, stamp=_file_fingerprint(self.path))
+        except OSError as exc:
+            raise ConfigError(f"cannot read checkpoint {self.path} ({exc.strerror or type(exc).__name__})") from None
 
     @property
     def label(self) -> str:
@@ -398,6 +409,27 @@ def _identity(ref: CheckpointRef, name: str, plan: "_Plan", options: EvalOptions
                          "dataset": dataset, "n_real": n_real})
 
 
+def _refuse_model_conflicts(refs: Sequence[CheckpointRef], tables: dict[Path, Any], out: Any) -> None:
+    """Before any work: the rows this evaluation adds must not make a table every reader refuses
+    (results.model_conflict: two runs or image sets of one name from two folders, also when one folder is gone; a
+    network run and an image set of one name)."""
+    from ganbench.results import model_conflict
+
+    planned: dict[Path, list[dict[str, Any]]] = {}
+    for ref in refs:
+        path = Path(out) if out is not None else default_output(ref)
+        planned.setdefault(path, []).append({
+            "run": ref.run, "checkpoint": ref.name, "kimg": ref.kimg, "fingerprint": ref.fingerprint,
+            "run_dir": str(ref.path.resolve() if ref.is_image_set else ref.run_dir.resolve()), "timestamp": "~"})
+    cols = ["run", "checkpoint", "kimg", "fingerprint", "run_dir", "timestamp"]
+    for path, rows in planned.items():
+        table = tables.get(path)
+        frame = pd.DataFrame(rows, columns=cols) if table is None else pd.concat([table[cols], pd.DataFrame(rows)])
+        why = model_conflict(frame.reset_index(drop=True))
+        if why:
+            raise ConfigError(f"{path}: {why}")
+
+
 def _refuse_another_run_of_the_same_name(ref: CheckpointRef, out: Path, homes: dict[str, set[str]]) -> None:
     """Rows are keyed by run name and snapshot: a second folder with the same name, evaluated into a table that
     holds the first one's rows, would have its snapshots skipped as done and the first run's numbers reported for
@@ -685,6 +717,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         plan = _Plan.make(options, reals.file)
     refs = ([t for t in targets if isinstance(t, CheckpointRef)]
             or find_checkpoints(targets, options.skip_unknown, options.cache_dir))  # type: ignore[arg-type]
+    refs = [ref.stamped() for ref in refs]
     plans = _Plans(options, plan, reals.file)
     _check_real_file(reals.file, plan, options)
     if refs and all(ref.is_image_set for ref in refs) and all(needs_generator(m) for m in plan.metrics.values()):
@@ -694,6 +727,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     rank, world = dist_info()
     done: dict[Path, dict[tuple, str]] = {}
     homes: dict[Path, dict[str, set[str]]] = {}
+    tables: dict[Path, Any] = {}
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
         if path not in done:
@@ -703,7 +737,9 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
             table = read_results(path) if path.is_file() or shard_dir(path).is_dir() else None
             done[path] = done_keys(table) if table is not None else {}
             homes[path] = run_folders(table)
+            tables[path] = table
         _refuse_another_run_of_the_same_name(ref, path, homes[path])
+    _refuse_model_conflicts(refs, tables, out)
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
     summary = EvalSummary(added=pd.DataFrame(), skipped=0, outputs=sorted(done), metrics=list(plan.metrics))

@@ -103,3 +103,43 @@ def test_a_run_name_shared_by_a_network_run_and_an_image_set_is_refused(tmp_path
     with pytest.raises(ConfigError, match=r"run name 'sg2' has rows of a network run and of an image set"):
         repeat_groups(table)
     assert isinstance(table, pd.DataFrame)
+
+
+def test_eval_refuses_before_any_work_to_write_rows_every_reader_would_refuse(tmp_path):
+    """eval wrote these rows (exit 0), then report, check and bench refused the table for good."""
+    for exp, seed in (("expA", 1), ("expB", 2)):
+        export_dataset(open_dataset("shapes:24", resolution=16, seed=seed), tmp_path / exp / "samples")
+    sets = options(metrics=["fid"], real="shapes:40", extractor="shapes-net", n=None)
+    with pytest.raises(ConfigError, match=r"run 'samples' \(image set\) has rows of different models from"):
+        evaluate([tmp_path / "expA" / "samples", tmp_path / "expB" / "samples"], sets, out=tmp_path / "sets.csv")
+    assert not (tmp_path / "sets.csv").exists()
+    run = make_run(tmp_path / "exp2" / "sg2", kimgs=(1,))
+    export_dataset(open_dataset("shapes:24", resolution=16, seed=3), tmp_path / "other" / "sg2")
+    evaluate([run], options(), out=tmp_path / "mixed.csv")
+    with pytest.raises(ConfigError, match=r"mixed.csv: run name 'sg2' has rows of a network run and of an image set"):
+        evaluate([tmp_path / "other" / "sg2"], sets, out=tmp_path / "mixed.csv")
+    old = make_run(tmp_path / "exp1" / "sg3", kimgs=(1,), seed=0)
+    evaluate([old], options(), out=tmp_path / "all.csv")
+    old.rename(tmp_path / "exp1" / "sg3-archived")                       # its folder is gone, its rows stay
+    new = make_run(tmp_path / "exp3" / "sg3", kimgs=(1,), seed=9)
+    with pytest.raises(ConfigError, match=r"run 'sg3' \(snapshot network-snapshot-000001.pt\) has rows of different"):
+        evaluate([new], options(), out=tmp_path / "all.csv")
+    assert len(read_results(tmp_path / "all.csv")) == 1
+
+
+def test_a_snapshot_moved_away_during_the_evaluation_keeps_the_rows_of_what_was_measured(tmp_path):
+    """The fingerprint was taken when the rows were written: a snapshot moved aside meanwhile (train --no-resume)
+    was a FileNotFoundError traceback and the computed rows were lost."""
+    from ganbench.evaluate import EvalProgress
+
+    run = make_run(tmp_path / "run", kimgs=(1,))
+    snap = run / "network-snapshot-000001.pt"
+    before = file_fingerprint(snap)
+
+    class MoveAside(EvalProgress):
+        def working(self, description, done):
+            if snap.exists() and "toy-score" in description:
+                snap.rename(tmp_path / "aside.pt")
+
+    summary = evaluate([run], options(), out=tmp_path / "r.csv", progress=MoveAside())
+    assert len(summary.added) == 1 and summary.added["fingerprint"].iloc[0] == before
