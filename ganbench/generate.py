@@ -271,7 +271,8 @@ class OutdirPlan:
         self.seeds = list(seeds)
         manifest = _read_manifest(folder)
         same = manifest is not None and manifest.get("identity") == identity
-        self.kept_seeds = _manifest_seeds(manifest) if same else set()
+        # --overwrite: the folder becomes exactly this run's seeds, also when earlier parts of the same set are there
+        self.kept_seeds = _manifest_seeds(manifest) if same and not overwrite else set()
         ours = {_seed_file(s) for s in (*self.seeds, *self.kept_seeds)}
         others = [name for name in _image_files(folder) if name not in ours]
         if others and not overwrite:

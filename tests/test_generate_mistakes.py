@@ -180,3 +180,16 @@ def test_a_killed_runs_hidden_staging_folder_is_removed_by_the_next_run(tmp_path
     bad = _checkpoint(tmp_path / "bad.pt", nan=True)
     _one_error_line(_gen(bad, "0", tmp_path / "x" / "y" / "z"), "seed 0")
     assert not (tmp_path / "x").exists()
+
+
+def test_overwrite_leaves_exactly_this_runs_seeds_also_after_parts_of_the_same_set(tmp_path):
+    """`--seeds 0-19` then `--seeds 0-4 --overwrite` with the same network kept all 20 (the manifest counted them as
+    this set's), though the help says --overwrite deletes the images this run would not replace."""
+    a = _checkpoint(tmp_path / "a.pt")
+    out = tmp_path / "imgs"
+    assert _gen(a, "0-5", out).exit_code == 0
+    r = _gen(a, "0-1", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert sorted(_files(out)) == ["seed0000.png", "seed0001.png"]
+    assert _gen(a, "2-3", out).exit_code == 0                     # and parts may be added again afterwards
+    assert sorted(_files(out)) == [f"seed000{i}.png" for i in range(4)]
