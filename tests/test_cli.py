@@ -86,6 +86,8 @@ def test_usage_errors_are_one_line_with_exit_code_2():
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1, (args, result.output)
         assert lines[0].startswith("error: ") and said in lines[0] and "--help')" in lines[0], lines[0]
+    result = runner.invoke(app, ["eval", "x", "--out"])   # an error without its command's context
+    assert result.exit_code == 2 and "requires an argument" in result.output and " eval --help'" in result.output
     result = runner.invoke(app, ["stats"])
     assert "stats [OPTIONS] COMMAND" in result.output and "export" in result.output
 

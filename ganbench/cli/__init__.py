@@ -28,16 +28,22 @@ class _OneLineUsageErrors(TyperGroup):
         try:
             return super().invoke(ctx)   # each subcommand's arguments are parsed in here
         except USAGE_ERROR as exc:
-            _usage_error(exc)
+            _usage_error(exc, ctx)
 
 
-def _usage_error(exc: Any) -> Any:
-    """One line for a usage error; a command group run without arguments still shows its help."""
+def _usage_error(exc: Any, ctx: Any = None) -> Any:
+    """One line for a usage error; a command group run without arguments still shows its help. An error without
+    its command's context ("Option '--out' requires an argument") names the command the group was invoking."""
     if type(exc).__name__ == "NoArgsIsHelpError":
         raise exc
     from ganbench.cli.common import fail
 
-    where = exc.ctx.command_path if exc.ctx is not None else "ganbench"
+    if exc.ctx is not None:
+        where = exc.ctx.command_path
+    elif ctx is not None:
+        where = " ".join(part for part in (ctx.command_path, getattr(ctx, "invoked_subcommand", None)) if part)
+    else:
+        where = "ganbench"
     fail(f"{exc.format_message()} (see '{where} --help')", code=exc.exit_code)
 
 
