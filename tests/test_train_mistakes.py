@@ -133,3 +133,14 @@ def test_set_keys_that_are_command_options_are_one_line(toy: str, tmp_path: Path
     with pytest.raises(ConfigError, match="--kimg"):      # the API: a training setting `kimg` is not the length
         Trainer(TrainOptions(model="toy", data="shapes:16", resolution=8, kimg=0.008, batch=4, seed=0,
                              out=tmp_path / "api", device="cpu", train={"kimg": 5}))
+
+
+def test_a_key_moved_by_the_batch_rule_is_not_blamed_on_a_set():
+    """Resuming a batch-8 run with --batch 4 said '(and 1 more: --set ema_kimg: recorded 2.5, now 1.25)', though no
+    --set was given: NVIDIA's rule ema_kimg = batch * 10 / 32 moved it."""
+    from ganbench.train.options import settings_mismatch
+
+    said = settings_mismatch({"train": {"batch": 8, "ema_kimg": 2.5}}, {"train": {"batch": 4, "ema_kimg": 1.25}})
+    assert said == ["--batch: recorded 8, now 4", "ema_kimg (follows --batch, or --set ema_kimg): recorded 2.5, now 1.25"]
+    assert settings_mismatch({"train": {"ema_kimg": 2.5}}, {"train": {"ema_kimg": 1.0}}) == [
+        "--set ema_kimg: recorded 2.5, now 1.0"]

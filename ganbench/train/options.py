@@ -289,9 +289,12 @@ def settings_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list
     old, new = recorded.get("train") or {}, current.get("train") or {}
     start = _start_mismatch(old, new)
     out = start + out
+    batch_changed = "batch" in old and "batch" in new and _plain(old["batch"]) != _plain(new["batch"])
     for key in sorted(set(old) & set(new) - RESUMABLE_CHANGES - {"resume_from", "resume_from_format"}):
         if start and key in ("ada_kimg", "ema_rampup", "blur_sigma"):   # consequences of the start named above
             continue
         if _plain(old[key]) != _plain(new[key]):
-            out.append(f"{FLAGS.get(key, '--set ' + key)}: recorded {old[key]}, now {new[key]}")
+            # a family's batch rule (NVIDIA's ema_kimg = batch * 10 / 32) changes such a key with --batch alone
+            flag = FLAGS.get(key) or (f"{key} (follows --batch, or --set {key})" if batch_changed else f"--set {key}")
+            out.append(f"{flag}: recorded {old[key]}, now {new[key]}")
     return out
