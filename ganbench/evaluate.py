@@ -633,6 +633,9 @@ class _Plans:
         self._by_n: dict[int, _Plan] = {}
 
     def of(self, ref: CheckpointRef) -> _Plan:
+        if ref.is_image_set and self.options.n is not None and self.options.n > len(ref.dataset):
+            raise ConfigError(f"--n {self.options.n}, but the image set {ref.path} has {len(ref.dataset)} images "
+                              f"(leave --n out to score all of them)")   # was 'n_gen=100 but only 62 ... given'
         if not ref.is_image_set or self.options.n is not None:
             return self.plan
         n = len(ref.dataset)

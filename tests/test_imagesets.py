@@ -200,3 +200,12 @@ def test_a_seed_that_changes_nothing_on_an_image_set_adds_no_repeat(sets):
     table = read_results(sets / "s0.csv")
     assert "5 metric computations already present" in " ".join(out.split())
     assert table.groupby("metric_group")["seed"].nunique().to_dict() == {n: 1 + (n == "swd") for n in names.split(",")}
+
+
+def test_n_above_an_image_sets_size_names_the_set_and_the_option(sets):
+    """`--n 100` on a 48-image set said 'n_gen=100 but only 48 generated images were given', naming neither."""
+    result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real", str(sets / "data"), "--metrics", "fid",
+                                      "--n", "100", "--out", str(sets / "r.csv")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--n 100, but the image set" in said and "samples has 48 images" in said, said
+    assert not (sets / "r.csv").exists()
