@@ -74,7 +74,9 @@ class CheckpointRef:
     @property
     def fingerprint(self) -> str:
         """Which model the rows measure (results.py): the file's fingerprint, or an image set's content hash."""
-        return self.content or self.stamp or _file_fingerprint(self.path)
+        from ganbench.checkpoint import file_fingerprint
+
+        return self.content or self.stamp or file_fingerprint(self.path)
 
     def stamped(self) -> "CheckpointRef":
         """This ref with its file's fingerprint taken now: the rows say which file was measured even if the file is
@@ -82,7 +84,7 @@ class CheckpointRef:
         if self.content or self.stamp:
             return self
         try:
-            return dataclasses.replace(self, stamp=_file_fingerprint(self.path))
+            return dataclasses.replace(self, stamp=self.fingerprint)
         except OSError as exc:
             raise ConfigError(f"cannot read checkpoint {self.path} ({exc.strerror or type(exc).__name__})") from None
 
@@ -90,20 +92,6 @@ class CheckpointRef:
     def label(self) -> str:
         """How progress lines name it: 'run @ 12 kimg', or 'samples (images 0123abcd…)' for an image set."""
         return f"{self.run} ({self.name})" if self.content else f"{self.run} @ {self.kimg:g} kimg"
-
-
-_FINGERPRINTS: dict[tuple, str] = {}
-
-
-def _file_fingerprint(path: Path) -> str:
-    """checkpoint.file_fingerprint, once per file version (path, size, mtime) and process."""
-    from ganbench.checkpoint import file_fingerprint
-
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _FINGERPRINTS:
-        _FINGERPRINTS[key] = file_fingerprint(path)
-    return _FINGERPRINTS[key]
 
 
 DEFAULT_BATCH_SIZE = 64
@@ -412,12 +400,15 @@ def _identity(ref: CheckpointRef, name: str, plan: "_Plan", options: EvalOptions
 def _refuse_model_conflicts(refs: Sequence[CheckpointRef], tables: dict[Path, Any], out: Any) -> None:
     """Before any work: the rows this evaluation adds must not make a table every reader refuses
     (results.model_conflict: two runs or image sets of one name from two folders, also when one folder is gone; a
-    network run and an image set of one name)."""
+    network run and an image set of one name), nor be taken for another existing folder's run of the same name
+    (`_refuse_another_run_of_the_same_name`)."""
     from ganbench.results import model_conflict
 
     planned: dict[Path, list[dict[str, Any]]] = {}
+    homes = {path: run_folders(table) for path, table in tables.items()}
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
+        _refuse_another_run_of_the_same_name(ref, path, homes[path])
         planned.setdefault(path, []).append({
             "run": ref.run, "checkpoint": ref.name, "kimg": ref.kimg, "fingerprint": ref.fingerprint,
             "run_dir": str(ref.path.resolve() if ref.is_image_set else ref.run_dir.resolve()), "timestamp": "~"})
@@ -714,10 +705,8 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         targets = [targets]  # type: ignore[list-item]
 
     options = dataclasses.replace(options, device=str(resolve_device(options.device)))
-    plan = _Plan.make(options)   # every name checked before any work
     reals = _RealData(options)   # a statistics file checked before any work
-    if reals.file is not None:
-        plan = _Plan.make(options, reals.file)
+    plan = _Plan.make(options, reals.file)   # every name checked before any work (a file's sigma may be in params)
     refs = ([t for t in targets if isinstance(t, CheckpointRef)]
             or find_checkpoints(targets, options.skip_unknown, options.cache_dir))  # type: ignore[arg-type]
     refs = [ref.stamped() for ref in refs]
@@ -729,7 +718,6 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
     progress = progress if progress is not None else EvalProgress()
     rank, world = dist_info()
     done: dict[Path, dict[tuple, str]] = {}
-    homes: dict[Path, dict[str, set[str]]] = {}
     tables: dict[Path, Any] = {}
     for ref in refs:
         path = Path(out) if out is not None else default_output(ref)
@@ -739,9 +727,7 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
             # reader sees them), so they are done
             table = read_results(path) if path.is_file() or shard_dir(path).is_dir() else None
             done[path] = done_keys(table) if table is not None else {}
-            homes[path] = run_folders(table)
             tables[path] = table
-        _refuse_another_run_of_the_same_name(ref, path, homes[path])
     _refuse_model_conflicts(refs, tables, out)
     if world > 1:
         torch.distributed.barrier()  # every rank has read the done rows before rank 0 appends any
