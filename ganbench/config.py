@@ -163,20 +163,6 @@ def parse_tolerance(key: str, text: str | float | int | list) -> Tolerance:
     return Tolerance(rel=abs(amount), sign=sign) if relative else Tolerance(abs=abs(amount), sign=sign)
 
 
-def parse_tolerances(text: str | None) -> dict[str, Tolerance]:
-    """Parse `fid=+0.5,is=-0.2` (key = result key or metric name; `*` sets a default); a key given twice
-    (`fid=+0.5,fid=+2%`) combines an absolute and a relative part."""
-    out: dict[str, Tolerance] = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"tolerance {item!r} must look like NAME=+0.5")
-        tol = parse_tolerance(key, value)
-        out[key] = out[key].merged(tol, key) if key in out else tol
-    return out
-
-
 def _tolerance_table(value: Any, where: str) -> dict[str, Tolerance]:
     table = _typed(value, dict, "tolerances", where)
     out = {}
