@@ -208,17 +208,11 @@ def check_grid_cols(grid_cols: int | None) -> None:
 
 def _image_files(folder: Path) -> list[str]:
     """The image files eval would read as the set `folder` (recursive, hidden ones skipped), as relative paths."""
-    from ganbench.data.files import IMAGE_EXTENSIONS, is_ignored
+    from ganbench.data.files import IMAGE_EXTENSIONS, folder_files, is_ignored
 
     if not folder.is_dir():
         return []
-    found: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = Path(root).relative_to(folder)
-        names = [(rel / f).as_posix() for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
-        found += [name for name in names if not is_ignored(name)]
-    return found
+    return [n for n in folder_files(folder) if n.lower().endswith(IMAGE_EXTENSIONS) and not is_ignored(n)]
 
 
 def _read_manifest(folder: Path) -> dict | None:

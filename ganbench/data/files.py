@@ -51,6 +51,17 @@ def is_ignored(name: str) -> bool:
     return parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
 
 
+def folder_files(folder: Path) -> list[str]:
+    """Every file under `folder` (recursively, hidden folders skipped) as sorted relative names: what a folder
+    dataset lists (also `generate`'s view of what eval would read from an --outdir)."""
+    names = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(root).relative_to(folder)
+        names += [(rel / f).as_posix() for f in files]
+    return sorted(normalise_name(n) for n in names)
+
+
 def _plural(items: list[str]) -> str:
     return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
 
@@ -210,12 +221,7 @@ class FolderDataset(FileImageDataset):
     def _list(self) -> list[str]:
         if not self.path.is_dir():
             raise DataError(f"{self.path} is not a folder")
-        names = []
-        for root, dirs, files in os.walk(self.path):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            rel = Path(root).relative_to(self.path)
-            names += [(rel / f).as_posix() for f in files]
-        return sorted(normalise_name(n) for n in names)
+        return folder_files(self.path)
 
     def _read(self, name: str) -> bytes:
         try:
