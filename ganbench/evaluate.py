@@ -476,18 +476,12 @@ class _RealData:
         """(dataset identity, real images used) as the rows of `ref` record them."""
         if self.file is not None:
             return self.file.identity, self.file.n
+        from ganbench.metrics.context import check_n_real
+
         spec, real = self.of(ref)
         check_n_real(self.options.n_real, real, spec)
         n = len(real) if self.options.n_real is None else int(self.options.n_real)
         return str(getattr(real, "identity", spec)), n
-
-
-def check_n_real(n_real: int | None, real: Any, spec: Any) -> None:
-    """`--n-real` above the data's size was capped without a word (the rows recorded the smaller count); a metric's
-    own n_real (NVlabs' fid50k on a smaller set) is still capped, as NVlabs caps it."""
-    if n_real is not None and int(n_real) > len(real):
-        raise ConfigError(f"--n-real {n_real}, but the real data {spec} has {len(real)} images (leave --n-real out "
-                          f"to use all of them)")
 
 
 def real_file(options: EvalOptions) -> Any:

@@ -14,7 +14,7 @@ from ganbench.devices import resolve_device
 from ganbench.errors import ConfigError
 from ganbench.features.base import FeatureExtractor
 from ganbench.metrics.base import Metric, make_metric
-from ganbench.metrics.context import MetricContext, as_generator
+from ganbench.metrics.context import MetricContext, as_generator, check_n_real
 from ganbench.registry import import_submodules
 
 DEFAULT_N = 10000
@@ -81,8 +81,6 @@ def compute(names: str | Iterable[str | Metric], generator_or_images: Any, real:
     ctx = MetricContext(generator=generator_or_images, real=real, n_gen=n_gen, n_real=n_real, extractor=extractor,
                         seed=seed, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=progress)
     if ctx.real is not None:
-        from ganbench.evaluate import check_n_real
-
         check_n_real(n_real, ctx.real, real if isinstance(real, str) else getattr(ctx.real, "name", "array"))
     results: dict[str, float] = {}
     for m in metrics:

@@ -526,6 +526,14 @@ class MetricContext:
         return outputs, Moments(n=done, total=s.numpy(), outer=so.numpy())
 
 
+def check_n_real(n_real: int | None, real: Any, spec: Any) -> None:
+    """`--n-real` above the data's size was capped without a word (the rows recorded the smaller count); a metric's
+    own n_real (NVlabs' fid50k on a smaller set) is still capped, as NVlabs caps it."""
+    if n_real is not None and int(n_real) > len(real):
+        raise ConfigError(f"--n-real {n_real}, but the real data {spec} has {len(real)} images (leave --n-real out "
+                          f"to use all of them)")
+
+
 def prefetched(items: Iterator[Any]) -> Iterator[Any]:
     """`items`, produced one ahead on a background thread: the next batch is made while this one is used.
 
@@ -709,4 +717,5 @@ def _save_cache(path: Path, outputs: dict[str, np.ndarray], moments: Moments) ->
     atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
 
 
-__all__ = ["CallableGenerator", "MetricContext", "Moments", "as_generator", "prefetched", "to_uint8"]
+__all__ = ["CallableGenerator", "MetricContext", "Moments", "as_generator", "check_n_real", "prefetched",
+           "to_uint8"]

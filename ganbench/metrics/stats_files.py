@@ -267,8 +267,7 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
     from ganbench.data import open_dataset
     from ganbench.data.preprocess import AUTO
     from ganbench.errors import ConfigError
-    from ganbench.evaluate import check_n_real
-    from ganbench.metrics.context import MetricContext
+    from ganbench.metrics.context import MetricContext, check_n_real
 
     if covariance not in ("biased", "unbiased"):
         raise ConfigError(f"--covariance must be 'biased' (NVlabs, ÷N) or 'unbiased' (÷(N-1)), got {covariance!r}")
