@@ -1,7 +1,7 @@
 """One benchmark suite end to end: train (or reuse) each model, evaluate, report, check against the baseline.
 
 Layout under the output folder: `runs/<suite>/<model>-<preset>-s<seed>/` (checkpoints, grids, stats),
-`results-<suite>.csv` (the results table), `leaderboard.csv` / `leaderboard.html`, and the suite's
+`results-<suite>.csv` (the results table), `leaderboard-<suite>.csv` / `.html`, and the suite's
 baseline (default `baseline-<suite>.csv`; the first run writes it, later runs are checked against it).
 Every step resumes: finished runs are not retrained and evaluated rows are not recomputed.
 """
@@ -134,7 +134,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, progress: Callable[[], A
     # parameters), which would otherwise be reported and checked as if they were today's numbers.
     table = table[[identity_key(row) in summary.identities for row in table.to_dict("records")]]
     files = write_report(table, out, run_dirs=find_run_dirs(table), title=f"ganbench {suite.name} suite",
-                         sources=[str(results_path)])
+                         sources=[str(results_path)], stem=f"leaderboard-{suite.name}")
     baseline = suite.baseline_path(out)
     if not baseline.is_file():
         why = unfit_for_baseline(summarize(table))

@@ -603,17 +603,19 @@ def render_html(df: pd.DataFrame, run_dirs: dict[str, Path] | None = None, title
 
 
 def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, run_dirs: dict[str, Path] | None = None,
-                 title: str = "ganbench leaderboard", sources: Sequence[str] = ()) -> "ReportFiles":
-    """Write leaderboard.csv and leaderboard.html into `out_dir` (atomically)."""
+                 title: str = "ganbench leaderboard", sources: Sequence[str] = (),
+                 stem: str = "leaderboard") -> "ReportFiles":
+    """Write `<stem>.csv` and `<stem>.html` (default leaderboard.csv / leaderboard.html) into `out_dir` (atomically)."""
     out = Path(out_dir)
     frame = leaderboard(df)   # both made before anything is written: a table that cannot be reported changes nothing
     frame["kimg"] = [_kimg_text(k) for k in frame["kimg"]]
     csv_bytes = frame.to_csv(index=False, float_format="%.10g").encode("utf-8")
     page = render_html(df, run_dirs, title=title, sources=sources).encode("utf-8")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "leaderboard.csv", lambda f: f.write(csv_bytes))
-    atomic_write_bytes(out / "leaderboard.html", lambda f: f.write(page))
-    return ReportFiles(csv=out / "leaderboard.csv", html=out / "leaderboard.html")
+    files = ReportFiles(csv=out / f"{stem}.csv", html=out / f"{stem}.html")
+    atomic_write_bytes(files.csv, lambda f: f.write(csv_bytes))
+    atomic_write_bytes(files.html, lambda f: f.write(page))
+    return files
 
 
 @dataclass

@@ -159,7 +159,7 @@ def test_tiny_suite_end_to_end(tmp_path, monkeypatch):
     assert (out / "runs" / "tiny" / "toy-gan-s0" / "network-snapshot-000002.pt").is_file()
     table = read_results(out / "results-tiny.csv")
     assert set(table["metric"]) == {"fid", "toy_score"} and len(table) == 2 * 3 * 2   # runs x snapshots (kimg 0, 1, 2) x keys
-    assert (out / "leaderboard.html").is_file() and (out / "leaderboard.csv").is_file()
+    assert (out / "leaderboard-tiny.html").is_file() and (out / "leaderboard-tiny.csv").is_file()
     assert (tmp_path / "base.csv").is_file()                                            # relative to the TOML
 
     # second run: nothing retrained or recomputed, check passes against the baseline
@@ -238,7 +238,7 @@ def test_bench_checks_only_the_rows_of_the_suites_current_settings(tmp_path, mon
     assert r.exit_code == 1 and "not comparable" in r.output and "check FAILED" in r.output, r.output
     assert "delete" in r.output and "base.csv" in r.output
     assert set(read_results(out / "results-tiny.csv")["n_samples"]) == {40.0, 48.0}   # both kept in the table
-    board = pd.read_csv(out / "leaderboard.csv")
+    board = pd.read_csv(out / "leaderboard-tiny.csv")
     assert any("n=40" in c for c in board.columns) and not any("n=48" in c for c in board.columns), board.columns
 
 
@@ -295,9 +295,29 @@ def test_a_diverged_model_is_a_failed_check_not_bad_input(tmp_path, monkeypatch)
     out = tmp_path / "out"
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(out)])     # against the baseline
     assert r.exit_code == 1 and "diverged" in r.output and "check FAILED" in r.output, r.output
-    assert (out / "leaderboard.html").is_file() and (read_results(out / "results-tiny.csv")["flag"] == "diverged").any()
+    assert (out / "leaderboard-tiny.html").is_file() and (read_results(out / "results-tiny.csv")["flag"] == "diverged").any()
     (tmp_path / "base.csv").unlink()                                                        # no baseline yet
     r = runner.invoke(app, ["bench", "tiny", "--config", str(toml), "--out", str(tmp_path / "out2")])
     said = " ".join(r.output.split())
     assert r.exit_code == 1 and "check FAILED: no baseline written" in said and "diverged" in said, r.output
     assert not (tmp_path / "base.csv").exists()
+
+
+def test_two_suites_in_one_out_folder_keep_their_own_leaderboards(tmp_path, monkeypatch):
+    """Results and baselines were per suite, but both suites wrote leaderboard.csv/.html, so benching a second suite
+    into the same --out replaced the first one's leaderboard without a word. Each suite now has its own."""
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    register_toys()
+    one = TINY.format(baseline="base.csv").replace("seeds = [0, 1]", "seeds = [0]").replace("kimg = 2", "kimg = 1")
+    toml = tmp_path / "bench.toml"
+    toml.write_text(one.replace('baseline = "base.csv"', 'baseline = "base-tiny.csv"')
+                    + one.replace("suites.tiny", "suites.other").replace('baseline = "base.csv"', 'baseline = "base-other.csv"'))
+    runner = CliRunner()
+    out = tmp_path / "out"
+    for name in ("tiny", "other"):
+        r = runner.invoke(app, ["bench", name, "--config", str(toml), "--out", str(out)])
+        assert r.exit_code == 0 and f"leaderboard-{name}.html" in r.output, r.output
+    for name in ("tiny", "other"):
+        assert len(pd.read_csv(out / f"leaderboard-{name}.csv")) == 1
+        assert f"ganbench {name} suite" in (out / f"leaderboard-{name}.html").read_text()
+    assert not (out / "leaderboard.csv").exists()

@@ -17,7 +17,7 @@ from ganbench.cli.common import console, esc, fail, handle_errors
 def bench(
     suite: Optional[str] = typer.Argument(None, help="Suite name in benchmarks.toml (e.g. smoke, paper)."),
     out: Path = typer.Option(Path("reports"), "--out", "-o",
-                             help="Output folder: runs/, results-<suite>.csv, leaderboard.csv/.html, baseline."),
+                             help="Output folder: runs/, results-<suite>.csv, leaderboard-<suite>.csv/.html, baseline."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="Suite file (default: ./benchmarks.toml, else the one shipped with ganbench)."),
     list_: bool = typer.Option(False, "--list", help="List the suites in the file and exit."),
