@@ -51,8 +51,8 @@ def validate_suite(suite: Suite) -> None:
     extractors = list_extractors()
     if suite.extractor not in extractors:
         raise ConfigError(f"suite {suite.name!r}: unknown extractor {suite.extractor!r}; known: {', '.join(extractors)}")
-    for name in suite.metrics:
-        get_metric(name, **suite.metric_params.get(name, {}))
+    metrics = {name: get_metric(name, **suite.metric_params.get(name, {})) for name in suite.metrics}
+    _refuse_metrics_that_fit_no_model(suite, metrics)
     stray = sorted(set(suite.metric_params) - set(suite.metrics))
     if stray:
         raise ConfigError(f"suite {suite.name!r}: metric_params for {stray[0]!r}, which is not in its metrics")
@@ -65,6 +65,29 @@ def validate_suite(suite: Suite) -> None:
     where = f"{suite.source or 'benchmarks'}"
     validate_tolerances(suite.check_defaults.tolerances, f"{where} [check]")
     validate_tolerances(suite.tolerances, f"{where} [suites.{suite.name}]")
+
+
+def _refuse_metrics_that_fit_no_model(suite: Suite, metrics: dict[str, Any]) -> None:
+    """A metric that applies to none of the suite's models (EQ without a StyleGAN3, W-space PPL without a W space)
+    would be found out only after all the training; each family is built on the meta device (no memory, no
+    weights) and asked. A metric that fits some of the models stays: the others get eval's quiet line."""
+    import torch
+
+    import model_zoo
+
+    generators = []
+    for entry in suite.models:
+        try:
+            with torch.device("meta"):
+                generators.append(model_zoo.build(entry.name, suite.resolution).G)
+        except Exception:   # a family that cannot be built this way is not judged here; training will say
+            return
+    for name, metric in metrics.items():
+        reasons = [metric.not_applicable_to(G) for G in generators]
+        if generators and all(reasons):
+            families = ", ".join(entry.name for entry in suite.models)
+            raise ConfigError(f"suite {suite.name!r}: metric {name!r} applies to none of its models ({families}): "
+                              f"{reasons[0]}")
 
 
 def run_dir_for(suite: Suite, entry: ModelEntry, seed: int, out_dir: Path) -> Path:

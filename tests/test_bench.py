@@ -321,3 +321,17 @@ def test_two_suites_in_one_out_folder_keep_their_own_leaderboards(tmp_path, monk
         assert len(pd.read_csv(out / f"leaderboard-{name}.csv")) == 1
         assert f"ganbench {name} suite" in (out / f"leaderboard-{name}.html").read_text()
     assert not (out / "leaderboard.csv").exists()
+
+
+@pytest.mark.parametrize("models, metric, message", [
+    (["stylegan2", "progan"], "eqt50k_int", "equivariance metrics need a StyleGAN3 generator"),
+    (["progan"], "ppl_wend", "ppl_wend needs a style-based generator with a W space; ProGenerator has none"),
+])
+def test_a_suite_metric_that_fits_none_of_its_models_is_refused_before_training(tmp_path, models, metric, message):
+    """EQ on a suite without StyleGAN3 (or W-space PPL without a W space) was found out only at eval, after every
+    model had trained. The families are built on the meta device and asked first."""
+    suite = suite_from_table("t", {**GOOD, "models": models, "metrics": ["fid", metric]})
+    with pytest.raises(ConfigError, match=rf"suite 't': metric '{metric}' applies to none of its models .*{message}"):
+        run_suite(suite, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    validate_suite(suite_from_table("t", {**GOOD, "models": models + ["stylegan3-t"], "metrics": ["fid", metric]}))

@@ -42,6 +42,15 @@ class Metric(ABC):
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
         """Compute every key of `outputs` from what the context provides."""
 
+    def not_applicable_to(self, G: Any) -> str | None:
+        """Why this metric cannot measure generator `G` (the `NotApplicable` message), or None when it can.
+
+        It looks only at G's structure (a W space, StyleGAN3's input transform), never at its weights, so
+        `bench` asks it of networks built on the meta device and refuses a metric that fits none of a suite's
+        models before anything is trained.
+        """
+        return None
+
     def params(self) -> dict[str, Any]:
         """The parameters this instance runs with (recorded with results)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}

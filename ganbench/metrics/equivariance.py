@@ -190,13 +190,25 @@ def psnr(sq_err_sum: float, mask_sum: float) -> float:
 
 # ---- the sampling loop ---------------------------------------------------------------------------------------
 
+def _transform_of(G: Any) -> torch.Tensor | None:
+    m = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
+    return m if isinstance(m, torch.Tensor) and tuple(m.shape) == (3, 3) else None
+
+
+def missing_transform(G: Any) -> str | None:
+    """Why G cannot be measured for equivariance (it has no StyleGAN3 input transform), or None."""
+    if _transform_of(G) is None:
+        return (f"equivariance metrics need a StyleGAN3 generator with G.synthesis.input.transform; "
+                f"{type(G).__name__} has none")
+    return None
+
+
 def input_transform(G: Any) -> torch.Tensor:
     """G.synthesis.input.transform, or NotApplicable naming the generator when it has none."""
-    m = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
-    if not isinstance(m, torch.Tensor) or tuple(m.shape) != (3, 3):
-        raise NotApplicable(f"equivariance metrics need a StyleGAN3 generator with G.synthesis.input.transform; "
-                          f"{type(G).__name__} has none")
-    return m
+    why = missing_transform(G)
+    if why:
+        raise NotApplicable(why)
+    return _transform_of(G)
 
 
 @torch.no_grad()
@@ -264,6 +276,9 @@ class Equivariance(Metric):  # registered below once per kind
     cost = "two synthesis calls per sample (original + transformed) over n_gen samples"
     work_per_sample = 2.0
     kind = "int"
+
+    def not_applicable_to(self, G: Any) -> str | None:
+        return missing_transform(G)
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
         G = ctx.generator

@@ -179,15 +179,21 @@ class PPL(Metric):  # registered below once per (space, sampling)
         out["distance"] = resolve_distance_name(self.distance, self.distance_weights)
         return out
 
+    def not_applicable_to(self, G: Any) -> str | None:
+        if self.space == "w" and not has_w_space(G):
+            return (f"{self.key} needs a style-based generator with a W space; "
+                    f"{type(G).__name__} has none (use ppl_z{self.sampling})")
+        return None
+
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
         from ganbench.features.lpips_distance import perceptual_distance
 
         G = ctx.generator
         if not isinstance(G, torch.nn.Module):
             raise ConfigError(f"{self.key} needs a generator network, not pre-generated images")
-        if self.space == "w" and not has_w_space(G):
-            raise NotApplicable(f"{self.key} needs a style-based generator with a W space; "
-                                f"{type(G).__name__} has none (use ppl_z{self.sampling})")
+        why = self.not_applicable_to(G)
+        if why:
+            raise NotApplicable(why)
         dist = perceptual_distance(self.distance, self.distance_weights, device=ctx.device)
         n = self.n_gen or ctx.num_gen()
         values = path_lengths(G, dist, n, self.space, self.sampling, self.epsilon, self.crop, self.batch_size,
