@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -48,3 +51,10 @@ def test_bracketed_words_in_help_texts_are_shown_literally(path, command):
     for word in sorted(_bracketed_words(command)):
         assert word in text, f"`ganbench {' '.join(path)} --help` lost {word}"
         assert "\\" + word not in text, f"`ganbench {' '.join(path)} --help` shows the escape of {word}"
+
+
+def test_the_torchrun_entry_point_names_itself_as_ganbench_train():
+    """`python -m ganbench.train --help` (torchrun's entry point) printed "Usage: ganbench train train"."""
+    out = subprocess.run([sys.executable, "-m", "ganbench.train", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "100"}, check=True).stdout
+    assert "Usage: ganbench train [OPTIONS]" in out and "train train" not in out, out
