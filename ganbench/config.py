@@ -19,6 +19,7 @@ from ganbench.errors import ConfigError
 DEFAULT_BENCHMARKS = "benchmarks.toml"
 
 
+DEFAULT_TRAIN_KIMG = 10.0  # `ganbench train --kimg` when not given (a family's `kimg` default is its published length)
 DEFAULT_K = 3.0  # noise allowance of a check: k x the combined seed std (see CheckSettings)
 
 

@@ -318,6 +318,8 @@ def test_zoo_cli_list_and_info() -> None:
     data = json.loads(res.output)
     assert data["params"] == {"G": 19_947_539, "G.mapping": 525_312, "G.synthesis": 19_422_227, "D": 20_720_641}
     assert data["train"]["r1_gamma"] == 0.01 and data["train"]["augment"] == "bgc"
+    # the family's published length is listed, but a run takes --kimg: the source says so (it read as train's default)
+    assert "`ganbench train` runs --kimg, default 10" in data["sources"]["kimg"], data["sources"]["kimg"]
     res = runner.invoke(app, ["zoo", "info", "stylegan2", "-r", "32"])
     assert res.exit_code == 0 and "21,523,475" in res.output and "r1_interval" in res.output
     res = runner.invoke(app, ["zoo", "info", "progan", "-r", "16", "--set", "fmap_max=32", "--json"])

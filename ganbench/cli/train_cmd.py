@@ -15,6 +15,7 @@ import typer
 
 from ganbench.cli import app
 from ganbench.cli.common import handle_errors
+from ganbench.config import DEFAULT_TRAIN_KIMG
 from ganbench.devices import DEVICE_HELP
 from ganbench.errors import ConfigError
 
@@ -50,7 +51,7 @@ def train(
                                                           "stylegan3-t, stylegan3-r (see `ganbench zoo`)."),
     data: str = typer.Option("shapes", "--data", help="`shapes`, `shapes:N`, or a folder / .zip / .npz of images."),
     resolution: int = typer.Option(32, "--resolution", "-r", help="Image resolution (power of two)."),
-    kimg: float = typer.Option(10.0, "--kimg", help="Length of the run in thousands of real images shown to D; "
+    kimg: float = typer.Option(DEFAULT_TRAIN_KIMG, "--kimg", help="Length of the run in thousands of real images shown to D; "
                                "a run shorter than a progressive family's growing schedule compresses it."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Total minibatch size (split across torchrun "
                                         "processes). Default: the preset's, else the family's (`ganbench zoo "
