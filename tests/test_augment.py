@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from ganbench.errors import ConfigError
-from ganbench.train.augment import (ALL_OPS, PRESETS, AdaController, AugmentPipe, apply_affine, build_augment_pipe,
-                                    downsample2x, lowpass_filter, rotate2d, rotate3d, scale2d, translate2d,
-                                    upsample2x)
+from ganbench.train.augment import (ALL_OPS, PRESETS, SYM2, SYM6, AdaController, AugmentPipe, apply_affine,
+                                    band_filter_bank, build_augment_pipe, downsample2x, resample_filter, rotate2d,
+                                    rotate3d, scale2d, translate2d, upsample2x)
 
 
 def smooth_images(n: int = 4, res: int = 32) -> torch.Tensor:
@@ -54,33 +56,77 @@ def test_presets_match_stylegan2_ada() -> None:
 
 
 def test_resampling_round_trip_and_geometry() -> None:
+    """Mirrors and quarter turns up to sym6's slight asymmetry (see below); the identity and shifts exactly."""
     x = smooth_images(1)
-    f = torch.tensor(lowpass_filter(12, 0.5), dtype=torch.float32)
-    assert (interior(downsample2x(upsample2x(x, f), f)) - interior(x)).abs().max() < 2e-3
-    one = lambda m: m.expand(1, 3, 3)  # noqa: E731
-    ident = apply_affine(x, one(torch.eye(3)[None]), f)
-    assert (interior(ident) - interior(x)).abs().max() < 2e-3
+    f = torch.tensor(resample_filter(), dtype=torch.float32)
     flipped = apply_affine(x, scale2d(torch.tensor([-1.0]), torch.tensor([1.0])), f)
-    assert (interior(flipped) - interior(x.flip(3))).abs().max() < 2e-3
+    assert (interior(flipped) - interior(x.flip(3))).abs().max() < 2e-2
     rotated = apply_affine(x, rotate2d(torch.tensor([math.pi / 2])), f)
     err = min(float((interior(rotated) - interior(torch.rot90(x, k, dims=(2, 3)))).abs().max()) for k in range(4))
-    assert err < 2e-3
-    shifted = apply_affine(x, translate2d(torch.tensor([3.0]), torch.tensor([0.0])), f)  # out(p) = in(p + 3)
-    assert (shifted[..., 6:-6, 6:-9] - x[..., 6:-6, 9:-6]).abs().max() < 2e-3
+    assert err < 2e-2
+    # On white noise, the hardest input for a resampling filter: the identity and integer shifts are exact.
+    noise = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1
+    f64 = torch.tensor(resample_filter(), dtype=torch.float64)
+    assert (downsample2x(upsample2x(noise, f64), f64) - noise)[..., 6:-6, 6:-6].abs().max() < 1e-9
+    assert (apply_affine(noise, torch.eye(3, dtype=torch.float64).expand(2, 3, 3), f64) - noise).abs().max() < 1e-9
+    shifted = apply_affine(noise, translate2d(torch.full([2], 3.0, dtype=torch.float64),
+                                              torch.zeros(2, dtype=torch.float64)), f64)   # out(p) = in(p + 3)
+    assert (shifted - torch.nn.functional.pad(noise, [0, 3, 0, 0], mode="reflect")[..., 3:]).abs().max() < 1e-5
+
+
+def test_wavelet_filters_are_orthonormal_with_their_vanishing_moments() -> None:
+    """sym6 and sym2 are orthonormal scaling filters (sum sqrt 2, orthogonal to their even shifts) whose wavelets have
+    6 and 2 vanishing moments: the properties that define them up to the choice of roots, checked by hand here."""
+    for h, moments in ((np.array(SYM6), 6), (np.array(SYM2), 2)):
+        assert abs(h.sum() - math.sqrt(2)) < 1e-12
+        for m in range(len(h) // 2):
+            assert abs(float((h[:len(h) - 2 * m] * h[2 * m:]).sum()) - (1.0 if m == 0 else 0.0)) < 1e-12
+        k = np.arange(len(h))
+        g = h[::-1] * (-1.0) ** k                      # the wavelet (high-pass) filter
+        for m in range(moments):
+            assert abs(float((g * k ** m).sum())) < 1e-6 * max(1, len(h) ** m)
+
+
+@pytest.mark.parametrize("res", [16, 32])
+def test_geometric_ops_that_do_not_fire_leave_the_images_unchanged(res: int) -> None:
+    """Once p > 0, every image passes the geometric resampling, also when no op fires for it. The old windowed-sinc
+    pair low-passed those images (RMS error 0.39 on noise: D never saw fine detail again); NVlabs' sym6 pair is
+    exact, so an image that is not augmented reaches D as it was."""
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, res, res) * 2 - 1
+    y = build_augment_pipe("bgc", p=1e-12)(x)
+    assert (y - x).abs().max() < 1e-5
+
+
+def test_pipelines_equal_nvlabs_augment_py_on_the_same_random_numbers() -> None:
+    """tests/reference/nvlabs_augment.npz holds NVlabs' AugmentPipe (stylegan3 training/augment.py) applied to noise
+    images after torch.manual_seed (make_nvlabs_augment.py says how it was made). Every op draws its random numbers
+    in NVlabs' order with NVlabs' conventions (inverse matrices, the half-pixel conjugated fine grid, sym6 resampling,
+    the sym2 band bank), so the same seed gives the same images, up to float32 rounding."""
+    ref = np.load(Path(__file__).with_name("reference") / "nvlabs_augment.npz")
+    x = torch.from_numpy(ref["x"])
+    for name in ("bgc", "bgcfnc"):
+        torch.manual_seed(int(ref["seed"]))
+        with torch.no_grad():
+            y = build_augment_pipe(name, p=float(ref[f"{name}_p"]))(x)
+        err = float((y - torch.from_numpy(ref[f"{name}_out"])).abs().max())
+        assert err < 1e-4, (name, err)
 
 
 def test_xflip_and_rotate90_produce_exact_variants() -> None:
+    """Up to sym6's slight asymmetry, which a mirror turns into a small phase error (1e-2 on these smooth images,
+    NVlabs alike); unmoved images are exact."""
     torch.manual_seed(2)
     x = smooth_images(1).repeat(16, 1, 1, 1)
     y = AugmentPipe(xflip=1, p=1.0)(x)
-    flips = [float((interior(y[i]) - interior(x[i])).abs().max()) < 2e-3 for i in range(16)]
-    mirrored = [float((interior(y[i]) - interior(x[i].flip(2))).abs().max()) < 2e-3 for i in range(16)]
+    flips = [float((interior(y[i]) - interior(x[i])).abs().max()) < 2e-2 for i in range(16)]
+    mirrored = [float((interior(y[i]) - interior(x[i].flip(2))).abs().max()) < 2e-2 for i in range(16)]
     assert all(a or b for a, b in zip(flips, mirrored)) and any(flips) and any(mirrored)
     y = AugmentPipe(rotate90=1, p=1.0)(x)
     ks = []
     for i in range(16):
         errs = [float((interior(y[i]) - interior(torch.rot90(x[i], k, dims=(1, 2)))).abs().max()) for k in range(4)]
-        assert min(errs) < 2e-3
+        assert min(errs) < 2e-2
         ks.append(errs.index(min(errs)))
     assert len(set(ks)) >= 3
 
@@ -113,12 +159,18 @@ def test_colour_matrices_are_valid() -> None:
     assert torch.allclose(m @ axis, axis.expand(2, 3), atol=1e-6)
 
 
-def test_imgfilter_band_bank_sums_to_identity() -> None:
+def test_imgfilter_band_bank_sums_to_identity_and_splits_octaves() -> None:
     pipe = AugmentPipe(imgfilter=1)
     bank = pipe.band_filters.sum(0)
     delta = torch.zeros_like(bank)
     delta[len(bank) // 2] = 1
     assert torch.allclose(bank, delta, atol=1e-6)
+    bands = band_filter_bank()
+    response = np.abs(np.fft.rfft(bands, 1024, axis=1))             # 0 .. Nyquist
+    assert abs(response[0, 0] - 1) < 1e-9 and np.abs(response[1:, 0]).max() < 1e-9     # DC only in the lowest band
+    assert abs(response[3, -1] - 1) < 1e-9 and np.abs(response[:3, -1]).max() < 1e-9   # Nyquist only in the top band
+    centres = [response[i, int(512 * c)] for i, c in enumerate((0.0, 3 / 16, 3 / 8, 3 / 4))]
+    assert min(centres) > 0.5, centres                              # each band passes the middle of its octave
 
 
 def test_noise_and_cutout_behave() -> None:

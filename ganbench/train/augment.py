@@ -3,7 +3,8 @@
 Every image shown to D passes through `AugmentPipe`. Each op fires per sample with probability
 `p * weight`, so `p = 0` is exactly the identity and every op is differentiable (G learns through it).
 Geometric ops are composed into one 3x3 matrix and applied in a single resampling: reflect padding,
-2x upsampling with a windowed-sinc filter, bilinear sampling, 2x downsampling. Colour ops are composed
+2x upsampling and downsampling with the sym6 wavelet filter pair around bilinear sampling (as NVlabs: the pair is
+exact, so an image no geometric op moved comes out unchanged rather than low-passed). Colour ops are composed
 into one 4x4 matrix acting on homogeneous RGB. Defaults and presets follow stylegan2-ada-pytorch.
 
 `AdaController` moves p every `interval` minibatches by sign(r_t - target) * (batch * interval) /
@@ -45,21 +46,55 @@ PRESETS: dict[str, dict[str, float]] = {
     "bgcfnc": {**_BLIT, **_GEOM, **_COLOR, "imgfilter": 1, "noise": 1, "cutout": 1},
 }
 
-# Upper edges of the image-filter bands as a fraction of Nyquist, and their expected share of power.
-FILTER_BAND_EDGES = (0.125, 0.25, 0.5, 1.0)
+# Scaling (low-pass) filters of Daubechies' least-asymmetric wavelets sym6 and sym2: published constants (the values
+# of PyWavelets and of stylegan2-ada-pytorch's augment.py). Orthonormal: they sum to sqrt(2) and are orthogonal to
+# their own even shifts, which is what makes the 2x up/down pair below exact.
+SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
+        0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
+        -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148)
+SYM2 = (-0.12940952255092145, 0.22414386804185735, 0.836516303737469, 0.48296291314469025)
+
+# The image filter's bands, lowest first (0-1/8, 1/8-1/4, 1/4-1/2, 1/2-1 of Nyquist), and their expected share of
+# power in natural images (NVlabs' assumption).
 FILTER_BAND_POWER = (10.0, 1.0, 1.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Pure helpers: filters, matrices, resampling.
 
-def lowpass_filter(taps: int, cutoff: float) -> np.ndarray:
-    """Kaiser-windowed sinc low-pass with `cutoff` as a fraction of Nyquist, unit DC gain, even-symmetric."""
-    n = np.arange(taps, dtype=np.float64) - (taps - 1) / 2
-    h = cutoff * np.sinc(cutoff * n)
-    beta = 8.0
-    h *= np.kaiser(taps, beta)
+def resample_filter() -> np.ndarray:
+    """The geometric ops' 2x resampling filter: sym6 with unit DC gain (12 taps)."""
+    h = np.asarray(SYM6, dtype=np.float64)
     return h / h.sum()
+
+
+def band_filter_bank(bands: int = len(FILTER_BAND_POWER)) -> np.ndarray:
+    """[bands, taps] zero-phase filters splitting the spectrum into octaves that sum to the identity.
+
+    From sym2's power-complementary half-band pair lo(z) = H(z)H(1/z)/2 and hi(z) = H(-z)H(-1/z)/2 (lo + hi = 1):
+    the top band is hi(z), the next lo(z)hi(z^2), then lo(z)lo(z^2)hi(z^4), and the lowest lo(z)lo(z^2)lo(z^4), so
+    the bands telescope to a unit impulse (the same bank as NVlabs' augment.py builds).
+    """
+    h = np.asarray(SYM2, dtype=np.float64)
+    lo = np.convolve(h, h[::-1]) / 2
+    hi = np.convolve(h * (-1.0) ** np.arange(h.size), (h * (-1.0) ** np.arange(h.size))[::-1]) / 2
+
+    def dilate(f: np.ndarray, k: int) -> np.ndarray:   # f(z^k): k - 1 zeros between the taps
+        out = np.zeros((f.size - 1) * k + 1)
+        out[::k] = f
+        return out
+
+    rows, low = [], np.ones(1)
+    for level in range(bands - 1):                        # top band first: hi(z), lo(z)hi(z^2), ...
+        rows.append(np.convolve(low, dilate(hi, 2 ** level)))
+        low = np.convolve(low, dilate(lo, 2 ** level))
+    rows.append(low)
+    taps = max(r.size for r in rows)
+    bank = np.zeros((bands, taps))
+    for i, r in enumerate(reversed(rows)):                # lowest band first
+        start = (taps - r.size) // 2
+        bank[i, start:start + r.size] = r
+    return bank
 
 
 def _batch_eye(n: int, size: int, device: torch.device) -> torch.Tensor:
@@ -125,19 +160,23 @@ def _filter_1d(x: torch.Tensor, f: torch.Tensor, dim: int, pad: int) -> torch.Te
 
 
 def upsample2x(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """2x upsampling by zero insertion and the even-length low-pass `f` (pixel-centre aligned)."""
+    """2x upsampling: zero insertion, then convolution with the even-length `f` (gain 2 per axis).
+
+    Coarse sample i sits at fine position 2i + 0.5 (pixel centres align). With `downsample2x`, which correlates with
+    the same filter, the pair is an adjoint pair: exact for an orthogonal wavelet filter such as sym6.
+    """
     n, c, h, w = x.shape
     taps = f.numel()
     y = torch.stack([x, torch.zeros_like(x)], dim=-1).reshape(n, c, h, 2 * w)
     y = torch.stack([y, torch.zeros_like(y)], dim=3).reshape(n, c, 2 * h, 2 * w)
-    # Sample i sits at 2i+0.5 on the fine grid: pad (taps/2 - 1) left so the filter centre lands there.
     lo = taps // 2 - 1
     y = F.pad(y, [lo + 1, lo, lo + 1, lo])
-    return _filter_1d(_filter_1d(y, f * 2, 3, 0), f * 2, 2, 0)
+    g = f.flip(0) * 2
+    return _filter_1d(_filter_1d(y, g, 3, 0), g, 2, 0)
 
 
 def downsample2x(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Low-pass with the even-length `f`, then keep every second sample (inverse of `upsample2x`)."""
+    """Correlate with the even-length `f`, then keep every second sample (the inverse of `upsample2x`)."""
     pad = f.numel() // 2 - 1
     y = _filter_1d(_filter_1d(x, f, 3, pad), f, 2, pad)
     return y[:, :, ::2, ::2]
@@ -146,8 +185,9 @@ def downsample2x(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 def apply_affine(images: torch.Tensor, g_inv: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Resample `images` so output pixel p shows input point g_inv @ p (pixel units, origin at centre).
 
-    Reflect-pads by the margin the transformed corners need, upsamples 2x, samples bilinearly on the fine
-    grid and downsamples 2x, so rotations and scalings alias little.
+    Reflect-pads by the margin the transformed corners and the filters need, upsamples 2x, samples bilinearly on the
+    fine grid, downsamples 2x and crops, so rotations and scalings alias little and the identity transform returns
+    the images unchanged.
     """
     n, c, h, w = images.shape
     corners = torch.tensor([[-w / 2, -h / 2, 1], [w / 2, -h / 2, 1], [-w / 2, h / 2, 1], [w / 2, h / 2, 1]],
@@ -159,16 +199,22 @@ def apply_affine(images: torch.Tensor, g_inv: torch.Tensor, f: torch.Tensor) -> 
     mx, my = int(min(max(math.ceil(mx), 0), w - 1)), int(min(max(math.ceil(my), 0), h - 1))
     x = F.pad(images, [mx, mx, my, my], mode="reflect") if (mx or my) else images
     x = upsample2x(x, f)
-    # Fine-grid output pixel centres, in original pixel units relative to the image centre.
-    ys = (torch.arange(2 * h, device=images.device, dtype=g_inv.dtype) + 0.5) / 2 - h / 2
-    xs = (torch.arange(2 * w, device=images.device, dtype=g_inv.dtype) + 0.5) / 2 - w / 2
+    # Fine-grid pixel centres of the output area plus the downsampling filter's reach (k coarse pixels a side), in
+    # original pixel units relative to the image centre, taken a quarter pixel (half a fine pixel) lower, as NVlabs
+    # conjugates its transform: the fine grid then maps onto itself under flips and quarter turns with the samples
+    # staying on their lattice. (NVlabs samples the whole padded area; the pixels kept are the same.)
+    k = (f.numel() + 3) // 4
+    hs, ws = h + 2 * k, w + 2 * k
+    ys = (torch.arange(2 * hs, device=images.device, dtype=g_inv.dtype) + 0.5) / 2 - hs / 2 + 0.25
+    xs = (torch.arange(2 * ws, device=images.device, dtype=g_inv.dtype) + 0.5) / 2 - ws / 2 + 0.25
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     pts = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(1, -1, 3)
-    src = pts @ g_inv.transpose(1, 2)                            # [N, 4HW, 3]
-    grid = torch.stack([src[..., 0] / (w / 2 + mx), src[..., 1] / (h / 2 + my)], dim=-1)
-    grid = grid.reshape(n, 2 * h, 2 * w, 2).to(images.dtype)
+    src = pts @ g_inv.transpose(1, 2)                            # [N, 4 hs ws, 3]
+    hp, wp = h + 2 * my, w + 2 * mx                              # the padded, upsampled image grid_sample reads
+    grid = torch.stack([(src[..., 0] - 0.25) / (wp / 2), (src[..., 1] - 0.25) / (hp / 2)], dim=-1)
+    grid = grid.reshape(n, 2 * hs, 2 * ws, 2).to(images.dtype)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return downsample2x(x, f)
+    return downsample2x(x, f)[:, :, k:k + h, k:k + w]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -197,12 +243,9 @@ class AugmentPipe(nn.Module):
         self.hue_max, self.saturation_std = hue_max, saturation_std
         self.imgfilter_bands, self.imgfilter_std = tuple(imgfilter_bands), imgfilter_std
         self.noise_std, self.cutout_size = noise_std, cutout_size
-        self.register_buffer("resample_filter", torch.tensor(lowpass_filter(12, 0.5), dtype=torch.float32),
+        self.register_buffer("resample_filter", torch.tensor(resample_filter(), dtype=torch.float32),
                              persistent=False)
-        taps = 31
-        bands = [lowpass_filter(taps, e) if e < 1 else np.eye(1, taps, taps // 2)[0] for e in FILTER_BAND_EDGES]
-        bank = np.stack([bands[0]] + [bands[i] - bands[i - 1] for i in range(1, len(bands))])
-        self.register_buffer("band_filters", torch.tensor(bank, dtype=torch.float32), persistent=False)
+        self.register_buffer("band_filters", torch.tensor(band_filter_bank(), dtype=torch.float32), persistent=False)
 
     @property
     def enabled_ops(self) -> list[str]:
@@ -230,35 +273,35 @@ class AugmentPipe(nn.Module):
             ident = False
         if w_["rotate90"] > 0:
             i = torch.floor(torch.rand([n], device=dev) * 4) * self._gate("rotate90", n, dev)
-            g = g @ rotate2d(-math.pi / 2 * i)
+            g = g @ rotate2d(math.pi / 2 * i)
             ident = False
         if w_["xint"] > 0:
             t = (torch.rand([n, 2], device=dev) * 2 - 1) * self._gate("xint", n, dev)[:, None]
-            g = g @ translate2d(torch.round(t[:, 0] * self.xint_max * w), torch.round(t[:, 1] * self.xint_max * h))
+            g = g @ translate2d(-torch.round(t[:, 0] * self.xint_max * w), -torch.round(t[:, 1] * self.xint_max * h))
             ident = False
         if w_["scale"] > 0:
             s = torch.exp2(torch.randn([n], device=dev) * self.scale_std)
             s = torch.where(self._gate("scale", n, dev), s, torch.ones_like(s))
-            g = g @ scale2d(s, s)
+            g = g @ scale2d(1 / s, 1 / s)
             ident = False
         p_rot = 1 - torch.sqrt(torch.clamp(1 - self.p * w_["rotate"], min=0))  # two rotations: ~p overall
         if w_["rotate"] > 0:
             theta = (torch.rand([n], device=dev) * 2 - 1) * math.pi * self.rotate_max
             theta = theta * self._gate("rotate", n, dev, p_rot)
-            g = g @ rotate2d(-theta)
+            g = g @ rotate2d(theta)
             ident = False
         if w_["aniso"] > 0:
             s = torch.exp2(torch.randn([n], device=dev) * self.aniso_std)
             s = torch.where(self._gate("aniso", n, dev), s, torch.ones_like(s))
-            g = g @ scale2d(s, 1 / s)
+            g = g @ scale2d(1 / s, s)
             ident = False
         if w_["rotate"] > 0:
             theta = (torch.rand([n], device=dev) * 2 - 1) * math.pi * self.rotate_max
             theta = theta * self._gate("rotate", n, dev, p_rot)
-            g = g @ rotate2d(-theta)
+            g = g @ rotate2d(theta)
         if w_["xfrac"] > 0:
             t = torch.randn([n, 2], device=dev) * self.xfrac_std * self._gate("xfrac", n, dev)[:, None]
-            g = g @ translate2d(t[:, 0] * w, t[:, 1] * h)
+            g = g @ translate2d(-t[:, 0] * w, -t[:, 1] * h)
             ident = False
         if not ident:
             x = apply_affine(x, g, self.resample_filter.to(dev))
@@ -320,7 +363,7 @@ class AugmentPipe(nn.Module):
         """Amplify each band by 2^N(0, std^2), each change normalised to keep the expected power (NVlabs' scheme)."""
         n, c, h, w = x.shape
         dev = x.device
-        nb = len(FILTER_BAND_EDGES)
+        nb = len(FILTER_BAND_POWER)
         power = torch.tensor(FILTER_BAND_POWER, device=dev)
         power = power / power.sum()
         gains = torch.ones([n, nb], device=dev)
