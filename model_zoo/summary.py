@@ -69,7 +69,7 @@ def model_info(name: str, resolution: int, preset: str | None = None, **override
 
         keys = [k for k in (*config, *train) if k not in ("name", "resolution", "preset")]
         sources = value_sources(family, preset, keys, overrides)
-    if "kimg" in train:   # a reference length, not what a run does: train takes --kimg, bench the suite's kimg
+    if "kimg" in train and sources.get("kimg") != "override":   # a reference length, not what a run does
         from ganbench.config import DEFAULT_TRAIN_KIMG
 
         sources["kimg"] = (f"{sources.get('kimg', '')} (reference run length; `ganbench train` runs --kimg, "
