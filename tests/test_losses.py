@@ -121,6 +121,47 @@ def test_style_mixing_mixes_two_latents() -> None:
         assert (changes == changes[:1]).all()              # at the same layer for the whole batch
 
 
+def _mixing_cutoffs(loss: StyleGAN2Loss, seeds: range) -> list[int]:
+    """The crossover layer of run_G's style mixing (mixing probability 1) for each torch seed."""
+    z = torch.randn(2, loss.G.z_dim, generator=torch.Generator().manual_seed(0))
+    cutoffs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        _, ws = loss.run_G(z, None)
+        changes = ((ws[:, 1:] - ws[:, :-1]).abs().sum(2) > 0)[0]
+        assert int(changes.sum()) == 1
+        cutoffs.append(int(changes.nonzero()[0, 0]) + 1)
+    return cutoffs
+
+
+@pytest.mark.parametrize("lod, cur_layers", [(0.0, 8), (1.0, 6), (1.5, 6), (2.0, 4)])
+def test_stylegan_mixing_cutoff_follows_the_level_of_detail(lod: float, cur_layers: int) -> None:
+    # TF StyleGAN G_style: cur_layers = num_layers - int(lod) * 2, cutoff ~ U{1..cur_layers-1}: every mixing event
+    # lands in a layer the growing networks use. 32 px: num_ws 8; at lod 0 the draw is unchanged (U{1..7}).
+    import model_zoo
+    from ganbench.train.progressive import set_lod
+
+    torch.manual_seed(0)
+    spec = model_zoo.build("stylegan", 32, preset="tiny")
+    set_lod([spec.G], lod)
+    loss = build_loss("ns-r1", spec.G, spec.D, style_mixing=1.0)
+    seeds = range(40)
+    cutoffs = _mixing_cutoffs(loss, seeds)
+    assert max(cutoffs) < cur_layers and min(cutoffs) >= 1
+    expected = []
+    for seed in seeds:     # the same draw, from the same RNG state, as torch.randint(1, cur_layers)
+        torch.manual_seed(seed)
+        expected.append(int(torch.randint(1, cur_layers, [])))
+    assert cutoffs == expected
+
+
+def test_mixing_cutoff_of_networks_without_growing_uses_every_w() -> None:
+    from ganbench.train.losses import mixing_layers
+
+    G = ToyG(img_resolution=16)
+    assert not hasattr(G, "lod") and mixing_layers(G, G.num_ws) == G.num_ws
+
+
 def test_blur_sigma_fades_out() -> None:
     G, D = ToyG(img_resolution=8), ToyD(img_resolution=8)
     loss = build_loss("stylegan2", G, D, blur_sigma=10.0, blur_fade_kimg=2.0)

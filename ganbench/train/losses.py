@@ -50,6 +50,19 @@ def blur_images(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return images if f is None else filter2d(images, f.to(images.device, images.dtype))
 
 
+def mixing_layers(G: nn.Module, num_ws: int) -> int:
+    """How many ws a style-mixing cutoff is drawn below: those the synthesis uses at its level of detail.
+
+    TF StyleGAN (networks_stylegan.py G_style): cur_layers = num_layers - int(lod) * 2 (two ws per resolution;
+    tf.cast truncates, a floor for lod >= 0), cutoff ~ U{1..cur_layers-1}, so every mixing event reaches a layer
+    in use. Networks without growing (no `lod`, StyleGAN2/3) use all `num_ws`, as NVlabs' PyTorch losses.
+    """
+    lod = getattr(G, "lod", None)
+    if lod is None:
+        return num_ws
+    return min(max(num_ws - int(float(lod)) * 2, 2), num_ws)   # at least one valid cutoff (1)
+
+
 class GANLoss(ABC):
     """Shared machinery: running G (with optional style mixing) and D (with augmentation and blur)."""
 
@@ -95,9 +108,9 @@ class GANLoss(ABC):
         update_emas = pass_name in EMA_UPDATE_PASSES[self.ema_update]
         ws = G.mapping(z, c, update_emas=update_emas)
         if self.style_mixing > 0 and ws.shape[1] > 1:
-            cutoff = int(torch.randint(1, ws.shape[1], []))
+            cutoff = int(torch.randint(1, mixing_layers(G, ws.shape[1]), []))
             if float(torch.rand([])) >= self.style_mixing:
-                cutoff = ws.shape[1]
+                cutoff = ws.shape[1]   # TF: cur_layers (ws2 in the layers past it, faded out at this lod)
             z2 = torch.randn_like(z)   # drawn even when not mixing, as NVIDIA: the same RNG stream afterwards
             if cutoff < ws.shape[1]:
                 ws2 = G.mapping(z2, c, update_emas=False)
@@ -179,7 +192,7 @@ class NonSaturatingR1Loss(GANLoss):
                  r1_gamma: float = 10.0, r1_interval: int | None = 1, **kw: Any) -> None:
         super().__init__(G, D, augment_pipe, **kw)
         self.r1_gamma = float(r1_gamma)
-        self.r1_interval = int(r1_interval) if r1_interval else 1
+        self.r1_interval = int(r1_interval) if r1_interval else 1   # None: no lazy R1 (NVlabs), as 1
 
     def reg_intervals(self) -> dict[str, int | None]:
         # The interval (and the loop's lr/beta scaling) stays when gamma is 0, as NVIDIA's D_reg_interval does.
@@ -231,7 +244,7 @@ class StyleGAN2Loss(NonSaturatingR1Loss):
                  **kw: Any) -> None:
         super().__init__(G, D, augment_pipe, r1_gamma=r1_gamma, r1_interval=r1_interval, **kw)
         self.pl_weight, self.pl_decay = float(pl_weight or 0.0), float(pl_decay)
-        self.pl_interval = int(pl_interval) if pl_interval else 1
+        self.pl_interval = int(pl_interval) if pl_interval else 1   # None: no lazy path length (NVlabs), as 1
         self.pl_batch_shrink = max(int(pl_batch_shrink or 1), 1)
         self.pl_mean = torch.zeros([])
 
