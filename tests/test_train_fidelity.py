@@ -233,6 +233,31 @@ def test_stylegan3_has_no_lazy_g_phase(tmp_path: Path) -> None:
     assert (t.loss.ema_update, t.loss.zero_terms) == ("d_phase", False)
 
 
+@pytest.mark.parametrize("interval", [None, 1])
+def test_reg_interval_none_means_no_lazy_regularisation(tmp_path: Path, interval: int | None) -> None:
+    # stylegan3 training_loop.py: reg_interval None -> one '<name>both' phase, Adam's lr and betas not rescaled
+    # (the same as 1); before, None fell back to the loss's 16 and 4 (D lr 0.005 * 16/17).
+    t = _trainer(tmp_path, "stylegan2", r1_interval=interval, pl_interval=interval, r1_gamma=1.0, pl_weight=2.0,
+                 lr_g=0.002, lr_d=0.005)
+    assert [(p.name, p.interval) for p in t.phases] == [("Gboth", 1), ("Dboth", 1)]
+    assert t.loss.reg_intervals() == {"G": None, "D": None}
+    g, d = t.optimizers["G"].param_groups[0], t.optimizers["D"].param_groups[0]
+    assert (g["lr"], tuple(g["betas"])) == (0.002, (0.0, 0.99))
+    assert (d["lr"], tuple(d["betas"])) == (0.005, (0.0, 0.99))
+    for _ in range(2):   # both regularisers in every minibatch, not only every 4th / 16th
+        stats = t.step()
+        assert "loss/pl" in stats and "loss/r1" in stats
+    # the record says what ran, and a run recorded with None resumes with 1 (and the other way), not with 16
+    from ganbench.train.options import settings_mismatch
+
+    assert (t.metadata()["train"]["r1_interval"], t.metadata()["train"]["pl_interval"]) == (interval, interval)
+    other = {**t.metadata(), "train": {**t.metadata()["train"], "r1_interval": 1 if interval is None else None,
+                                       "pl_interval": 1 if interval is None else None}}
+    assert settings_mismatch(t.metadata(), other) == []
+    lazy = {**t.metadata(), "train": {**t.metadata()["train"], "r1_interval": 16}}
+    assert settings_mismatch(t.metadata(), lazy) == [f"--set r1_interval: recorded {interval}, now 16"]
+
+
 # -- 5. StyleGAN3-R blur, ADA statistics -----------------------------------------------------------
 
 class _Mask(nn.Module):

@@ -41,7 +41,8 @@ from ganbench.heap import training_phase
 from ganbench.train.augment import AdaController, AugmentPipe, build_augment_pipe
 from ganbench.train.data_stream import DataStream
 from ganbench.train.losses import GANLoss, build_loss
-from ganbench.train.options import check_run_options, check_train_settings, settings_mismatch
+from ganbench.train.options import (REG_INTERVAL_KEYS, check_run_options, check_train_settings,
+                                    settings_mismatch)
 from ganbench.train.output import RunOutput, format_time, memory_gb, summary_writer
 from ganbench.train.progressive import (LodSchedule, has_lod, level_changed, level_settings, make_schedule,
                                         per_level_table, process_reals, set_lod)
@@ -50,6 +51,7 @@ from ganbench.train.transfer import TransferSetup
 # Keys of `spec.train` (overridable per run) and the loop's defaults for those a family leaves out.
 TRAIN_DEFAULTS: dict[str, Any] = {
     "loss": "ns-r1", "lr_g": 0.002, "lr_d": 0.002, "betas": (0.0, 0.99), "eps": 1e-8,
+    # r1_interval / pl_interval None: no lazy regularisation, as 1 (NVlabs' D_reg_interval / G_reg_interval None)
     "r1_gamma": 10.0, "r1_interval": None, "pl_weight": None, "pl_interval": None, "pl_decay": 0.01,
     "pl_batch_shrink": 2, "style_mixing": 0.0, "ema_kimg": 10.0, "ema_rampup": 0.05,
     "augment": None, "ada_target": 0.6, "ada_interval": 4, "ada_kimg": 500.0, "augment_p": 0.0,
@@ -420,7 +422,9 @@ class Trainer:
                 self.ada = AdaController(self.augment_pipe, float(target), int(tc["ada_interval"]),
                                          float(tc["ada_kimg"]))
 
-        loss_kw = {k: v for k, v in tc.items() if k != "loss" and v is not None}   # None: the loss's default
+        # None: the loss's default, except for the lazy-regularisation intervals, where None is NVlabs' "no lazy
+        # regularisation" (one *both phase, Adam unscaled: interval 1), so it is passed on
+        loss_kw = {k: v for k, v in tc.items() if k != "loss" and (v is not None or k in REG_INTERVAL_KEYS)}
         self.loss: GANLoss = build_loss(tc["loss"], self.G, self.D, self.augment_pipe, **loss_kw)
         if self.ada is not None:
             self.loss.on_real_logits = self.ada.accumulate

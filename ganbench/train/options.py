@@ -243,6 +243,9 @@ def check_train_settings(settings: dict[str, Any], given: set[str]) -> None:
 # snapshots before it was recorded as --kimg held as the preset's published length), how many processes
 # share it (the loop re-shards the data), and the spelling of --data (its content identity is compared).
 RESUMABLE_CHANGES = frozenset({"total_kimg", "kimg", "world_size", "data"})
+# Lazy-regularisation intervals, where None is NVlabs' "no lazy regularisation": the run does the same as with 1
+# (the loop passes None on to the loss), so a run recorded with one resumes with the other.
+REG_INTERVAL_KEYS = ("r1_interval", "pl_interval")
 FLAGS = {"dataset": "--data", "batch": "--batch", "seed": "--seed", "augment_pipe": "--augment/--augpipe",
          "resume_from": "--resume-from", "freeze_d": "--freeze-d"}
 
@@ -276,6 +279,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _same_setting(key: str, old: Any, new: Any) -> bool:
+    """Whether two recorded values of training setting `key` make the same run (None and 1 for an interval)."""
+    if key in REG_INTERVAL_KEYS:
+        old, new = (1 if v is None else v for v in (old, new))
+    return _plain(old) == _plain(new)
+
+
 def settings_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """'FLAG: recorded X, now Y' for every recorded run setting that differs from the current one.
 
@@ -293,7 +303,7 @@ def settings_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list
     for key in sorted(set(old) & set(new) - RESUMABLE_CHANGES - {"resume_from", "resume_from_format"}):
         if start and key in ("ada_kimg", "ema_rampup", "blur_sigma"):   # consequences of the start named above
             continue
-        if _plain(old[key]) != _plain(new[key]):
+        if not _same_setting(key, old[key], new[key]):
             # a family's batch rule (NVIDIA's ema_kimg = batch * 10 / 32) changes such a key with --batch alone
             flag = FLAGS.get(key) or (f"{key} (follows --batch, or --set {key})" if batch_changed else f"--set {key}")
             out.append(f"{flag}: recorded {old[key]}, now {new[key]}")
