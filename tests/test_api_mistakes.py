@@ -154,6 +154,17 @@ def test_nhwc_images_are_taken_as_nhwc():
         compute("fid", images[:, :2].permute(0, 2, 3, 1), real="shapes:40", cache_dir=False)
 
 
+@pytest.mark.parametrize("channels", [2, 4])
+def test_nchw_images_with_alpha_or_two_channels_are_refused(channels):
+    """NCHW uint8 with 4 (RGBA) or 2 channels got past the check: MS-SSIM averaged the alpha channel in (0.42 for
+    images whose RGB gives 0.22) and SWD failed with a raw matmul error."""
+    images = _images()
+    extra = torch.cat([images, images[:, :1]], dim=1) if channels == 4 else images[:, :2]
+    for metric in ("ms_ssim", "swd"):
+        with pytest.raises(DataError, match=rf"NCHW shape .* with {channels} channels; .*1 or 3 channels"):
+            compute(metric, extra.contiguous(), real="shapes:40", cache_dir=False)
+
+
 # ---- 5: devices ----------------------------------------------------------------------------------
 def test_cuda_without_cuda_is_one_config_error(spec, tmp_path, monkeypatch):
     no_cuda_here = not torch.cuda.is_available()

@@ -89,6 +89,9 @@ class _Images:
                     raise DataError(f"{what} images have NHWC shape {tuple(arr.shape)} with {arr.shape[-1]} "
                                     f"channels; ganbench measures 1 or 3 channels (drop the alpha channel)")
                 arr = arr.permute(0, 3, 1, 2)   # taken as NCHW; a view, each batch is made contiguous
+            elif arr.shape[1] not in (1, 3):    # RGBA went into MS-SSIM's mean (0.42 for 0.22) and broke SWD
+                raise DataError(f"{what} images have NCHW shape {tuple(arr.shape)} with {arr.shape[1]} channels; "
+                                f"ganbench measures 1 or 3 channels (drop the alpha channel)")
             self.array = arr
         self.what = what
 
