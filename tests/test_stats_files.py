@@ -57,6 +57,24 @@ def test_round_trip_real_stats_and_features_give_the_numbers_of_the_real_images(
     assert read_results(sets / "b.csv")["dataset"].iloc[0].startswith("stats-st-")
 
 
+def test_a_metric_asking_for_fewer_reals_than_a_statistics_file_holds_is_refused(sets):
+    """A metric's own n_real (fid50k: 50000; here fid.n_real=20) was ignored against a statistics file, whose moments
+    are those of all its images: `fid50k` against a 70k file gave fid50k_full's number under fid50k's name. A
+    features file can be cut, and gives the number of the first 20 real images."""
+    _run("stats", "export", "--real", sets / "data", sets / "st.npz")
+    _run("stats", "export", "--real", sets / "data", "--features", sets / "ft.npz")
+    result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / "st.npz"), "-m", "fid",
+                                      "-p", "fid.n_real=20", "--out", str(sets / "b.csv")])
+    assert result.exit_code == 2 and "st.npz holds the statistics of 48 real images" in result.output, result.output
+    assert "the 20 this metric asks for" in result.output and not (sets / "b.csv").exists()
+    _run("eval", sets / "samples", "--real", sets / "data", "-m", "fid", "-p", "fid.n_real=20", "--out", sets / "a.csv")
+    _run("eval", sets / "samples", "--real-features", sets / "ft.npz", "-m", "fid", "-p", "fid.n_real=20",
+         "--out", sets / "c.csv")
+    assert _values(sets / "c.csv")["fid"] == pytest.approx(_values(sets / "a.csv")["fid"], rel=1e-6)
+    _run("eval", sets / "samples", "--real-stats", sets / "st.npz", "-m", "fid", "-p", "fid.n_real=100",
+         "--out", sets / "d.csv")      # more than the file holds: all of them, as NVlabs caps n_real
+
+
 def test_unbiased_export_serves_unbiased_fid_and_converts_for_the_biased_one(sets):
     _run("stats", "export", "--real", sets / "data", "--covariance", "unbiased", sets / "st.npz")
     for cov in ("biased", "unbiased"):
