@@ -302,10 +302,11 @@ def row_seed(ref: CheckpointRef, metric: Any, seed: int) -> int:
     return 0 if ref.is_image_set and getattr(metric, "seed_free_on_images", False) else int(seed)
 
 
-def count_warnings(metrics: dict[str, Any]) -> list[str]:
-    """A line for each metric whose name promises a sample count (`fid50k_full`: 50k) measured with another one
-    (--n, or its n_gen parameter): its rows are honest (n_samples says what was used) but the name invites a
-    comparison with the published numbers it cannot stand."""
+def count_warnings(metrics: dict[str, Any], extractors: dict[str, str] | None = None) -> list[str]:
+    """A line for each metric whose name promises what it did not measure: a sample count (`fid50k_full`: 50k)
+    other than its --n or n_gen, or a feature network (`fid50k_full`: Inception) other than the one in
+    `extractors` (name -> extractor used). Its rows are honest (n_samples and extractor say what was used), but
+    the name invites a comparison with the published numbers it cannot stand."""
     lines = []
     for name, metric in metrics.items():
         promised = re.search(r"(\d+)k(?![a-z])", name)
@@ -313,13 +314,19 @@ def count_warnings(metrics: dict[str, Any]) -> list[str]:
         if promised and n_gen is not None and int(n_gen) != int(promised.group(1)) * 1000:
             lines.append(f"{name} measured {int(n_gen)} generated images, not the {promised.group(1)}k its name says: "
                          f"compare its numbers only with rows of the same n_samples, not with published {name}")
+        used = (extractors or {}).get(name, "")
+        published = getattr(metric, "published_extractor", "")
+        if published and used and used.split(":")[0] != published:
+            lines.append(f"{name} measured {used} features, not the {published} features its published numbers use: "
+                         f"compare its numbers only with rows of the same extractor (--extractor {published} "
+                         f"to reproduce them)")
     return lines
 
 
 def _warn_counts(summary: "EvalSummary", plan: "_Plan", names: Sequence[str]) -> None:
     """`count_warnings` of the metrics in `names` that have rows (computed or found done), once each: a metric that
     did not apply measured nothing, so it was not 'measured with 50 images'."""
-    for line in count_warnings({n: plan.metrics[n] for n in names}):
+    for line in count_warnings({n: plan.metrics[n] for n in names}, {n: plan.how[n][1] for n in names}):
         if line not in summary.warnings:
             summary.warnings.append(line)
 

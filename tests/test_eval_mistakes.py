@@ -206,14 +206,36 @@ def test_a_preset_measured_with_fewer_images_than_its_name_says_is_a_warning(tmp
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
     assert "warning: fid50k_full measured 20 generated images, not the 50k its name says" in said
-    assert said.count("warning:") == 1                                      # plain fid promises no count
+    assert "warning: fid50k_full measured shapes-net features, not the inception features its published" in said
+    assert said.count("warning:") == 2                                      # plain fid promises no count, no network
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.csv"), "--json"])
     assert json.loads(r.stdout.strip().splitlines()[-1])["warnings"][0].startswith("fid50k_full measured 20 generated")
     # an image set's --n defaults to its size: 24 images, not 50k
     summary = evaluate([samples], EvalOptions(metrics=["fid50k_full"], real="shapes:40", extractor="shapes-net"),
                        out=tmp_path / "c.csv")
     assert summary.warnings == ["fid50k_full measured 24 generated images, not the 50k its name says: compare its "
-                                "numbers only with rows of the same n_samples, not with published fid50k_full"]
+                                "numbers only with rows of the same n_samples, not with published fid50k_full",
+                                "fid50k_full measured shapes-net features, not the inception features its published "
+                                "numbers use: compare its numbers only with rows of the same extractor (--extractor "
+                                "inception to reproduce them)"]
+
+
+def test_an_nvlabs_preset_names_the_feature_network_its_published_numbers_use():
+    """fid50k_full, kid50k, is50k ran on the evaluation's extractor (shapes-net by default) without a word, while
+    pr50k3 pins VGG16: a warning says so; measured with the published network, nothing is said."""
+    from ganbench.evaluate import count_warnings
+    from ganbench.metrics import get_metric
+
+    def said(name, extractor):
+        return count_warnings({name: get_metric(name)}, {name: extractor})
+
+    for name in ("fid50k_full", "fid50k", "fid10k", "kid50k_full", "kid50k", "is50k"):
+        assert said(name, "inception") == [] and said(name, "inception:mode=torch_fidelity") == []
+        assert said(name, "shapes-net") == [f"{name} measured shapes-net features, not the inception features its "
+                                            "published numbers use: compare its numbers only with rows of the same "
+                                            "extractor (--extractor inception to reproduce them)"]
+    assert said("pr50k3_full", "vgg16") == [] and said("pr50k3_full", "shapes-net") != []
+    assert said("fid", "shapes-net") == said("kid", "shapes-net") == []
 
 
 def test_colour_images_against_gray_real_data_is_a_warning(tmp_path):

@@ -37,6 +37,10 @@ class Metric(ABC):
     # the set's first n images are scored whatever the seed, so only a metric that draws from the seed itself
     # (SWD's patches and directions) differs. False unless a test shows it (tests/test_imagesets.py).
     seed_free_on_images: bool = False
+    # The feature network behind the published numbers of this metric's name (NVlabs' fid50k_full: "inception"),
+    # or "" for a generic metric: measured with another one, its rows are honest but `eval` warns that they do
+    # not compare with published values.
+    published_extractor: str = ""
 
     @abstractmethod
     def compute(self, ctx: "MetricContext") -> dict[str, float]:

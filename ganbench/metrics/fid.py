@@ -177,11 +177,13 @@ class FID(Metric):
         return {self.name: value}
 
 
+INCEPTION = {"published_extractor": "inception"}
+
 register_variant(FID, "fid50k_full", "NVlabs `fid50k_full`: 50k generated vs every real image.",
-                 {"fid50k_full": "lower"}, n_gen=50000)
+                 {"fid50k_full": "lower"}, class_attrs=INCEPTION, n_gen=50000)
 register_variant(FID, "fid50k", "NVlabs `fid50k`: 50k generated vs the first 50k reals.",
-                 {"fid50k": "lower"}, n_gen=50000, n_real=50000)
+                 {"fid50k": "lower"}, class_attrs=INCEPTION, n_gen=50000, n_real=50000)
 register_variant(FID, "fid10k_full", "10k generated vs every real image.",
-                 {"fid10k_full": "lower"}, n_gen=10000)
+                 {"fid10k_full": "lower"}, class_attrs=INCEPTION, n_gen=10000)
 register_variant(FID, "fid10k", "10k generated vs the first 10k reals.",
-                 {"fid10k": "lower"}, n_gen=10000, n_real=10000)
+                 {"fid10k": "lower"}, class_attrs=INCEPTION, n_gen=10000, n_real=10000)

@@ -60,4 +60,5 @@ class InceptionScore(Metric):
 
 
 register_variant(InceptionScore, "is50k", "NVlabs `is50k`: IS of 50k generated images.",
-                 {"is50k_mean": "higher", "is50k_std": None}, n_gen=50000)
+                 {"is50k_mean": "higher", "is50k_std": None}, n_gen=50000,
+                 class_attrs={"published_extractor": "inception"})

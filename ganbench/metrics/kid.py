@@ -119,6 +119,8 @@ class KID(Metric):
 
 
 register_variant(KID, "kid50k_full", "NVlabs `kid50k_full`: 50k generated vs every real image.",
-                 {"kid50k_full_mean": "lower", "kid50k_full_std": None}, n_gen=50000)
+                 {"kid50k_full_mean": "lower", "kid50k_full_std": None}, n_gen=50000,
+                 class_attrs={"published_extractor": "inception"})
 register_variant(KID, "kid50k", "NVlabs `kid50k`: 50k generated vs the first 50k reals.",
-                 {"kid50k_mean": "lower", "kid50k_std": None}, n_gen=50000, n_real=50000)
+                 {"kid50k_mean": "lower", "kid50k_std": None}, n_gen=50000, n_real=50000,
+                 class_attrs={"published_extractor": "inception"})

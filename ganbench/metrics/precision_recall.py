@@ -124,8 +124,9 @@ class PrecisionRecall(Metric):
 register_variant(PrecisionRecall, "pr50k3_full",
                  "NVlabs `pr50k3_full`: VGG16 features, 50k generated vs every real image, k=3.",
                  {"pr50k3_full_precision": "higher", "pr50k3_full_recall": "higher"},
-                 n_gen=50000, extractor="vgg16")
+                 n_gen=50000, extractor="vgg16", class_attrs={"published_extractor": "vgg16"})
 register_variant(PrecisionRecall, "pr50k3",
                  "NVlabs `pr50k3`: VGG16 features, 50k generated vs the first 50k reals, k=3.",
                  {"pr50k3_precision": "higher", "pr50k3_recall": "higher"},
-                 n_gen=50000, n_real=50000, extractor="vgg16")
+                 n_gen=50000, n_real=50000, extractor="vgg16",
+                 class_attrs={"published_extractor": "vgg16"})
