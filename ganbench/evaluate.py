@@ -799,6 +799,22 @@ def _add_timings(summary: EvalSummary, timings: dict[str, float], spent: float, 
     reported.update(mine)
 
 
+def _warn_resized(ref: CheckpointRef, summary: EvalSummary) -> None:
+    """An image set whose images are not a square power of two is cropped and resized (the --real rule) before any
+    metric; said once, because its numbers then differ from those clean-fid or torch-fidelity give for the same
+    files (they resize straight to 299 px, without a crop)."""
+    if not ref.is_image_set or ref.dataset is None or ref.dataset.source_size is None:
+        return
+    (w, h), r = ref.dataset.source_size, int(ref.dataset.resolution)
+    if (w, h) == (r, r):
+        return
+    line = (f"{ref.run}: its {w}x{h} images are center-cropped and resized to {r}x{r} px (the largest power of two "
+            f"within, as --real data) before every metric; clean-fid and torch-fidelity resize them straight to "
+            f"299 px, so their FID of these files differs")
+    if line not in summary.warnings:
+        summary.warnings.append(line)
+
+
 def _warn_channels(ref: CheckpointRef, G: Any, real: Any, spec: Any, summary: EvalSummary) -> None:
     """Gray images are scored as RGB (the gray repeated, as NVlabs does), so colour images against gray real data
     (or the reverse) gave a large FID without a word; one warning per run and real data."""
@@ -838,6 +854,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
         reals.file.check_resolution(resolution)
     spec, real = reals.of(ref)
     _warn_channels(ref, G, real, spec, summary)
+    _warn_resized(ref, summary)
     label = ref.label
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,

@@ -114,6 +114,27 @@ def test_non_square_images_are_center_cropped_and_resized_like_real_data(tmp_pat
     assert a["value"].iloc[0] == b["value"].iloc[0] and a["checkpoint"].iloc[0] == b["checkpoint"].iloc[0]
 
 
+def test_an_image_set_that_is_cropped_and_resized_says_so(tmp_path, monkeypatch):
+    """48x48 or 40x24 sample images became 32x32 or 16x16 before every metric with no message, while clean-fid and
+    torch-fidelity resize the same files straight to 299: one warning line per set; a 16x16 set gets none."""
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big.npz", images=rng.integers(0, 256, size=(12, 48, 48, 3), dtype=np.uint8))
+    (tmp_path / "wide").mkdir()
+    for i, img in enumerate(rng.integers(0, 256, size=(12, 24, 40, 3), dtype=np.uint8)):
+        Image.fromarray(img).save(tmp_path / "wide" / f"{i:02d}.png")
+    np.savez(tmp_path / "fit.npz", images=rng.integers(0, 256, size=(12, 16, 16, 3), dtype=np.uint8))
+    for target, real, said in (("big.npz", "shapes:12", "big: its 48x48 images are center-cropped and resized to "
+                                "32x32 px"), ("wide", "shapes:12", "wide: its 40x24 images are center-cropped and "
+                                "resized to 16x16 px"), ("fit.npz", "shapes:12", None)):
+        out = " ".join(_eval(tmp_path / target, "--real", real, "--metrics", "fid", "--out",
+                             tmp_path / f"{target}.csv").split())
+        if said:
+            assert f"warning: {said}" in out and "resize them straight to 299 px" in out, out
+        else:
+            assert "warning" not in out, out
+
+
 def test_generator_metrics_are_not_applicable_to_an_image_set(sets):
     out = _eval(sets / "samples", "--real", sets / "data", "--metrics", "fid,ppl_wend", "--out", sets / "r.csv")
     assert "not applicable (shown as –): ppl_wend for samples" in out

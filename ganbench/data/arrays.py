@@ -97,6 +97,7 @@ class ArrayDataset(ImageDataset):
         self._shape, self._count = shape, total if n is None else n
         h, w, c = self._hwc(shape)
         self.num_channels = 1 if c in (1, 2) else 3
+        self.source_size = (int(w), int(h))
         if resolution == AUTO:
             resolution = auto_resolution(w, h)
         self._geometry = parse_geometry(crop, resize, resolution)

@@ -21,6 +21,8 @@ class ImageDataset(Dataset, ABC):
     resolution: int
     num_channels: int
     label_dim: int = 0
+    # The first image's stored (width, height), before any crop or resize; None where the images are made, not read
+    source_size: tuple[int, int] | None = None
 
     @property
     @abstractmethod

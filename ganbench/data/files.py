@@ -103,6 +103,7 @@ class FileImageDataset(ImageDataset):
             raise DataError(f"n={n!r} is not between 1 and the {len(images)} images in {self.path}")
         self.names: list[str] = images[:n]
         self._first_size, first_mode = self._peek(0)
+        self.source_size = tuple(self._first_size)
         if resolution == AUTO:
             resolution = auto_resolution(*self._first_size)
         self._geometry = parse_geometry(crop, resize, resolution)
