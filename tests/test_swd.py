@@ -221,6 +221,21 @@ def test_metric_declares_outputs():
     assert {"swd16", "swd32", "swd_avg"} <= set(m.outputs)
 
 
+def test_result_keys_are_the_levels_compute_returns_and_odd_sizes_are_refused():
+    """result_keys (the NaN rows of a diverged run) listed swd32/swd16 at 48 px and nothing but swd_avg at 8 px, while
+    compute returned swd48/swd24 (keys with no direction, so a check skipped them) and swd8."""
+    from ganbench.metrics import compute
+
+    g = torch.Generator().manual_seed(0)
+    for res in (8, 16, 32):
+        images = torch.randint(0, 256, (16, 3, res, res), generator=g, dtype=torch.uint8)
+        got = compute("swd", images, real=images.flip(0), cache_dir=False)
+        assert list(got) == SWD().result_keys(res) and set(got) <= set(SWD.outputs), (res, got)
+    images = torch.randint(0, 256, (16, 3, 48, 48), generator=g, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match="levels of 48, 24 px: it follows ProGAN's power-of-two sizes"):
+        compute("swd", images, real=images.flip(0), cache_dir=False)
+
+
 def test_metric_through_compute_ranks_generators():
     from ganbench.data.shapes import ShapesDataset
     from ganbench.metrics import compute

@@ -352,12 +352,16 @@ class SWD(Metric):
     def result_keys(self, resolution: int | None = None) -> list[str]:
         if resolution is None:
             return list(self.outputs)
-        levels = [r for r in (2 ** k for k in range(3, 11)) if self.min_res <= r <= resolution]
-        return [f"swd{r}" for r in sorted(levels, reverse=True)] + ["swd_avg"]
+        return [f"swd{r}" for r in pyramid_resolutions(resolution, self.min_res)] + ["swd_avg"]
 
     def compute(self, ctx: "MetricContext") -> dict[str, float]:
         n = min(self.n_gen or ctx.num_gen(), ctx.num_real())
         fake = (images for images, _z, _c in ctx.generated_batches(n, seed=ctx.seed))
         real = (images for images, _labels in ctx.real_batches(n))
-        return swd(fake, real, ctx.seed, self.patches_per_image, self.patch_size, self.dir_repeats,
-                   self.dirs_per_repeat, self.min_res, self.patches)
+        out = swd(fake, real, ctx.seed, self.patches_per_image, self.patch_size, self.dir_repeats,
+                  self.dirs_per_repeat, self.min_res, self.patches)
+        odd = [key for key in out if key not in self.outputs]
+        if odd:   # swd48: a level with no direction would sit in the table unchecked
+            raise ConfigError(f"SWD's pyramid has levels of {', '.join(k[3:] for k in odd)} px: it follows ProGAN's "
+                              f"power-of-two sizes (8-1024 px); resize the images to one (eval does so for image sets)")
+        return out
