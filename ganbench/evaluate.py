@@ -507,8 +507,9 @@ def real_file(options: EvalOptions) -> Any:
 
 
 def _check_real_file(file: Any, plan: "_Plan", options: EvalOptions) -> None:
-    """Before any work: a statistics file (mu/sigma) serves FID only; KID, PR, SWD... need features or images; and
-    one that records its extractor is refused for another by name, before that extractor's weights are fetched."""
+    """Before any work: a statistics file (mu/sigma) serves FID only, and only with all its images (a metric's own
+    n_real below the file's count cannot be cut from moments); KID, PR, SWD... need features or images; and one
+    that records its extractor is refused for another by name, before that extractor's weights are fetched."""
     from ganbench.metrics.fid import FID
 
     if file is None:
@@ -524,6 +525,8 @@ def _check_real_file(file: Any, plan: "_Plan", options: EvalOptions) -> None:
         if "real_features" in needs and file.features is None and not isinstance(metric, FID):
             raise ConfigError(f"{name} needs real features; {file.path} holds only mu/sigma (export them with "
                               f"`ganbench stats export --features` and pass --real-features FILE)")
+        if isinstance(metric, FID):
+            file.check_n_real(metric.n_real)
 
 
 def needs_generator(metric: Any) -> bool:

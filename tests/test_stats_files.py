@@ -57,14 +57,18 @@ def test_round_trip_real_stats_and_features_give_the_numbers_of_the_real_images(
     assert read_results(sets / "b.csv")["dataset"].iloc[0].startswith("stats-st-")
 
 
-def test_a_metric_asking_for_fewer_reals_than_a_statistics_file_holds_is_refused(sets):
+def test_a_metric_asking_for_fewer_reals_than_a_statistics_file_holds_is_refused(sets, monkeypatch):
     """A metric's own n_real (fid50k: 50000; here fid.n_real=20) was ignored against a statistics file, whose moments
     are those of all its images: `fid50k` against a 70k file gave fid50k_full's number under fid50k's name. A
     features file can be cut, and gives the number of the first 20 real images."""
     _run("stats", "export", "--real", sets / "data", sets / "st.npz")
     _run("stats", "export", "--real", sets / "data", "--features", sets / "ft.npz")
-    result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / "st.npz"), "-m", "fid",
-                                      "-p", "fid.n_real=20", "--out", str(sets / "b.csv")])
+    from ganbench.metrics.context import MetricContext
+
+    with monkeypatch.context() as m:    # before any work: no features are extracted (fid50k would make 50k images)
+        m.setattr(MetricContext, "_ensure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("work started")))
+        result = CliRunner().invoke(app, ["eval", str(sets / "samples"), "--real-stats", str(sets / "st.npz"), "-m",
+                                          "fid", "-p", "fid.n_real=20", "--out", str(sets / "b.csv")])
     assert result.exit_code == 2 and "st.npz holds the statistics of 48 real images" in result.output, result.output
     assert "the 20 this metric asks for" in result.output and not (sets / "b.csv").exists()
     _run("eval", sets / "samples", "--real", sets / "data", "-m", "fid", "-p", "fid.n_real=20", "--out", sets / "a.csv")

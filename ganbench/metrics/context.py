@@ -430,13 +430,8 @@ class MetricContext:
     def moments(self, source: str, extractor: str | None = None, n: int | None = None) -> Moments:
         """Float64 feature moments of the first `n` rows of `source` (the streamed sums when n covers all)."""
         full = self._ensure(_check_source(source), extractor)[1]
-        file = self.real_file if source == "real" and self._real is None else None
-        if file is not None and file.features is None and n is not None and file.n and int(n) < int(file.n):
-            # the stored moments are of all the file's images: fid50k against a 70k file was fid50k_full's number
-            raise ConfigError(f"{file.path} holds the statistics of {file.n} real images, which cannot be cut to the "
-                              f"{int(n)} this metric asks for (its n_real); pass the real images, a features file "
-                              f"(--real-features, from `stats export --features`) or a metric that uses every real "
-                              f"image (e.g. fid50k_full)")
+        if source == "real" and self._real is None and self.real_file is not None:
+            self.real_file.check_n_real(n)   # eval checks before any work; compute() here
         if source == "real" and self.real_file is not None and (
                 self.real_file.features is None or n is None or int(n) >= int(full.n)):
             return full   # moments as stored (a statistics file cannot be cut to fewer samples)

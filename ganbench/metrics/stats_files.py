@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ganbench.errors import DataError
+from ganbench.errors import ConfigError, DataError
 
 SYMMETRY_RTOL = 1e-6    # |sigma - sigma^T| allowed, relative to max |sigma| (float round-off of X^T X)
 META_KEYS = ("n", "extractor", "extractor_sha256", "resize", "covariance", "dataset", "resolution")
@@ -68,6 +68,16 @@ class RealStatsFile:
     resize: str | None
     digest: str
     resolution: int | None = None  # the image size the statistics were computed at, when recorded
+
+    def check_n_real(self, n: int | None) -> None:
+        """A mu/sigma file holds the moments of all its images, which cannot be cut to fewer: a metric asking for
+        fewer (fid50k: n_real 50000, against a 70k file) would get the number of all of them under its own name.
+        More than the file holds takes them all, as NVlabs caps n_real at the data's size."""
+        if self.features is None and n is not None and self.n and int(n) < int(self.n):
+            raise ConfigError(f"{self.path} holds the statistics of {self.n} real images, which cannot be cut to the "
+                              f"{int(n)} this metric asks for (its n_real); pass the real images, a features file "
+                              f"(--real-features, from `stats export --features`) or a metric that uses every real "
+                              f"image (e.g. fid50k_full)")
 
     def check_resolution(self, resolution: int) -> None:
         """The statistics must come from real images at the size being scored (eval opens reals at the
