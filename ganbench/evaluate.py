@@ -747,6 +747,8 @@ def evaluate(targets: Sequence[str | os.PathLike] | Sequence[CheckpointRef], opt
         todo = [n for n in mine.metrics if done[path].get(keys[n]) not in ("", ref.fingerprint)]
         summary.skipped += len(mine.metrics) - len(todo)
         _warn_counts(summary, mine, [n for n in mine.metrics if n not in todo])   # their rows exist
+        if len(todo) < len(mine.metrics):
+            _warn_resized(ref, summary)
         jobs.append((ref, path, todo, mine.work(todo), real))
     progress.begin(sum(sum(job[3].values()) for job in jobs), sum(len(job[2]) for job in jobs))
     added: list[dict[str, Any]] = []
@@ -811,9 +813,10 @@ def _warn_resized(ref: CheckpointRef, summary: EvalSummary) -> None:
     (w, h), r = ref.dataset.source_size, int(ref.dataset.resolution)
     if (w, h) == (r, r):
         return
-    line = (f"{ref.run}: its {w}x{h} images are center-cropped and resized to {r}x{r} px (the largest power of two "
-            f"within, as --real data) before every metric; clean-fid and torch-fidelity resize them straight to "
-            f"299 px, so their FID of these files differs")
+    how = "resized" if w == h else "center-cropped and resized"
+    line = (f"{ref.run}: its {w}x{h} images are {how} to {r}x{r} px (the largest power of two within, as --real "
+            f"data) before every metric; clean-fid and torch-fidelity resize them straight to 299 px, so their FID "
+            f"of these files differs")
     if line not in summary.warnings:
         summary.warnings.append(line)
 

@@ -124,13 +124,16 @@ def test_an_image_set_that_is_cropped_and_resized_says_so(tmp_path, monkeypatch)
     for i, img in enumerate(rng.integers(0, 256, size=(12, 24, 40, 3), dtype=np.uint8)):
         Image.fromarray(img).save(tmp_path / "wide" / f"{i:02d}.png")
     np.savez(tmp_path / "fit.npz", images=rng.integers(0, 256, size=(12, 16, 16, 3), dtype=np.uint8))
-    for target, real, said in (("big.npz", "shapes:12", "big: its 48x48 images are center-cropped and resized to "
+    for target, real, said in (("big.npz", "shapes:12", "big: its 48x48 images are resized to "
                                 "32x32 px"), ("wide", "shapes:12", "wide: its 40x24 images are center-cropped and "
                                 "resized to 16x16 px"), ("fit.npz", "shapes:12", None)):
         out = " ".join(_eval(tmp_path / target, "--real", real, "--metrics", "fid", "--out",
                              tmp_path / f"{target}.csv").split())
         if said:
             assert f"warning: {said}" in out and "resize them straight to 299 px" in out, out
+            again = " ".join(_eval(tmp_path / target, "--real", real, "--metrics", "fid", "--out",
+                                   tmp_path / f"{target}.csv").split())
+            assert "already present" in again and f"warning: {said}" in again, again   # also when nothing is new
         else:
             assert "warning" not in out, out
 
