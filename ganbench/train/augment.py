@@ -202,7 +202,7 @@ def apply_affine(images: torch.Tensor, g_inv: torch.Tensor, f: torch.Tensor) -> 
     # Fine-grid pixel centres of the output area plus the downsampling filter's reach (k coarse pixels a side), in
     # original pixel units relative to the image centre, taken a quarter pixel (half a fine pixel) lower, as NVlabs
     # conjugates its transform: the fine grid then maps onto itself under flips and quarter turns with the samples
-    # staying on their lattice. (NVlabs samples the whole padded area; the pixels kept are the same.)
+    # staying on their lattice. The sampled area is NVlabs' too: the output plus its filter reach.
     k = (f.numel() + 3) // 4
     hs, ws = h + 2 * k, w + 2 * k
     ys = (torch.arange(2 * hs, device=images.device, dtype=g_inv.dtype) + 0.5) / 2 - hs / 2 + 0.25
