@@ -362,18 +362,22 @@ def _with_recorded_kimg(ref: CheckpointRef, meta: dict[str, Any]) -> CheckpointR
     return ref
 
 
-def _open_real(real: Any, resolution: int, cache: dict[Any, Any], skip_unknown: bool = False) -> Any:
+def _open_real(real: Any, resolution: int, cache: dict[Any, Any], skip_unknown: bool = False,
+               options: dict[str, Any] | None = None) -> Any:
+    """Real data `real` at `resolution`, opened once per evaluation; `options`: the crop / resize a run recorded."""
     if real is None:
         raise ConfigError("no real data given and the checkpoint does not record its training data "
                           "(pass --real, e.g. --real shapes)")
     if not isinstance(real, str):
         return real
-    if (real, resolution) not in cache:
+    options = dict(options or {})
+    key = (real, resolution, tuple(sorted(options.items())))
+    if key not in cache:
         from ganbench.data import open_dataset
 
         kw = {"skip_unknown": True} if skip_unknown and _takes_skip_unknown(real) else {}
-        cache[(real, resolution)] = open_dataset(real, resolution=resolution, **kw)
-    return cache[(real, resolution)]
+        cache[key] = open_dataset(real, resolution=resolution, **kw, **options)
+    return cache[key]
 
 
 def _takes_skip_unknown(spec: str) -> bool:
@@ -452,7 +456,7 @@ class _RealData:
     def __init__(self, options: EvalOptions) -> None:
         self.options = options
         self.datasets: dict[Any, Any] = {}
-        self._per_dir: dict[Path, tuple[Any, int]] = {}
+        self._per_dir: dict[Path, tuple[Any, int, dict[str, Any]]] = {}
         self.file = real_file(options)
         if self.file is not None and options.n_real is not None:   # it was silently ignored
             count = f"its {self.file.n}" if self.file.n else "its own"
@@ -474,10 +478,11 @@ class _RealData:
         key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
         if key not in self._per_dir:
             nets = model_zoo.open_network_file(ref.path)
-            spec = self.options.real if self.options.real is not None else nets.data
-            self._per_dir[key] = (spec, int(nets.resolution))
-        spec, resolution = self._per_dir[key]
-        return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown)
+            # the run's own data is opened as the run opened it (its --crop / --resize); --real data by default
+            spec, how = (self.options.real, {}) if self.options.real is not None else (nets.data, nets.data_options)
+            self._per_dir[key] = (spec, int(nets.resolution), how)
+        spec, resolution, how = self._per_dir[key]
+        return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown, how)
 
     def identity(self, ref: CheckpointRef) -> tuple[str, int | None]:
         """(dataset identity, real images used) as the rows of `ref` record them."""

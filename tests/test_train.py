@@ -526,3 +526,24 @@ def test_resume_reads_the_snapshot_onto_the_cpu(toy: str, tmp_path: Path, monkey
     monkeypatch.setattr(loop, "load_checkpoint", lambda path, **kw: seen.append(kw) or real_load(path, **kw))
     run_training(toy, "shapes:16", 8, out=tmp_path, kimg=0.012, batch=4, seed=0, snapshot_kimg=0.004, device="cpu")
     assert seen and all(kw.get("map_location") == "cpu" for kw in seen)
+
+
+def test_eval_opens_the_runs_own_data_with_the_crop_and_resize_it_trained_with(toy: str, tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """A run trained with --crop center-wide:8 --resize box recorded only its data spec, so `eval RUN` scored it
+    against centre-cropped Lanczos reals (mean |diff| 87 per pixel): the wrong real images, without a word. The
+    checkpoint now records the crop and resize, and eval opens the run's data the same way."""
+    from ganbench.evaluate import EvalOptions, evaluate
+    from ganbench.results import read_results
+
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    (tmp_path / "wide").mkdir()
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, size=(24, 40, 3), dtype=np.uint8)).save(tmp_path / "wide" / f"{i:02d}.png")
+    run = tmp_path / "run"
+    run_training(toy, str(tmp_path / "wide"), 16, kimg=0.016, batch=8, seed=0, out=run, snapshot_kimg=1,
+                 crop="center-wide:8", resize="box", device="cpu")
+    trained_on = load_checkpoint(latest_snapshot(run)).metadata["dataset"]
+    evaluate([run], EvalOptions(metrics=["fid"], n=8, extractor="shapes-net"), out=tmp_path / "r.csv")
+    assert set(read_results(tmp_path / "r.csv")["dataset"]) == {trained_on}

@@ -483,7 +483,8 @@ class Trainer:
         # reads the preset's kimg), so the record says those: a report's config shows this run's length.
         train.update({"kimg": self.opts.kimg, "batch": self.opts.batch, "total_kimg": self.opts.kimg,
                       "augment_pipe": self.augment_name,
-                      "world_size": self.dist.world, "data": self.opts.data, **self.transfer.metadata()})
+                      "world_size": self.dist.world, "data": self.opts.data, "crop": self.opts.crop,
+                      "resize": self.opts.resize, **self.transfer.metadata()})
         return {"arch": self.opts.model, "config": self.config, "dataset": self.dataset.identity,
                 "resolution": self.opts.resolution, "seed": self.opts.seed, "kimg": self.cur_nimg / 1000,
                 "train": train}

@@ -29,6 +29,15 @@ def training_data(metadata: dict[str, Any]) -> str | None:
     return spec if isinstance(spec, str) and spec else None
 
 
+def training_data_options(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The --crop / --resize a run opened its data with, when recorded and not the default (eval opens its real
+    data the same way, else a run trained on center-wide crops was scored against centre crops)."""
+    train = metadata.get("train")
+    if not isinstance(train, dict):
+        return {}
+    return {k: train[k] for k in ("crop", "resize") if isinstance(train.get(k), str) and train[k]}
+
+
 @register("ganbench-checkpoint")
 class GanbenchCheckpoint:
     """A file written by `ganbench.checkpoint.save_checkpoint`."""
@@ -55,4 +64,5 @@ class GanbenchCheckpoint:
         return NetworkFile(path=ckpt.path, format="ganbench-checkpoint", family=name, resolution=resolution,
                            overrides=config, states={k: ckpt.state[k] for k in NETWORKS if k in ckpt.state},
                            kimg=float(kimg), data=training_data(ckpt.metadata),
+                           data_options=training_data_options(ckpt.metadata),
                            notes={"arch": ckpt.metadata["arch"]})
