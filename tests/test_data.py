@@ -196,6 +196,29 @@ def test_int_labels_become_one_hot(tmp_path):
     assert open_dataset(str(tmp_path)).label_dim == 0
 
 
+def _nvlabs_label_dim(folder) -> int:
+    """The label size NVlabs' training/dataset.py gives a dataset.json, re-derived by hand: int classes become
+    one-hot rows of max + 1 (the file's `label_dim` key is not read); vectors keep their length."""
+    labels = [lab for _name, lab in json.loads((folder / "dataset.json").read_text())["labels"]]
+    return max(labels) + 1 if all(isinstance(x, int) for x in labels) else len(labels[0])
+
+
+def test_exported_labels_have_the_same_size_in_nvlabs_loader_and_here(tmp_path):
+    """Export wrote one-hot rows as int classes. With only classes 0-2 of 5 present (vectors of 5, or the first n of
+    a 6-class set), NVlabs' loader then built a 3-class dataset while ganbench read 5 or 6 (its label_dim key): a
+    conditional model's c_dim differed between the two codes. Such labels are now written as vectors."""
+    write_folder(tmp_path / "vec", rgb_images(4), names=[f"{i}.png" for i in range(4)])
+    rows = [np.eye(5)[c].tolist() for c in (0, 1, 2, 0)]
+    (tmp_path / "vec" / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", r] for i, r in enumerate(rows)]}))
+    write_folder(tmp_path / "cls", rgb_images(6), names=[f"{i}.png" for i in range(6)])
+    (tmp_path / "cls" / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", i] for i in range(6)]}))
+    for src, kw, dim in (("vec", {}, 5), ("cls", {"n": 3}, 6), ("cls", {}, 6)):
+        out = export_dataset(open_dataset(str(tmp_path / src), **kw), tmp_path / f"out-{src}-{len(kw)}")
+        assert _nvlabs_label_dim(out) == dim == open_dataset(str(out)).label_dim, (src, kw)
+    assert all(isinstance(lab, int) for _n, lab in json.loads((tmp_path / "out-cls-0" / "dataset.json").read_text())[
+        "labels"])                                                    # every class present: still compact ints
+
+
 def test_first_n_images_keep_their_labels_and_attributes(tmp_path):
     shapes = ShapesDataset(n=6, resolution=8, seed=1)
     export_dataset(shapes, tmp_path / "s.zip")

@@ -197,12 +197,15 @@ def parse_labels(raw: bytes, image_names: list[str], where: str) -> LabelTable |
 def labels_document(names: list[str], labels: list[int | np.ndarray] | None, label_dim: int = 0) -> dict[str, Any]:
     """The dataset.json content: NVlabs' `{"labels": [[name, class or vector], ...]}`.
 
-    `labels` holds one entry per name: an int class, or a float vector. Classes are written as ints
-    (plus ganbench's `label_dim`, which NVlabs' readers ignore); as soon as one entry is a vector, all are.
+    `labels` holds one entry per name: an int class, or a float vector. Classes are written as ints (plus
+    ganbench's `label_dim`, which NVlabs' readers ignore) only when the largest class present is label_dim - 1:
+    NVlabs' loader takes max + 1 as the label size, so a subset holding classes 0-2 of 6 (or one-hot vectors of 5
+    with classes 0-2) would be a 3-class dataset there and a 6-class one here. Otherwise, and as soon as one entry
+    is a vector, all are written as vectors, which both read as they are.
     """
     if labels is None or label_dim == 0:
         return {"labels": None}
-    if all(isinstance(x, (int, np.integer)) for x in labels):
+    if all(isinstance(x, (int, np.integer)) for x in labels) and max(int(x) for x in labels) + 1 == label_dim:
         return {"labels": [[n, int(c)] for n, c in zip(names, labels)], "label_dim": int(label_dim)}
     rows = []
     for x in labels:
