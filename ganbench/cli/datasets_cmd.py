@@ -24,7 +24,8 @@ app.add_typer(datasets_app, name="datasets")
 SPEC_HELP = "`shapes`, `shapes:N`, or a path to an image folder, .zip, .npz or .npy."
 CROP_HELP = ("With --resolution: center (default, NVlabs center-crop: the largest centred square), "
              "center-wide[:H] (NVlabs center-crop-wide: a band H px high, default 3/4 of the resolution, on "
-             "black; images too small for it are dropped by convert), none (squash the whole image: NVlabs dataset_tool's default when no --transform is given).")
+             "black; images too small for it are dropped by convert), none (squash the whole image: NVlabs "
+             "dataset_tool's default when no --transform is given).")
 RESIZE_HELP = "With --resolution: resize filter lanczos (default, as NVlabs) or box."
 SKIP_HELP = "Skip non-image files in a folder or zip (counted in one warning line) instead of failing."
 NPZ_HELP = ("{0}.npz (`images` uint8 [N,H,W,C] + `labels`, memory-mapped when read; shapes attributes are not "
