@@ -113,6 +113,7 @@ class EvalOptions:
     cache_dir: str | os.PathLike | None = None
     keep_going: bool = False              # non-finite output: write NaN rows flagged 'diverged' and go on
     skip_unknown: bool = False            # non-image files in a --real folder or zip: skip them (a warning)
+    mirror: bool = False                  # add x-flipped copies of the real images, as NVlabs scores --mirror runs
     real_stats: str | os.PathLike | None = None     # an .npz of mu/sigma (FID) instead of real images
     real_features: str | os.PathLike | None = None  # an .npz of features (FID, KID, PR) instead of real images
 
@@ -457,6 +458,7 @@ class _RealData:
         self.options = options
         self.datasets: dict[Any, Any] = {}
         self._per_dir: dict[Path, tuple[Any, int, dict[str, Any]]] = {}
+        self.trained_mirrored: dict[Path, bool] = {}
         self.file = real_file(options)
         if self.file is not None and options.n_real is not None:   # it was silently ignored
             count = f"its {self.file.n}" if self.file.n else "its own"
@@ -474,15 +476,29 @@ class _RealData:
                 raise ConfigError(f"{ref.path} is a set of images and records no real data: pass --real DATA, "
                                   f"--real-stats FILE.npz or --real-features FILE.npz")
             spec, resolution = self.options.real, int(ref.dataset.resolution)
-            return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown)
+            return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown, self._mirror({}))
         key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
         if key not in self._per_dir:
             nets = model_zoo.open_network_file(ref.path)
             # the run's own data is opened as the run opened it (its --crop / --resize); --real data by default
-            spec, how = (self.options.real, {}) if self.options.real is not None else (nets.data, nets.data_options)
+            recorded = {k: v for k, v in nets.data_options.items() if k != "mirror"}
+            spec, how = (self.options.real, {}) if self.options.real is not None else (nets.data, recorded)
             self._per_dir[key] = (spec, int(nets.resolution), how)
+            self.trained_mirrored[key] = bool(nets.data_options.get("mirror"))
         spec, resolution, how = self._per_dir[key]
-        return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown, how)
+        return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown, self._mirror(how))
+
+    def _mirror(self, how: dict[str, Any]) -> dict[str, Any]:
+        return {**how, "mirror": True} if self.options.mirror else how
+
+    def unmirrored_run(self, ref: CheckpointRef) -> bool:
+        """Whether `ref` was trained with x-flips (--mirror, NVlabs' xflip) but is scored against unflipped reals."""
+        import model_zoo
+
+        if ref.is_image_set or self.options.mirror or self.file is not None:
+            return False
+        key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
+        return self.trained_mirrored.get(key, False)
 
     def identity(self, ref: CheckpointRef) -> tuple[str, int | None]:
         """(dataset identity, real images used) as the rows of `ref` record them."""
@@ -866,6 +882,11 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     spec, real = reals.of(ref)
     _warn_channels(ref, G, real, spec, summary)
     _warn_resized(ref, summary)
+    if reals.unmirrored_run(ref):
+        line = (f"{ref.run} was trained with x-flipped copies of its data (--mirror); NVlabs scores such runs against "
+                f"the x-flipped real images too (its published FIDs): pass --mirror to reproduce them")
+        if line not in summary.warnings:
+            summary.warnings.append(line)
     label = ref.label
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,

@@ -383,6 +383,32 @@ def test_eval_scores_nvlabs_pickles_files_and_run_folders(tmp_path):
     assert list(rows["kimg"]) == [40.0, 40.0, 120.0, 120.0] and rows["value"].notna().all()
 
 
+def test_a_pickle_trained_with_xflip_warns_until_eval_mirrors_the_reals(tmp_path):
+    """NVlabs' calc_metrics looks up the snapshot's training_set_kwargs.xflip: runs trained with --mirror=1 (the
+    published FFHQ / AFHQ / MetFaces configs) are scored against the reals plus their x-flips. ganbench scored the
+    reals as stored without a word; now eval says so, and --mirror scores 2N reals as NVlabs does."""
+    from orchestrator_helpers import register_toys
+
+    from ganbench.evaluate import EvalOptions, evaluate
+
+    register_toys()
+    spec, G_ema = _sg2()
+    g, d = ada_kwargs(spec)
+    snap = snapshot(spec.G, spec.D, G_ema, g, d)
+    snap["training_set_kwargs"] = {**snap["training_set_kwargs"], "xflip": True}
+    pkl = write_pickle(tmp_path / "ffhq-mirror.pkl", snap)
+    plain = write_pickle(tmp_path / "plain.pkl", snapshot(spec.G, spec.D, G_ema, g, d))
+    opts = EvalOptions(metrics=["fid"], real="shapes:16", n=8, n_real=16, extractor="toy-pixels", batch_size=8)
+    summary = evaluate([pkl, plain], opts, out=tmp_path / "a.csv")
+    assert summary.warnings == ["ffhq-mirror was trained with x-flipped copies of its data (--mirror); NVlabs scores "
+                                "such runs against the x-flipped real images too (its published FIDs): pass --mirror "
+                                "to reproduce them"]
+    mirrored = evaluate([pkl], EvalOptions(**{**opts.__dict__, "mirror": True, "n_real": None}),
+                        out=tmp_path / "b.csv")
+    assert mirrored.warnings == [] and set(mirrored.added["n_real"]) == {32}          # 16 reals + their 16 x-flips
+    assert set(mirrored.added["dataset"]) != set(summary.added["dataset"])             # another real set, other rows
+
+
 def _sg3_kwargs(config: str = "stylegan3-t", **g_extra) -> tuple[model_zoo.ModelSpec, dict, dict]:
     torch.manual_seed(0)
     spec = model_zoo.build(config, RES, preset="tiny")

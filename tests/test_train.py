@@ -547,3 +547,21 @@ def test_eval_opens_the_runs_own_data_with_the_crop_and_resize_it_trained_with(t
     trained_on = load_checkpoint(latest_snapshot(run)).metadata["dataset"]
     evaluate([run], EvalOptions(metrics=["fid"], n=8, extractor="shapes-net"), out=tmp_path / "r.csv")
     assert set(read_results(tmp_path / "r.csv")["dataset"]) == {trained_on}
+
+
+def test_a_run_trained_with_mirror_records_it_and_eval_says_how_nvlabs_scores_it(toy: str, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    from ganbench.evaluate import EvalOptions, evaluate
+
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    run_training(toy, "shapes:16", 16, kimg=0.016, batch=8, seed=0, out=run, snapshot_kimg=1, mirror=True,
+                 device="cpu")
+    assert load_checkpoint(latest_snapshot(run)).metadata["train"]["mirror"] is True
+    summary = evaluate([run], EvalOptions(metrics=["fid"], n=8, extractor="shapes-net"), out=tmp_path / "r.csv")
+    assert any("trained with x-flipped copies of its data (--mirror)" in w for w in summary.warnings), summary.warnings
+    summary = evaluate([run], EvalOptions(metrics=["fid"], n=8, extractor="shapes-net", mirror=True),
+                       out=tmp_path / "r.csv")
+    assert summary.warnings == [] and set(summary.added["n_real"]) == {32}
+    r = CliRunner().invoke(app, ["eval", str(run), "-m", "fid", "--n", "8", "--mirror", "--out", str(tmp_path / "c.csv")])
+    assert r.exit_code == 0 and "x-flipped" not in r.output, r.output

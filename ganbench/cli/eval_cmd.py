@@ -239,6 +239,9 @@ def eval_(
                                     help="When a network outputs NaN/inf (diverged), write NaN rows flagged 'diverged' "
                                          "and go on instead of stopping with an error."),
     skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Ignore non-image files in a --real folder or zip."),
+    mirror: bool = typer.Option(False, "--mirror", help="Add x-flipped copies of the real images (2N reals), as "
+                                "NVlabs scores runs trained with --mirror (xflip) and as their published FIDs were "
+                                "measured; eval warns when a run was trained so and this is not given."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and warnings (for CI)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the rows computed (for machines)."),
 ) -> None:
@@ -249,7 +252,7 @@ def eval_(
 
     options = EvalOptions(metrics=parse_metric_list(metrics), real=real, n=n, n_real=n_real, extractor=extractor,
                           seed=seed, device=str(resolve_device(device)), batch_size=batch_size,
-                          metric_params=parse_metric_params(param), keep_going=keep_going, skip_unknown=skip_unknown,
+                          metric_params=parse_metric_params(param), keep_going=keep_going, skip_unknown=skip_unknown, mirror=mirror,
                           real_stats=real_stats, real_features=real_features)
     rank, _ = init_distributed(options.device)
     if rank != 0:  # under torchrun only rank 0 prints

@@ -10,8 +10,9 @@ from ganbench.data.base import ImageDataset
 class MirroredDataset(ImageDataset):
     """2N images: index i < N is the base image i, index N + i is it flipped left-right; labels are shared.
 
-    As NVlabs' `xflip`, for training only: metrics compare against the data as stored. Flipped copies have
-    no ground-truth annotations (positions and rotations would change), so `annotations` gives None for them.
+    As NVlabs' `xflip`: for training, and for the real data of `eval --mirror`, which scores a run trained so
+    against the flipped reals too, as NVlabs' metrics do (eval warns when such a run is scored without it). Flipped
+    copies have no ground-truth annotations (positions and rotations would change), so `annotations` gives None.
     """
 
     def __init__(self, base: ImageDataset) -> None:

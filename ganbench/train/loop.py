@@ -484,7 +484,7 @@ class Trainer:
         train.update({"kimg": self.opts.kimg, "batch": self.opts.batch, "total_kimg": self.opts.kimg,
                       "augment_pipe": self.augment_name,
                       "world_size": self.dist.world, "data": self.opts.data, "crop": self.opts.crop,
-                      "resize": self.opts.resize, **self.transfer.metadata()})
+                      "resize": self.opts.resize, "mirror": self.opts.mirror, **self.transfer.metadata()})
         return {"arch": self.opts.model, "config": self.config, "dataset": self.dataset.identity,
                 "resolution": self.opts.resolution, "seed": self.opts.seed, "kimg": self.cur_nimg / 1000,
                 "train": train}

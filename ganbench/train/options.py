@@ -247,7 +247,7 @@ RESUMABLE_CHANGES = frozenset({"total_kimg", "kimg", "world_size", "data"})
 # (the loop passes None on to the loss), so a run recorded with one resumes with the other.
 REG_INTERVAL_KEYS = ("r1_interval", "pl_interval")
 FLAGS = {"dataset": "--data", "batch": "--batch", "seed": "--seed", "augment_pipe": "--augment/--augpipe",
-         "crop": "--crop", "resize": "--resize",
+         "crop": "--crop", "resize": "--resize", "mirror": "--mirror",
          "resume_from": "--resume-from", "freeze_d": "--freeze-d"}
 
 

@@ -37,7 +37,7 @@ class NetworkFile:
     states: dict[str, dict[str, torch.Tensor]]    # "G_ema" / "G" / "D" -> state dict in ganbench names
     kimg: float | None = None                     # training progress, when the file records it
     data: str | None = None                       # training data spec, when recorded and present here
-    data_options: dict[str, Any] = field(default_factory=dict)  # how it was opened (crop, resize), when not default
+    data_options: dict[str, Any] = field(default_factory=dict)  # how it was opened: crop, resize, mirror (if not default)
     notes: dict[str, Any] = field(default_factory=dict)  # format facts worth showing (e.g. recorded data path)
     unavailable: dict[str, str] = field(default_factory=dict)   # network -> why it cannot be expressed
     fixed_buffers: tuple[str, ...] = ()           # buffer names the config fixes and the file does not store

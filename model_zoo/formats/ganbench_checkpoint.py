@@ -31,11 +31,13 @@ def training_data(metadata: dict[str, Any]) -> str | None:
 
 def training_data_options(metadata: dict[str, Any]) -> dict[str, Any]:
     """The --crop / --resize a run opened its data with, when recorded and not the default (eval opens its real
-    data the same way, else a run trained on center-wide crops was scored against centre crops)."""
+    data the same way, else a run trained on center-wide crops was scored against centre crops), and `mirror`
+    when it trained with x-flips (eval warns that NVlabs scores such runs against x-flipped reals)."""
     train = metadata.get("train")
     if not isinstance(train, dict):
         return {}
-    return {k: train[k] for k in ("crop", "resize") if isinstance(train.get(k), str) and train[k]}
+    out = {k: train[k] for k in ("crop", "resize") if isinstance(train.get(k), str) and train[k]}
+    return {**out, "mirror": True} if train.get("mirror") is True else out
 
 
 @register("ganbench-checkpoint")

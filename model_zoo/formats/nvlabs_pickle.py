@@ -261,6 +261,8 @@ class NVlabsPickle:
         notes: dict[str, Any] = {"recorded_data": recorded}
         if records["D"] is not None:
             notes["freeze_layers"] = (records["D"].init_kwargs.get("block_kwargs") or {}).get("freeze_layers", 0)
+        kwargs = data.get("training_set_kwargs")
+        xflip = {"mirror": True} if isinstance(kwargs, dict) and kwargs.get("xflip") is True else {}
         return NetworkFile(path=path, format="nvlabs-pickle", family=family, resolution=resolution,
                            overrides=overrides, states=states, kimg=self.snapshot_kimg(path.name),
-                           data=usable, notes=notes)
+                           data=usable, data_options=xflip, notes=notes)
