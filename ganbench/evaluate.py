@@ -464,6 +464,9 @@ class _RealData:
             count = f"its {self.file.n}" if self.file.n else "its own"
             raise ConfigError(f"--n-real {options.n_real} does not apply to {self.file.path}: a statistics or "
                               f"features file holds what {count} real images gave")
+        if self.file is not None and options.mirror:
+            raise ConfigError(f"--mirror does not apply to {self.file.path}: a statistics or features file holds what "
+                              f"its real images gave (pass the real data with --real to add their x-flips)")
 
     def of(self, ref: CheckpointRef) -> tuple[Any, Any]:
         """(spec, dataset) for `ref`; (file path, None) when the reals are a statistics or features file."""

@@ -407,6 +407,11 @@ def test_a_pickle_trained_with_xflip_warns_until_eval_mirrors_the_reals(tmp_path
                         out=tmp_path / "b.csv")
     assert mirrored.warnings == [] and set(mirrored.added["n_real"]) == {32}          # 16 reals + their 16 x-flips
     assert set(mirrored.added["dataset"]) != set(summary.added["dataset"])             # another real set, other rows
+    from ganbench.errors import ConfigError
+
+    np.savez(tmp_path / "st.npz", mu=np.zeros(4), sigma=np.eye(4))
+    with pytest.raises(ConfigError, match="--mirror does not apply to .*st.npz"):   # it would be silently ignored
+        evaluate([pkl], EvalOptions(metrics=["fid"], real_stats=tmp_path / "st.npz", mirror=True), out=tmp_path / "c.csv")
 
 
 def _sg3_kwargs(config: str = "stylegan3-t", **g_extra) -> tuple[model_zoo.ModelSpec, dict, dict]:

@@ -252,8 +252,8 @@ def eval_(
 
     options = EvalOptions(metrics=parse_metric_list(metrics), real=real, n=n, n_real=n_real, extractor=extractor,
                           seed=seed, device=str(resolve_device(device)), batch_size=batch_size,
-                          metric_params=parse_metric_params(param), keep_going=keep_going, skip_unknown=skip_unknown, mirror=mirror,
-                          real_stats=real_stats, real_features=real_features)
+                          metric_params=parse_metric_params(param), keep_going=keep_going, skip_unknown=skip_unknown,
+                          mirror=mirror, real_stats=real_stats, real_features=real_features)
     rank, _ = init_distributed(options.device)
     if rank != 0:  # under torchrun only rank 0 prints
         evaluate(targets, options, out=out)
