@@ -79,6 +79,19 @@ def test_a_metric_asking_for_fewer_reals_than_a_statistics_file_holds_is_refused
          "--out", sets / "d.csv")      # more than the file holds: all of them, as NVlabs caps n_real
 
 
+def test_mirrored_export_gives_the_fid_of_eval_mirror(sets):
+    """`stats export --mirror` holds the statistics of the reals plus their x-flips (2N), so a file made for a run
+    trained with --mirror serves the FID `eval --mirror` computes from the images."""
+    _run("stats", "export", "--real", sets / "data", "--mirror", sets / "st.npz")
+    with np.load(sets / "st.npz", allow_pickle=False) as z:
+        assert int(z["n"]) == 96
+    _run("eval", sets / "samples", "--real", sets / "data", "--mirror", "-m", "fid", "--out", sets / "a.csv")
+    _run("eval", sets / "samples", "--real-stats", sets / "st.npz", "-m", "fid", "--out", sets / "b.csv")
+    _run("eval", sets / "samples", "--real", sets / "data", "-m", "fid", "--out", sets / "c.csv")
+    a, b, c = _values(sets / "a.csv")["fid"], _values(sets / "b.csv")["fid"], _values(sets / "c.csv")["fid"]
+    assert b == pytest.approx(a, rel=1e-6) and abs(a - c) > 1e-3 * c
+
+
 def test_unbiased_export_serves_unbiased_fid_and_converts_for_the_biased_one(sets):
     _run("stats", "export", "--real", sets / "data", "--covariance", "unbiased", sets / "st.npz")
     for cov in ("biased", "unbiased"):

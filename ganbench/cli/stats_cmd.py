@@ -35,6 +35,8 @@ def export(
     device: str = typer.Option("auto", "--device", help=f"Device: {DEVICE_HELP}."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per extractor batch."),
     skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Ignore non-image files in a folder or zip."),
+    mirror: bool = typer.Option(False, "--mirror", help="Add the x-flipped copies (2N images), as `eval --mirror` "
+                                "and NVlabs' metrics of runs trained with x-flips."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
@@ -44,7 +46,7 @@ def export(
 
     info = export_real_stats(real, out, extractor=extractor, features=features, n_real=n_real, resolution=resolution,
                              covariance=covariance, device=str(resolve_device(device)), batch_size=batch_size,
-                             skip_unknown=skip_unknown, overwrite=overwrite)
+                             skip_unknown=skip_unknown, overwrite=overwrite, mirror=mirror)
     if as_json:
         typer.echo(json.dumps(info))
         return

@@ -267,12 +267,13 @@ def write_real_file(path: str | os.PathLike, moments: Any, describe: dict[str, A
 def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shapes-net", features: bool = False,
                       n_real: int | None = None, resolution: int | None = None, covariance: str = "biased",
                       device: str = "cpu", batch_size: int = 64, skip_unknown: bool = False,
-                      cache_dir: Any = None, overwrite: bool = False) -> dict[str, Any]:
+                      cache_dir: Any = None, overwrite: bool = False, mirror: bool = False) -> dict[str, Any]:
     """Compute the statistics (and with `features`, the features) of real data `real` and write them to `out`.
 
     The images are opened as `eval --real` opens them at `resolution` (default: the data's own size when that is
     a square power of two, else the largest power of two within the shorter side); the feature pass goes
-    through MetricContext, so it shares the real-statistics cache with `eval`. Returns what was written.
+    through MetricContext, so it shares the real-statistics cache with `eval`. `mirror` adds the x-flipped copies
+    (2N images), as `eval --mirror` and NVlabs' metrics of runs trained with x-flips. Returns what was written.
     """
     from ganbench.data import open_dataset
     from ganbench.data.preprocess import AUTO
@@ -289,7 +290,8 @@ def export_real_stats(real: str, out: str | os.PathLike, extractor: str = "shape
         raise ConfigError(f"{out} already exists; choose another path or pass --overwrite")
     on_disk = Path(str(real)).expanduser().exists()   # files get the automatic size, embedded sets their default
     auto = AUTO if on_disk else None
-    dataset = open_dataset(str(real), resolution=auto if resolution is None else resolution, skip_unknown=skip_unknown)
+    dataset = open_dataset(str(real), resolution=auto if resolution is None else resolution, skip_unknown=skip_unknown,
+                           mirror=mirror)
     check_n_real(n_real, dataset, real)
     ctx = MetricContext(real=dataset, n_real=n_real, extractor=extractor, device=device, batch_size=batch_size,
                         cache_dir=cache_dir)
