@@ -565,3 +565,18 @@ def test_a_run_trained_with_mirror_records_it_and_eval_says_how_nvlabs_scores_it
     assert summary.warnings == [] and set(summary.added["n_real"]) == {32}
     r = CliRunner().invoke(app, ["eval", str(run), "-m", "fid", "--n", "8", "--mirror", "--out", str(tmp_path / "c.csv")])
     assert r.exit_code == 0 and "x-flipped" not in r.output, r.output
+
+
+def test_a_resume_with_another_crop_resize_or_mirror_names_the_flag(toy: str, tmp_path: Path) -> None:
+    """The metadata records --crop, --resize and --mirror (eval reopens the run's data with them); a resume that
+    changes one names that flag, not `--set mirror`."""
+    from ganbench.data import open_dataset
+    from ganbench.data.export import export_dataset
+
+    data = str(export_dataset(open_dataset("shapes:16", resolution=16), tmp_path / "data"))
+    run = tmp_path / "run"
+    run_training(toy, data, 16, kimg=0.016, batch=8, seed=0, out=run, snapshot_kimg=1, device="cpu")
+    for change, said in (({"mirror": True}, "--mirror: recorded False, now True"),
+                         ({"resize": "box"}, "--resize: recorded None, now box")):
+        with pytest.raises((ConfigError, ResumeMismatch), match=said):
+            run_training(toy, data, 16, kimg=0.032, batch=8, seed=0, out=run, snapshot_kimg=1, device="cpu", **change)
