@@ -144,6 +144,11 @@ class EvalSummary:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)   # what a person must know about the numbers (one line each)
 
+    def warn(self, line: str) -> None:
+        """Add a warning line once (each checkpoint of a run would give it again)."""
+        if line not in self.warnings:
+            self.warnings.append(line)
+
 
 class EvalProgress:
     """What `evaluate` reports while it works; the CLI draws a bar and prints lines, this base ignores it all.
@@ -328,8 +333,7 @@ def _warn_counts(summary: "EvalSummary", plan: "_Plan", names: Sequence[str]) ->
     """`count_warnings` of the metrics in `names` that have rows (computed or found done), once each: a metric that
     did not apply measured nothing, so it was not 'measured with 50 images'."""
     for line in count_warnings({n: plan.metrics[n] for n in names}, {n: plan.how[n][1] for n in names}):
-        if line not in summary.warnings:
-            summary.warnings.append(line)
+        summary.warn(line)
 
 
 def metric_rows(ref: CheckpointRef, name: str, params_json: str, values: dict[str, float],
@@ -364,20 +368,21 @@ def _with_recorded_kimg(ref: CheckpointRef, meta: dict[str, Any]) -> CheckpointR
 
 
 def _open_real(real: Any, resolution: int, cache: dict[Any, Any], skip_unknown: bool = False,
-               options: dict[str, Any] | None = None) -> Any:
-    """Real data `real` at `resolution`, opened once per evaluation; `options`: the crop / resize a run recorded."""
+               how: dict[str, Any] | None = None) -> Any:
+    """Real data `real` at `resolution`, opened once per evaluation; `how`: open_dataset options (a run's recorded
+    crop / resize, eval's --mirror)."""
     if real is None:
         raise ConfigError("no real data given and the checkpoint does not record its training data "
                           "(pass --real, e.g. --real shapes)")
     if not isinstance(real, str):
         return real
-    options = dict(options or {})
-    key = (real, resolution, tuple(sorted(options.items())))
+    how = dict(how or {})
+    key = (real, resolution, tuple(sorted(how.items())))
     if key not in cache:
         from ganbench.data import open_dataset
 
         kw = {"skip_unknown": True} if skip_unknown and _takes_skip_unknown(real) else {}
-        cache[key] = open_dataset(real, resolution=resolution, **kw, **options)
+        cache[key] = open_dataset(real, resolution=resolution, **kw, **how)
     return cache[key]
 
 
@@ -480,7 +485,7 @@ class _RealData:
                                   f"--real-stats FILE.npz or --real-features FILE.npz")
             spec, resolution = self.options.real, int(ref.dataset.resolution)
             return spec, _open_real(spec, resolution, self.datasets, self.options.skip_unknown, self._mirror({}))
-        key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
+        key = self._key(ref)
         if key not in self._per_dir:
             nets = model_zoo.open_network_file(ref.path)
             # the run's own data is opened as the run opened it (its --crop / --resize); --real data by default
@@ -496,12 +501,16 @@ class _RealData:
 
     def unmirrored_run(self, ref: CheckpointRef) -> bool:
         """Whether `ref` was trained with x-flips (--mirror, NVlabs' xflip) but is scored against unflipped reals."""
-        import model_zoo
-
         if ref.is_image_set or self.options.mirror or self.file is not None:
             return False
-        key = ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
-        return self.trained_mirrored.get(key, False)
+        return self.trained_mirrored.get(self._key(ref), False)
+
+    @staticmethod
+    def _key(ref: CheckpointRef) -> Path:
+        """One network file per run folder tells its data and resolution; a lone model file stands for itself."""
+        import model_zoo
+
+        return ref.run_dir.resolve() if model_zoo.snapshot_kimg(ref.path.name) is not None else ref.path.resolve()
 
     def identity(self, ref: CheckpointRef) -> tuple[str, int | None]:
         """(dataset identity, real images used) as the rows of `ref` record them."""
@@ -841,8 +850,7 @@ def _warn_resized(ref: CheckpointRef, summary: EvalSummary) -> None:
     line = (f"{ref.run}: its {w}x{h} images are {how} to {r}x{r} px (the largest power of two within, as --real "
             f"data) before every metric; clean-fid and torch-fidelity resize them straight to 299 px, so their FID "
             f"of these files differs")
-    if line not in summary.warnings:
-        summary.warnings.append(line)
+    summary.warn(line)
 
 
 def _warn_channels(ref: CheckpointRef, G: Any, real: Any, spec: Any, summary: EvalSummary) -> None:
@@ -855,8 +863,7 @@ def _warn_channels(ref: CheckpointRef, G: Any, real: Any, spec: Any, summary: Ev
     what = "an image set" if ref.is_image_set else "a generator"
     line = (f"{ref.run} is {what} of {int(made)}-channel images but the real data {spec} has {int(given)}: both are "
             f"scored as RGB (gray repeated), so the distance includes colour against gray")
-    if line not in summary.warnings:
-        summary.warnings.append(line)
+    summary.warn(line)
 
 
 def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, options: EvalOptions,
@@ -886,10 +893,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, todo: list[str], plan: _Plan, optio
     _warn_channels(ref, G, real, spec, summary)
     _warn_resized(ref, summary)
     if reals.unmirrored_run(ref):
-        line = (f"{ref.run} was trained with x-flipped copies of its data (--mirror); NVlabs scores such runs against "
-                f"the x-flipped real images too (its published FIDs): pass --mirror to reproduce them")
-        if line not in summary.warnings:
-            summary.warnings.append(line)
+        summary.warn(f"{ref.run} was trained with x-flipped copies of its data (--mirror); NVlabs scores such runs "
+                     f"against the x-flipped real images too (its published FIDs): pass --mirror to reproduce them")
     label = ref.label
     ctx = MetricContext(generator=G, real=real, n_gen=plan.n_ctx, n_real=options.n_real, extractor=options.extractor,
                         seed=options.seed, batch_size=options.batch_size, device=options.device,
