@@ -29,7 +29,8 @@ from PIL import Image
 from ganbench.checkpoint import atomic_write_bytes, default_file_mode
 from ganbench.data.base import ImageDataset
 from ganbench.data.files import IMAGE_EXTENSIONS
-from ganbench.data.labels import ATTRIBUTE_FILE, ATTRIBUTE_FORMAT, LABEL_FILE, compact_label, labels_document
+from ganbench.data.labels import (ATTRIBUTE_FILE, ATTRIBUTE_FORMAT, LABEL_FILE, compact_label, labels_document,
+                                  written_as_classes)
 from ganbench.data.preprocess import UnfitImage
 from ganbench.errors import DataError
 
@@ -189,7 +190,7 @@ def label_array(labels: list[int | np.ndarray], label_dim: int) -> np.ndarray | 
     """
     if label_dim == 0 or not labels:
         return None
-    if all(isinstance(x, (int, np.integer)) for x in labels) and max(labels) + 1 == label_dim:
+    if written_as_classes(labels, label_dim):
         return np.asarray(labels, dtype=np.int64)
     rows = np.zeros([len(labels), label_dim], dtype=np.float32)
     for k, x in enumerate(labels):

@@ -194,6 +194,14 @@ def parse_labels(raw: bytes, image_names: list[str], where: str) -> LabelTable |
     raise DataError(f"{where}: labels must be all ints (classes) or all lists of numbers, got {', '.join(kinds)}")
 
 
+def written_as_classes(labels: list[int | np.ndarray], label_dim: int) -> bool:
+    """Whether `labels` (int classes or vectors) may be written as int classes: all are classes and the largest is
+    label_dim - 1, since NVlabs' loaders (and ganbench's for a file without `label_dim`) take max + 1 as the label
+    size; otherwise they are written as vectors, which every reader keeps as they are."""
+    return bool(labels) and all(isinstance(x, (int, np.integer)) for x in labels) and \
+        max(int(x) for x in labels) + 1 == label_dim
+
+
 def labels_document(names: list[str], labels: list[int | np.ndarray] | None, label_dim: int = 0) -> dict[str, Any]:
     """The dataset.json content: NVlabs' `{"labels": [[name, class or vector], ...]}`.
 
@@ -205,7 +213,7 @@ def labels_document(names: list[str], labels: list[int | np.ndarray] | None, lab
     """
     if labels is None or label_dim == 0:
         return {"labels": None}
-    if all(isinstance(x, (int, np.integer)) for x in labels) and max(int(x) for x in labels) + 1 == label_dim:
+    if written_as_classes(labels, label_dim):
         return {"labels": [[n, int(c)] for n, c in zip(names, labels)], "label_dim": int(label_dim)}
     rows = []
     for x in labels:
