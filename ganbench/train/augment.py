@@ -76,8 +76,8 @@ def band_filter_bank(bands: int = len(FILTER_BAND_POWER)) -> np.ndarray:
     the bands telescope to a unit impulse (the same bank as NVlabs' augment.py builds).
     """
     h = np.asarray(SYM2, dtype=np.float64)
-    lo = np.convolve(h, h[::-1]) / 2
-    hi = np.convolve(h * (-1.0) ** np.arange(h.size), (h * (-1.0) ** np.arange(h.size))[::-1]) / 2
+    g = h * (-1.0) ** np.arange(h.size)                   # H(-z)
+    lo, hi = np.convolve(h, h[::-1]) / 2, np.convolve(g, g[::-1]) / 2
 
     def dilate(f: np.ndarray, k: int) -> np.ndarray:   # f(z^k): k - 1 zeros between the taps
         out = np.zeros((f.size - 1) * k + 1)
